@@ -1,0 +1,220 @@
+//! Symmetric keys, member ids, key wrapping (recipient stanzas) and the
+//! domain-separated signatures shared by every signed structure.
+
+use std::fmt;
+
+use chacha20poly1305::{aead::AeadInPlace, ChaCha20Poly1305, KeyInit};
+use ed25519_dalek::{Signature, VerifyingKey};
+use hkdf::Hkdf;
+use rand_core::CryptoRngCore;
+use sha2::{Digest, Sha256};
+use x25519_dalek::{PublicKey, StaticSecret};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use crate::error::{Error, Result, Structure};
+use crate::identity::{Identity, PublicIdentity};
+use crate::wire::Reader;
+
+pub const KEY_LEN: usize = 32;
+pub const MEMBER_ID_LEN: usize = 16;
+pub const SIGNATURE_LEN: usize = 64;
+
+/// HKDF-SHA256 to one 32-byte key.
+pub(crate) fn derive(ikm: &[u8], salt: &[u8], info: &[u8]) -> Zeroizing<[u8; KEY_LEN]> {
+    let mut out = Zeroizing::new([0u8; KEY_LEN]);
+    Hkdf::<Sha256>::new(Some(salt), ikm)
+        .expand(info, out.as_mut())
+        .expect("32 bytes is a valid HKDF-SHA256 output length");
+    out
+}
+
+macro_rules! secret_key {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
+        pub struct $name([u8; KEY_LEN]);
+
+        impl $name {
+            pub fn generate(rng: &mut impl CryptoRngCore) -> Self {
+                let mut key = [0u8; KEY_LEN];
+                rng.fill_bytes(&mut key);
+                $name(key)
+            }
+
+            pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
+                $name(bytes)
+            }
+
+            pub fn as_bytes(&self) -> &[u8; KEY_LEN] {
+                &self.0
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(concat!(stringify!($name), "([redacted])"))
+            }
+        }
+    };
+}
+
+secret_key!(
+    /// A file's data-encryption key: random per file, new on every re-key,
+    /// wrapped for each recipient in the file header.
+    FileKey
+);
+secret_key!(
+    /// The volume's name key: encrypts file names and symlink targets;
+    /// wrapped for each member in the volume file.
+    NameKey
+);
+
+/// A member's id: the first 16 bytes of SHA-256 over the domain and both
+/// public keys. Short enough for stanzas, long enough to never collide.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MemberId(pub [u8; MEMBER_ID_LEN]);
+
+impl MemberId {
+    pub(crate) fn of(x25519: &[u8; 32], ed25519: &[u8; 32]) -> Self {
+        let digest = Sha256::new()
+            .chain_update(b"tresor/v1/member-id\0")
+            .chain_update(x25519)
+            .chain_update(ed25519)
+            .finalize();
+        MemberId(digest[..MEMBER_ID_LEN].try_into().expect("16 of 32 bytes"))
+    }
+}
+
+impl fmt::Display for MemberId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for MemberId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MemberId({self})")
+    }
+}
+
+pub const STANZA_LEN: usize = MEMBER_ID_LEN + 32 + KEY_LEN + 16;
+
+/// One recipient's copy of a symmetric key (age-style): the key sealed with
+/// ChaCha20-Poly1305 under HKDF(X25519(ephemeral, recipient), both public keys).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Stanza {
+    pub recipient: MemberId,
+    pub ephemeral: [u8; 32],
+    pub wrapped: [u8; KEY_LEN + 16],
+}
+
+const WRAP_INFO: &[u8] = b"tresor/v1/stanza";
+
+fn wrap_cipher(shared: &[u8; 32], ephemeral: &[u8; 32], recipient: &[u8; 32]) -> ChaCha20Poly1305 {
+    let mut salt = [0u8; 64];
+    salt[..32].copy_from_slice(ephemeral);
+    salt[32..].copy_from_slice(recipient);
+    ChaCha20Poly1305::new(derive(shared, &salt, WRAP_INFO).as_ref().into())
+}
+
+impl Stanza {
+    /// Wraps `key` for `recipient`. `aad` binds the stanza to its container
+    /// (a file id or a volume id) so it cannot be moved to another one.
+    pub fn wrap(key: &[u8; KEY_LEN], recipient: &PublicIdentity, aad: &[u8], rng: &mut impl CryptoRngCore) -> Result<Stanza> {
+        let mut ephemeral = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(ephemeral.as_mut());
+        Self::wrap_with_ephemeral(key, recipient, aad, &ephemeral)
+    }
+
+    /// `wrap` with the ephemeral secret given: for test vectors.
+    pub fn wrap_with_ephemeral(
+        key: &[u8; KEY_LEN],
+        recipient: &PublicIdentity,
+        aad: &[u8],
+        ephemeral_secret: &[u8; 32],
+    ) -> Result<Stanza> {
+        let secret = StaticSecret::from(*ephemeral_secret);
+        let ephemeral = PublicKey::from(&secret).to_bytes();
+        let shared = secret.diffie_hellman(&PublicKey::from(recipient.x25519));
+        if !shared.was_contributory() {
+            return Err(Error::InvalidArgument("recipient X25519 key is a low-order point".into()));
+        }
+        let mut wrapped = [0u8; KEY_LEN + 16];
+        wrapped[..KEY_LEN].copy_from_slice(key);
+        let tag = wrap_cipher(shared.as_bytes(), &ephemeral, &recipient.x25519)
+            .encrypt_in_place_detached(&Default::default(), aad, &mut wrapped[..KEY_LEN])
+            .expect("ChaCha20-Poly1305 seals 32 bytes");
+        wrapped[KEY_LEN..].copy_from_slice(&tag);
+        Ok(Stanza {
+            recipient: recipient.id(),
+            ephemeral,
+            wrapped,
+        })
+    }
+
+    /// Recovers the wrapped key with the recipient's identity.
+    pub fn unwrap(&self, identity: &Identity, aad: &[u8]) -> Result<Zeroizing<[u8; KEY_LEN]>> {
+        let tampered = Error::Tampered { what: Structure::Stanza };
+        let shared = identity.x25519_secret().diffie_hellman(&PublicKey::from(self.ephemeral));
+        if !shared.was_contributory() {
+            return Err(tampered);
+        }
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
+        key.copy_from_slice(&self.wrapped[..KEY_LEN]);
+        wrap_cipher(shared.as_bytes(), &self.ephemeral, &identity.public().x25519)
+            .decrypt_in_place_detached(
+                &Default::default(),
+                aad,
+                key.as_mut(),
+                self.wrapped[KEY_LEN..].into(),
+            )
+            .map_err(|_| tampered)?;
+        Ok(key)
+    }
+
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.recipient.0);
+        out.extend_from_slice(&self.ephemeral);
+        out.extend_from_slice(&self.wrapped);
+    }
+
+    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Stanza> {
+        Ok(Stanza {
+            recipient: MemberId(r.array()?),
+            ephemeral: r.array()?,
+            wrapped: r.array()?,
+        })
+    }
+}
+
+/// Domain-separation prefixes: a signature over one structure never verifies
+/// as a signature over another.
+pub(crate) mod domain {
+    pub const VOLUME: &[u8] = b"tresor/v1/volume\0";
+    pub const HEADER: &[u8] = b"tresor/v1/header\0";
+    pub const POLICY: &[u8] = b"tresor/v1/policy\0";
+}
+
+pub(crate) fn sign(identity: &Identity, domain: &[u8], body: &[u8]) -> [u8; SIGNATURE_LEN] {
+    let mut msg = Vec::with_capacity(domain.len() + body.len());
+    msg.extend_from_slice(domain);
+    msg.extend_from_slice(body);
+    identity.sign(&msg)
+}
+
+pub(crate) fn verify(
+    key: &VerifyingKey,
+    domain: &[u8],
+    body: &[u8],
+    signature: &[u8; SIGNATURE_LEN],
+    what: Structure,
+) -> Result<()> {
+    let mut msg = Vec::with_capacity(domain.len() + body.len());
+    msg.extend_from_slice(domain);
+    msg.extend_from_slice(body);
+    key.verify_strict(&msg, &Signature::from_bytes(signature))
+        .map_err(|_| Error::Tampered { what })
+}

@@ -1,0 +1,254 @@
+//! File names and symlink targets. Names are encrypted deterministically
+//! (AES-256-GCM-SIV with a nonce and AAD from the directory's IV), so a
+//! lookup encrypts the name and opens the backing entry directly, and the
+//! same name in two directories encrypts differently. Names too long for the
+//! backing file system go through a hashed entry plus a sidecar holding the
+//! full ciphertext, as in gocryptfs.
+
+use aead::{AeadInPlace, KeyInit};
+use aes_gcm_siv::Aes256GcmSiv;
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD as B64, Engine};
+use rand_core::CryptoRngCore;
+use sha2::{Digest, Sha256};
+
+use crate::content::{NONCE_LEN, TAG_LEN};
+use crate::error::{Error, Result, Structure};
+use crate::keys::{derive, NameKey};
+
+/// Every name the format reserves in the backing tree starts with this.
+/// Encrypted names are base64url, which has no '.', so they never collide.
+pub const RESERVED_PREFIX: &str = "tresor.";
+pub const VOLUME_FILE: &str = "tresor.volume";
+pub const DIRIV_FILE: &str = "tresor.diriv";
+pub const POLICY_FILE: &str = "tresor.policy";
+pub const LONGNAME_PREFIX: &str = "tresor.longname.";
+pub const LONGNAME_SIDECAR_SUFFIX: &str = ".name";
+pub const LONGTARGET_PREFIX: &str = "tresor.longtarget.";
+pub const DIRIV_LEN: usize = 16;
+/// Plaintext names are limited like Linux names.
+pub const NAME_MAX: usize = 255;
+/// Longest encoded name stored directly as an entry (ext4 and most file
+/// systems allow 255 bytes); plaintext names up to 175 bytes fit.
+pub const SHORT_NAME_MAX: usize = 255;
+/// Longest plaintext symlink target (PATH_MAX minus the NUL).
+pub const TARGET_MAX: usize = 4095;
+/// Longest encoded target stored directly in the backing symlink.
+pub const INLINE_TARGET_MAX: usize = 4095;
+
+/// A directory's IV, kept in `tresor.diriv` inside the directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DirIv(pub [u8; DIRIV_LEN]);
+
+impl DirIv {
+    pub fn generate(rng: &mut impl CryptoRngCore) -> DirIv {
+        let mut iv = [0u8; DIRIV_LEN];
+        rng.fill_bytes(&mut iv);
+        DirIv(iv)
+    }
+
+    pub fn parse(bytes: &[u8]) -> Result<DirIv> {
+        let iv = bytes
+            .try_into()
+            .map_err(|_| Error::malformed(Structure::DirIv, format!("{} bytes, expected {DIRIV_LEN}", bytes.len())))?;
+        Ok(DirIv(iv))
+    }
+}
+
+/// How an encrypted name is stored in the backing directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EncryptedName {
+    /// The entry's name is the encrypted name.
+    Short(String),
+    /// The entry is `tresor.longname.<hash>`; the sidecar entry
+    /// `<entry>.name` holds `full`, the encrypted name.
+    Long { entry: String, full: String },
+}
+
+impl EncryptedName {
+    /// The name of the directory entry.
+    pub fn entry(&self) -> &str {
+        match self {
+            EncryptedName::Short(s) => s,
+            EncryptedName::Long { entry, .. } => entry,
+        }
+    }
+}
+
+/// What a backing directory entry is, judged by its name alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    /// An encrypted name: decrypt it.
+    Short,
+    /// A hashed long name: read `<entry>.name` and decrypt that.
+    Long,
+    /// Format metadata (dir IV, sidecars, volume file, policies): not shown.
+    Reserved,
+}
+
+pub fn classify(entry: &str) -> EntryKind {
+    if let Some(rest) = entry.strip_prefix(LONGNAME_PREFIX) {
+        if !rest.ends_with(LONGNAME_SIDECAR_SUFFIX) {
+            return EntryKind::Long;
+        }
+    }
+    if entry.starts_with(RESERVED_PREFIX) {
+        EntryKind::Reserved
+    } else {
+        EntryKind::Short
+    }
+}
+
+/// The sidecar of a long-name entry.
+pub fn long_name_sidecar(entry: &str) -> String {
+    format!("{entry}{LONGNAME_SIDECAR_SUFFIX}")
+}
+
+/// Checks a plaintext name: 1..=255 bytes, no '/', no NUL, not "." or "..".
+pub fn check_name(name: &[u8]) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::InvalidName("empty name"));
+    }
+    if name.len() > NAME_MAX {
+        return Err(Error::InvalidName("longer than 255 bytes"));
+    }
+    if name == b"." || name == b".." {
+        return Err(Error::InvalidName("'.' and '..' are not names"));
+    }
+    if name.iter().any(|&b| b == b'/' || b == 0) {
+        return Err(Error::InvalidName("contains '/' or NUL"));
+    }
+    Ok(())
+}
+
+/// A stored symlink target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EncryptedTarget {
+    /// The backing symlink points to this string.
+    Inline(String),
+    /// Too long for a symlink: the backing symlink points to `link`
+    /// (`tresor.longtarget.<hash>`), a sidecar file in the same directory
+    /// whose content is `full`.
+    Sidecar { link: String, full: String },
+}
+
+/// Encrypts and decrypts names and symlink targets with keys derived from
+/// the volume name key. Built once per mount.
+pub struct NameCipher {
+    names: Aes256GcmSiv,
+    targets: Aes256GcmSiv,
+}
+
+impl NameCipher {
+    pub fn new(key: &NameKey) -> NameCipher {
+        let names = derive(key.as_bytes(), b"", b"tresor/v1/names");
+        let targets = derive(key.as_bytes(), b"", b"tresor/v1/symlink-targets");
+        NameCipher {
+            names: Aes256GcmSiv::new(names.as_ref().into()),
+            targets: Aes256GcmSiv::new(targets.as_ref().into()),
+        }
+    }
+
+    pub fn encrypt_name(&self, dir: &DirIv, name: &[u8]) -> Result<EncryptedName> {
+        check_name(name)?;
+        let mut buf = Vec::with_capacity(name.len() + TAG_LEN);
+        buf.extend_from_slice(name);
+        let nonce = dir.0[..NONCE_LEN].into();
+        let tag = self
+            .names
+            .encrypt_in_place_detached(nonce, &dir.0, &mut buf)
+            .expect("names are far below the AEAD length limit");
+        buf.extend_from_slice(&tag);
+        let full = B64.encode(&buf);
+        if full.len() <= SHORT_NAME_MAX {
+            return Ok(EncryptedName::Short(full));
+        }
+        let entry = format!("{LONGNAME_PREFIX}{}", B64.encode(Sha256::digest(full.as_bytes())));
+        Ok(EncryptedName::Long { entry, full })
+    }
+
+    /// Decrypts an encrypted name: a short entry's name, or a long entry's
+    /// sidecar content. A long entry's hash is checked by `check_long_name`.
+    pub fn decrypt_name(&self, dir: &DirIv, encrypted: &str) -> Result<Vec<u8>> {
+        let what = Structure::Name;
+        let mut buf = B64
+            .decode(encrypted)
+            .map_err(|_| Error::malformed(what, "not base64url"))?;
+        if buf.len() <= TAG_LEN {
+            return Err(Error::malformed(what, "too short"));
+        }
+        let tag_at = buf.len() - TAG_LEN;
+        let tag: [u8; TAG_LEN] = buf[tag_at..].try_into().unwrap();
+        buf.truncate(tag_at);
+        self.names
+            .decrypt_in_place_detached(dir.0[..NONCE_LEN].into(), &dir.0, &mut buf, (&tag).into())
+            .map_err(|_| Error::Tampered { what })?;
+        check_name(&buf).map_err(|_| Error::malformed(what, "decrypts to an invalid name"))?;
+        Ok(buf)
+    }
+
+    /// Checks that a long-name entry matches its sidecar's content, so
+    /// sidecars cannot be swapped between entries.
+    pub fn check_long_name(entry: &str, full: &str) -> Result<()> {
+        let expected = format!("{LONGNAME_PREFIX}{}", B64.encode(Sha256::digest(full.as_bytes())));
+        if entry != expected {
+            return Err(Error::Tampered { what: Structure::Name });
+        }
+        Ok(())
+    }
+
+    pub fn encrypt_target(&self, target: &[u8], rng: &mut impl CryptoRngCore) -> Result<EncryptedTarget> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rng.fill_bytes(&mut nonce);
+        self.encrypt_target_with_nonce(target, &nonce)
+    }
+
+    pub fn encrypt_target_with_nonce(&self, target: &[u8], nonce: &[u8; NONCE_LEN]) -> Result<EncryptedTarget> {
+        if target.is_empty() || target.len() > TARGET_MAX || target.contains(&0) {
+            return Err(Error::InvalidArgument("symlink target must be 1 to 4095 bytes without NUL".into()));
+        }
+        let mut buf = Vec::with_capacity(NONCE_LEN + target.len() + TAG_LEN);
+        buf.extend_from_slice(nonce);
+        buf.extend_from_slice(target);
+        let tag = self
+            .targets
+            .encrypt_in_place_detached(nonce.into(), TARGET_AAD, &mut buf[NONCE_LEN..])
+            .expect("targets are far below the AEAD length limit");
+        buf.extend_from_slice(&tag);
+        let full = B64.encode(&buf);
+        if full.len() <= INLINE_TARGET_MAX {
+            return Ok(EncryptedTarget::Inline(full));
+        }
+        let link = format!("{LONGTARGET_PREFIX}{}", B64.encode(Sha256::digest(full.as_bytes())));
+        Ok(EncryptedTarget::Sidecar { link, full })
+    }
+
+    /// Decrypts a stored target: the backing symlink's target, or for a
+    /// `tresor.longtarget.*` link, the sidecar's content.
+    pub fn decrypt_target(&self, stored: &str) -> Result<Vec<u8>> {
+        let what = Structure::SymlinkTarget;
+        let mut buf = B64.decode(stored).map_err(|_| Error::malformed(what, "not base64url"))?;
+        if buf.len() <= NONCE_LEN + TAG_LEN {
+            return Err(Error::malformed(what, "too short"));
+        }
+        let nonce: [u8; NONCE_LEN] = buf[..NONCE_LEN].try_into().unwrap();
+        let tag_at = buf.len() - TAG_LEN;
+        let tag: [u8; TAG_LEN] = buf[tag_at..].try_into().unwrap();
+        buf.truncate(tag_at);
+        buf.drain(..NONCE_LEN);
+        self.targets
+            .decrypt_in_place_detached((&nonce).into(), TARGET_AAD, &mut buf, (&tag).into())
+            .map_err(|_| Error::Tampered { what })?;
+        Ok(buf)
+    }
+
+    /// Checks that a long-target link matches its sidecar's content.
+    pub fn check_long_target(link: &str, full: &str) -> Result<()> {
+        let expected = format!("{LONGTARGET_PREFIX}{}", B64.encode(Sha256::digest(full.as_bytes())));
+        if link != expected {
+            return Err(Error::Tampered { what: Structure::SymlinkTarget });
+        }
+        Ok(())
+    }
+}
+
+const TARGET_AAD: &[u8] = b"tresor/v1/symlink-target";

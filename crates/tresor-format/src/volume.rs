@@ -1,0 +1,278 @@
+//! The volume file (`tresor.volume` at the root of the backing directory):
+//! volume parameters, the member registry with roles, the name key wrapped
+//! for each member, and a steward's signature over all of it.
+
+use ed25519_dalek::VerifyingKey;
+use rand_core::CryptoRngCore;
+
+use crate::content::Suite;
+use crate::error::{Error, Result, Structure};
+use crate::identity::{Identity, PublicIdentity};
+use crate::keys::{self, domain, MemberId, NameKey, Stanza, SIGNATURE_LEN};
+use crate::wire::{check_display_name, put_short_str, put_u16, put_u32, put_u64, Reader};
+
+pub const VOLUME_MAGIC: &[u8; 8] = b"TRSRVOLM";
+pub const VOLUME_VERSION: u16 = 1;
+pub const MIN_BLOCK_SIZE: u32 = 4096;
+pub const MAX_BLOCK_SIZE: u32 = 1 << 20;
+pub const MAX_MEMBERS: usize = 4096;
+const W: Structure = Structure::VolumeFile;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Role {
+    /// Manages members, grants and revokes, signs the registry and policies.
+    Steward = 1,
+    /// Reads the files granted to them; creates files.
+    Member = 2,
+    /// Verifies audit logs; holds no content keys.
+    Auditor = 3,
+}
+
+impl Role {
+    fn from_u8(v: u8) -> Result<Role> {
+        match v {
+            1 => Ok(Role::Steward),
+            2 => Ok(Role::Member),
+            3 => Ok(Role::Auditor),
+            _ => Err(Error::malformed(W, format!("unknown role {v}"))),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Steward => "steward",
+            Role::Member => "member",
+            Role::Auditor => "auditor",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub name: String,
+    pub role: Role,
+    pub public: PublicIdentity,
+    /// The volume name key wrapped for this member.
+    pub name_key: Stanza,
+}
+
+impl Member {
+    pub fn id(&self) -> MemberId {
+        self.public.id()
+    }
+}
+
+/// Parameters fixed when a volume is created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VolumeParams {
+    pub suite: Suite,
+    /// Plaintext bytes per content block: a power of two, 4 KiB to 1 MiB.
+    pub block_size: u32,
+}
+
+impl Default for VolumeParams {
+    /// Chosen from `benches/`: see FORMAT.md, "Choice of defaults".
+    fn default() -> Self {
+        VolumeParams { suite: Suite::Aes256Gcm, block_size: 64 * 1024 }
+    }
+}
+
+impl VolumeParams {
+    fn check(&self) -> Result<(), &'static str> {
+        if !self.block_size.is_power_of_two() || !(MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&self.block_size) {
+            return Err("block size must be a power of two from 4 KiB to 1 MiB");
+        }
+        Ok(())
+    }
+}
+
+/// A verified (or freshly built and signed) volume file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Volume {
+    pub id: [u8; 16],
+    pub params: VolumeParams,
+    /// Incremented on every change of the registry, so a client that saw
+    /// generation N can refuse an older file (registry rollback).
+    pub generation: u64,
+    members: Vec<Member>,
+    signer: MemberId,
+    signature: [u8; SIGNATURE_LEN],
+}
+
+fn name_key_aad(volume_id: &[u8; 16]) -> Vec<u8> {
+    [b"tresor/v1/name-key\0".as_slice(), volume_id].concat()
+}
+
+impl Volume {
+    /// Creates a volume whose first member is `steward`, and signs it.
+    pub fn create(steward: &Identity, params: VolumeParams, rng: &mut impl CryptoRngCore) -> Result<(Volume, NameKey)> {
+        params.check().map_err(|r| Error::InvalidArgument(r.into()))?;
+        let mut id = [0u8; 16];
+        rng.fill_bytes(&mut id);
+        let name_key = NameKey::generate(rng);
+        let mut volume = Volume {
+            id,
+            params,
+            generation: 0,
+            members: Vec::new(),
+            signer: steward.id(),
+            signature: [0; SIGNATURE_LEN],
+        };
+        volume.add_member(&name_key, steward.public(), steward.name(), Role::Steward, rng)?;
+        volume.sign(steward)?;
+        Ok((volume, name_key))
+    }
+
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    pub fn member(&self, id: &MemberId) -> Option<&Member> {
+        self.members.iter().find(|m| m.id() == *id)
+    }
+
+    pub fn signer(&self) -> MemberId {
+        self.signer
+    }
+
+    /// Adds a member; the volume must be signed again before it is written.
+    pub fn add_member(
+        &mut self,
+        name_key: &NameKey,
+        public: &PublicIdentity,
+        name: &str,
+        role: Role,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<()> {
+        check_display_name(name, crate::identity::NAME_MAX).map_err(|r| Error::InvalidArgument(r.into()))?;
+        if self.member(&public.id()).is_some() {
+            return Err(Error::InvalidArgument(format!("{} is already a member", public.id())));
+        }
+        if self.members.len() >= MAX_MEMBERS {
+            return Err(Error::InvalidArgument("too many members".into()));
+        }
+        let stanza = Stanza::wrap(name_key.as_bytes(), public, &name_key_aad(&self.id), rng)?;
+        self.members.push(Member { name: name.to_owned(), role, public: *public, name_key: stanza });
+        Ok(())
+    }
+
+    /// Removes a member; the volume must be signed again before it is written.
+    /// (The name key is not changed: names are volume-wide metadata, and a
+    /// removed member's file access ends with their stanzas.)
+    pub fn remove_member(&mut self, id: &MemberId) -> Option<Member> {
+        let at = self.members.iter().position(|m| m.id() == *id)?;
+        Some(self.members.remove(at))
+    }
+
+    pub fn set_role(&mut self, id: &MemberId, role: Role) -> Result<()> {
+        let member = self.members.iter_mut().find(|m| m.id() == *id);
+        member.ok_or_else(|| Error::InvalidArgument(format!("{id} is not a member")))?.role = role;
+        Ok(())
+    }
+
+    /// Signs the registry as `steward`, who must be a steward in it, and
+    /// bumps the generation.
+    pub fn sign(&mut self, steward: &Identity) -> Result<()> {
+        match self.member(&steward.id()) {
+            Some(m) if m.role == Role::Steward => {}
+            Some(_) => return Err(Error::SignerNotAllowed { what: W, signer: steward.id(), reason: "only a steward may sign the registry" }),
+            None => return Err(Error::UnknownSigner { what: W, signer: steward.id() }),
+        }
+        if !self.members.iter().any(|m| m.role == Role::Steward) {
+            return Err(Error::InvalidArgument("a volume needs at least one steward".into()));
+        }
+        self.generation += 1;
+        self.signer = steward.id();
+        self.signature = keys::sign(steward, domain::VOLUME, &self.body());
+        Ok(())
+    }
+
+    fn body(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + self.members.len() * 220);
+        out.extend_from_slice(VOLUME_MAGIC);
+        put_u16(&mut out, VOLUME_VERSION);
+        out.push(self.params.suite as u8);
+        put_u32(&mut out, self.params.block_size);
+        out.extend_from_slice(&self.id);
+        put_u64(&mut out, self.generation);
+        put_u16(&mut out, self.members.len() as u16);
+        for m in &self.members {
+            out.push(m.role as u8);
+            put_short_str(&mut out, &m.name);
+            out.extend_from_slice(&m.public.to_bytes());
+            m.name_key.write(&mut out);
+        }
+        out.extend_from_slice(&self.signer.0);
+        out
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = self.body();
+        out.extend_from_slice(&self.signature);
+        out
+    }
+
+    /// Parses and verifies a volume file. `pinned` holds the steward keys the
+    /// client trusts; the signer must be one of them and a steward listed in
+    /// the registry it signed.
+    pub fn open(bytes: &[u8], pinned: &[VerifyingKey]) -> Result<Volume> {
+        let volume = Self::open_self_signed(bytes)?;
+        let signer = volume.member(&volume.signer).expect("checked by open_self_signed");
+        if !pinned.contains(&signer.public.ed25519) {
+            return Err(Error::UnknownSigner { what: W, signer: volume.signer });
+        }
+        Ok(volume)
+    }
+
+    /// Parses and verifies a volume file against the steward key it names
+    /// itself. This proves consistency, not authenticity: use it only to
+    /// pin a steward key on first use, after showing its fingerprint.
+    pub fn open_self_signed(bytes: &[u8]) -> Result<Volume> {
+        let mut r = Reader::new(bytes, W);
+        r.magic_and_version(VOLUME_MAGIC, VOLUME_VERSION)?;
+        let suite = Suite::from_u8(r.u8()?)?;
+        let params = VolumeParams { suite, block_size: r.u32()? };
+        params.check().map_err(|reason| Error::malformed(W, reason))?;
+        let id = r.array()?;
+        let generation = r.u64()?;
+        let count = r.u16()? as usize;
+        if count == 0 || count > MAX_MEMBERS {
+            return Err(Error::malformed(W, "member count out of range"));
+        }
+        let mut members: Vec<Member> = Vec::with_capacity(count);
+        for _ in 0..count {
+            let role = Role::from_u8(r.u8()?)?;
+            let name = r.short_str(crate::identity::NAME_MAX)?;
+            let keys: [u8; 64] = r.array()?;
+            let public = PublicIdentity::from_keys(keys[..32].try_into().unwrap(), keys[32..].try_into().unwrap())
+                .map_err(|_| Error::malformed(W, "invalid member public key"))?;
+            let name_key = Stanza::read(&mut r)?;
+            if name_key.recipient != public.id() {
+                return Err(Error::malformed(W, "name-key stanza names another member"));
+            }
+            if members.iter().any(|m| m.public.id() == public.id()) {
+                return Err(Error::malformed(W, "duplicate member"));
+            }
+            members.push(Member { name, role, public, name_key });
+        }
+        let signer = MemberId(r.array()?);
+        let body_len = r.pos();
+        let signature = r.array()?;
+        r.finish()?;
+        let signer_key = match members.iter().find(|m| m.id() == signer) {
+            Some(m) if m.role == Role::Steward => m.public.ed25519,
+            Some(_) => return Err(Error::SignerNotAllowed { what: W, signer, reason: "only a steward may sign the registry" }),
+            None => return Err(Error::UnknownSigner { what: W, signer }),
+        };
+        keys::verify(&signer_key, domain::VOLUME, &bytes[..body_len], &signature, W)?;
+        Ok(Volume { id, params, generation, members, signer, signature })
+    }
+
+    /// Unwraps the name key with a member's identity.
+    pub fn name_key(&self, identity: &Identity) -> Result<NameKey> {
+        let member = self.member(&identity.id()).ok_or(Error::NotRecipient { member: identity.id() })?;
+        let key = member.name_key.unwrap(identity, &name_key_aad(&self.id))?;
+        Ok(NameKey::from_bytes(*key))
+    }
+}
