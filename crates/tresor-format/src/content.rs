@@ -189,6 +189,39 @@ impl ContentCipher {
     }
 }
 
+impl ContentCipher {
+    /// Seals a whole plaintext: every block, then the trailer. The bytes
+    /// that follow the header in a ciphertext file.
+    pub fn seal_content(&self, plaintext: &[u8], rng: &mut impl CryptoRngCore) -> Vec<u8> {
+        let mut out = Vec::with_capacity(plaintext.len() + (plaintext.len() / self.block_size + 1) * BLOCK_OVERHEAD + TRAILER_LEN);
+        let mut count = 0u64;
+        for (n, chunk) in plaintext.chunks(self.block_size).enumerate() {
+            let at = out.len();
+            out.resize(at + chunk.len() + BLOCK_OVERHEAD, 0);
+            self.seal_block(n as u64, chunk, &mut out[at..], rng);
+            count += 1;
+        }
+        out.extend_from_slice(&self.seal_trailer(count, rng));
+        out
+    }
+
+    /// Opens everything after the header: every block, and the trailer that
+    /// proves nothing was cut off.
+    pub fn open_content(&self, ciphertext: &[u8]) -> Result<Vec<u8>> {
+        let layout = Layout::new(0, self.block_size as u32);
+        let size = layout.plaintext_size(ciphertext.len() as u64)?;
+        let count = layout.block_count(size);
+        let mut out = vec![0u8; size as usize];
+        let (blocks, trailer) = ciphertext.split_at(ciphertext.len() - TRAILER_LEN);
+        self.open_trailer(count, trailer)?;
+        let block_ct = self.block_size + BLOCK_OVERHEAD;
+        for (n, (ct, pt)) in blocks.chunks(block_ct).zip(out.chunks_mut(self.block_size)).enumerate() {
+            self.open_block(n as u64, ct, pt)?;
+        }
+        Ok(out)
+    }
+}
+
 fn is_zero(bytes: &[u8]) -> bool {
     bytes.iter().fold(0u8, |acc, b| acc | b) == 0
 }

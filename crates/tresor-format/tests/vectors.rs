@@ -1,0 +1,481 @@
+//! Test vectors in `tests/vectors/*.json`, checked in both directions:
+//! building each structure from the inputs a vector lists gives exactly its
+//! bytes, and parsing those bytes gives back its inputs. Then every bit of
+//! every vector is flipped, and each flip must give the error for the place
+//! it hit: never a panic, never plaintext.
+//!
+//! Every random input (salts, nonces, ephemeral secrets, ids, keys) is
+//! listed in the vector, so a second implementation can reproduce the bytes.
+//! Here a scripted RNG hands them out in order and must end empty.
+//!
+//! `TRESOR_WRITE_VECTORS=1 cargo test -p tresor-format --test vectors`
+//! (or `cargo xtask vectors`) rewrites the files: only with a format change,
+//! which also bumps the version and changes docs/FORMAT.md.
+
+use std::{collections::VecDeque, path::PathBuf};
+
+use rand_chacha::rand_core::{CryptoRng, Error as RngError, RngCore};
+use serde_json::{json, Value};
+use tresor_format::{
+    header::HEADER_FIXED_LEN,
+    keys::{SIGNATURE_LEN, STANZA_LEN},
+    ContentCipher, DirIv, EncryptedName, EncryptedTarget, Error, FileKey, Header, Identity, KdfParams, NameCipher,
+    NameKey, Policy, Role, Structure, Suite, Volume, VolumeParams,
+};
+
+/// Hands out the vector's random values in order.
+struct Scripted(VecDeque<u8>);
+
+impl Scripted {
+    fn new(parts: &[&[u8]]) -> Self {
+        Scripted(parts.concat().into())
+    }
+    fn assert_used_up(&self) {
+        assert!(self.0.is_empty(), "vector lists {} random bytes that were not used", self.0.len());
+    }
+}
+
+impl RngCore for Scripted {
+    fn next_u32(&mut self) -> u32 {
+        unimplemented!("the format only asks for bytes")
+    }
+    fn next_u64(&mut self) -> u64 {
+        unimplemented!("the format only asks for bytes")
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        for b in dest {
+            *b = self.0.pop_front().expect("the vector lists too few random bytes");
+        }
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), RngError> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+impl CryptoRng for Scripted {}
+
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors")
+}
+
+fn writing() -> bool {
+    std::env::var_os("TRESOR_WRITE_VECTORS").is_some()
+}
+
+/// In write mode, stores `built`; otherwise checks it equals the stored file.
+/// Returns the vector as stored.
+fn settle(name: &str, built: Value) -> Value {
+    let path = dir().join(format!("{name}.json"));
+    if writing() {
+        std::fs::create_dir_all(dir()).unwrap();
+        std::fs::write(&path, serde_json::to_string_pretty(&built).unwrap() + "\n").unwrap();
+        return built;
+    }
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let stored: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(built, stored, "{name}.json: building from the listed inputs no longer gives the stored bytes");
+    stored
+}
+
+fn h(v: &Value) -> Vec<u8> {
+    hex::decode(v.as_str().expect("hex string")).expect("valid hex")
+}
+fn h32(v: &Value) -> [u8; 32] {
+    h(v).try_into().unwrap()
+}
+fn h16(v: &Value) -> [u8; 16] {
+    h(v).try_into().unwrap()
+}
+fn h12(v: &Value) -> [u8; 12] {
+    h(v).try_into().unwrap()
+}
+
+/// The inputs every vector shares: the identities of the cast.
+fn cast_inputs() -> Value {
+    let seed = |b: u8| hex::encode([b; 32]);
+    json!([
+        {"name": "alice", "seed": seed(0xa1), "role": "steward"},
+        {"name": "bob", "seed": seed(0xb0), "role": "member"},
+        {"name": "carol", "seed": seed(0xc0), "role": "auditor"},
+    ])
+}
+
+fn person(cast: &Value, name: &str) -> Identity {
+    let p = cast.as_array().unwrap().iter().find(|p| p["name"] == name).unwrap();
+    Identity::from_seed(&h32(&p["seed"]), name).unwrap()
+}
+
+fn for_each_bit_flip(bytes: &[u8], mut check: impl FnMut(usize, &[u8])) {
+    let mut flipped = bytes.to_vec();
+    for i in 0..bytes.len() {
+        for bit in 0..8 {
+            flipped[i] ^= 1 << bit;
+            check(i, &flipped);
+            flipped[i] ^= 1 << bit;
+        }
+    }
+}
+
+// ---- identity file -----------------------------------------------------------
+
+#[test]
+fn identity_file() {
+    let inputs = json!({
+        "seed": hex::encode([0xa1u8; 32]), "name": "alice", "passphrase": "correct horse battery staple",
+        "kdf": {"memory_kib": 64, "iterations": 1, "lanes": 1},
+        "salt": hex::encode([0x5au8; 16]), "nonce": hex::encode([0x4eu8; 12]),
+    });
+    let build = |i: &Value| {
+        let id = Identity::from_seed(&h32(&i["seed"]), i["name"].as_str().unwrap()).unwrap();
+        let k = &i["kdf"];
+        let params = KdfParams {
+            memory_kib: k["memory_kib"].as_u64().unwrap() as u32,
+            iterations: k["iterations"].as_u64().unwrap() as u32,
+            lanes: k["lanes"].as_u64().unwrap() as u32,
+        };
+        let file = id.seal_with(i["passphrase"].as_str().unwrap().as_bytes(), params, &h16(&i["salt"]), &h12(&i["nonce"])).unwrap();
+        json!({
+            "description": "An identity file sealed with Argon2id (low test cost) and ChaCha20-Poly1305.",
+            "inputs": i,
+            "public_identity": id.public().to_string(),
+            "member_id": id.id().to_string(),
+            "x25519_public": hex::encode(id.public().x25519),
+            "ed25519_public": hex::encode(id.public().ed25519.as_bytes()),
+            "file": hex::encode(file),
+        })
+    };
+    let stored = settle("identity", build(&inputs));
+    let v = build(&stored["inputs"]);
+    assert_eq!(v, stored);
+
+    let file = h(&v["file"]);
+    let pass = v["inputs"]["passphrase"].as_str().unwrap().as_bytes();
+    let id = Identity::unseal(&file, pass).unwrap();
+    assert_eq!(id.public().to_string(), v["public_identity"]);
+    assert_eq!(id.id().to_string(), v["member_id"]);
+    assert_eq!(v["public_identity"].as_str().unwrap().parse::<tresor_format::PublicIdentity>().unwrap(), *id.public());
+
+    let name_end = 116 + id.name().len();
+    for_each_bit_flip(&file, |i, f| {
+        let err = Identity::unseal(f, pass).expect_err("a flipped identity file must not open");
+        let ok = match i {
+            0..=7 => err == Error::BadMagic { what: Structure::IdentityFile },
+            8..=9 => matches!(err, Error::UnsupportedVersion { .. }),
+            10 => matches!(err, Error::Malformed { .. }),
+            // Argon2 parameters: out of bounds, or different and so a different key.
+            11..=22 => matches!(err, Error::Malformed { .. } | Error::WrongPassphrase),
+            // Public keys: an invalid point, or else authenticated as AAD.
+            51..=114 => matches!(err, Error::Malformed { .. } | Error::WrongPassphrase),
+            115 => matches!(err, Error::Malformed { .. }),
+            i if i < name_end && i > 115 => matches!(err, Error::Malformed { .. } | Error::WrongPassphrase),
+            _ => err == Error::WrongPassphrase,
+        };
+        assert!(ok, "flip in byte {i}: unexpected {err:?}");
+    });
+}
+
+// ---- volume file ---------------------------------------------------------------
+
+fn build_volume(i: &Value) -> (Volume, NameKey) {
+    let cast = &i["cast"];
+    let steward = person(cast, "alice");
+    let eph = i["ephemeral_secrets"].as_array().unwrap();
+    let mut rng = Scripted::new(&[&h(&i["volume_id"]), &h(&i["name_key"]), &h(&eph[0])]);
+    let params = VolumeParams { suite: Suite::from_u8(i["suite"].as_u64().unwrap() as u8).unwrap(), block_size: i["block_size"].as_u64().unwrap() as u32 };
+    let (mut volume, name_key) = Volume::create(&steward, params, &mut rng).unwrap();
+    rng.assert_used_up();
+    for (k, (name, role)) in [("bob", Role::Member), ("carol", Role::Auditor)].into_iter().enumerate() {
+        let mut rng = Scripted::new(&[&h(&eph[k + 1])]);
+        volume.add_member(&name_key, person(cast, name).public(), name, role, &mut rng).unwrap();
+        rng.assert_used_up();
+    }
+    volume.sign(&steward).unwrap();
+    (volume, name_key)
+}
+
+fn volume_inputs() -> Value {
+    json!({
+        "cast": cast_inputs(),
+        "suite": Suite::Aes256Gcm as u8, "block_size": 65536,
+        "volume_id": hex::encode([0x71u8; 16]), "name_key": hex::encode([0x6eu8; 32]),
+        "ephemeral_secrets": [hex::encode([0xe0u8; 32]), hex::encode([0xe1u8; 32]), hex::encode([0xe2u8; 32])],
+    })
+}
+
+fn volume_vector() -> Value {
+    let build = |i: &Value| {
+        let (volume, _) = build_volume(i);
+        json!({
+            "description": "A volume created by steward alice, then bob (member) and carol (auditor) added and the registry signed again.",
+            "inputs": i,
+            "generation": volume.generation,
+            "file": hex::encode(volume.to_bytes()),
+        })
+    };
+    let stored = settle("volume", build(&volume_inputs()));
+    assert_eq!(build(&stored["inputs"]), stored);
+    stored
+}
+
+/// The vector volume, opened from its stored bytes.
+fn vector_volume() -> (Volume, Value) {
+    let v = volume_vector();
+    let alice = person(&v["inputs"]["cast"], "alice");
+    (Volume::open(&h(&v["file"]), &[alice.public().ed25519]).unwrap(), v)
+}
+
+#[test]
+fn volume_file() {
+    let (volume, v) = vector_volume();
+    let cast = &v["inputs"]["cast"];
+    assert_eq!(volume.generation, v["generation"].as_u64().unwrap());
+    assert_eq!(volume.id, h16(&v["inputs"]["volume_id"]));
+    for name in ["alice", "bob", "carol"] {
+        assert_eq!(volume.name_key(&person(cast, name)).unwrap().as_bytes(), &h32(&v["inputs"]["name_key"]));
+    }
+    let pinned = [person(cast, "alice").public().ed25519];
+    let file = h(&v["file"]);
+    let sig_at = file.len() - SIGNATURE_LEN;
+    for_each_bit_flip(&file, |i, f| {
+        let err = Volume::open(f, &pinned).expect_err("a flipped volume file must not open");
+        let ok = match i {
+            0..=7 => err == Error::BadMagic { what: Structure::VolumeFile },
+            8..=9 => matches!(err, Error::UnsupportedVersion { .. }),
+            i if i >= sig_at => err == Error::Tampered { what: Structure::VolumeFile },
+            i if i >= sig_at - 16 => matches!(err, Error::UnknownSigner { .. }),
+            _ => matches!(
+                err,
+                Error::Tampered { what: Structure::VolumeFile }
+                    | Error::Malformed { what: Structure::VolumeFile, .. }
+                    | Error::UnsupportedSuite(_)
+                    | Error::SignerNotAllowed { .. }
+                    | Error::UnknownSigner { .. }
+            ),
+        };
+        assert!(ok, "flip in byte {i}: unexpected {err:?}");
+    });
+}
+
+// ---- file header -----------------------------------------------------------------
+
+#[test]
+fn file_header() {
+    let (volume, vv) = vector_volume();
+    let cast = vv["inputs"]["cast"].clone();
+    let inputs = json!({
+        "cast": cast, "writer": "bob", "recipients": ["bob", "alice"],
+        "file_id": hex::encode([0xf1u8; 16]), "file_key": hex::encode([0x4bu8; 32]),
+        "ephemeral_secrets": [hex::encode([0xe5u8; 32]), hex::encode([0xe6u8; 32])],
+        "signed_at": 1_700_000_000u64,
+    });
+    let build = |i: &Value| {
+        let cast = &i["cast"];
+        let key = FileKey::from_bytes(h32(&i["file_key"]));
+        let recipients = i["recipients"].as_array().unwrap();
+        let mut header = Header::unsigned(h16(&i["file_id"]), &key, recipients.len());
+        for (r, e) in recipients.iter().zip(i["ephemeral_secrets"].as_array().unwrap()) {
+            header.add_recipient_with_ephemeral(&key, person(cast, r.as_str().unwrap()).public(), &h32(e)).unwrap();
+        }
+        header.sign(&person(cast, i["writer"].as_str().unwrap()), i["signed_at"].as_u64().unwrap()).unwrap();
+        json!({
+            "description": "A file header written by bob for bob and alice, in its 4096-byte reservation.",
+            "inputs": i,
+            "header": hex::encode(header.to_bytes().unwrap()),
+        })
+    };
+    let stored = settle("header", build(&inputs));
+    assert_eq!(build(&stored["inputs"]), stored);
+
+    let bytes = h(&stored["header"]);
+    let cast = &stored["inputs"]["cast"];
+    let header = Header::parse(&bytes).unwrap();
+    header.verify(&volume).unwrap();
+    assert_eq!(header.file_id, h16(&stored["inputs"]["file_id"]));
+    for name in ["alice", "bob"] {
+        assert_eq!(header.file_key(&person(cast, name)).unwrap().as_bytes(), &h32(&stored["inputs"]["file_key"]));
+    }
+    assert!(matches!(header.file_key(&person(cast, "carol")), Err(Error::NotRecipient { .. })));
+
+    let alice = person(cast, "alice");
+    let len = HEADER_FIXED_LEN + 2 * STANZA_LEN + SIGNATURE_LEN;
+    for_each_bit_flip(&bytes, |i, f| {
+        let err = Header::parse(f)
+            .and_then(|h| h.verify(&volume).map(|_| h))
+            .and_then(|h| h.file_key(&alice))
+            .expect_err("a flipped header must not give a key");
+        let ok = match i {
+            0..=7 => err == Error::BadMagic { what: Structure::FileHeader },
+            8..=9 => matches!(err, Error::UnsupportedVersion { .. }),
+            10..=19 => matches!(err, Error::Malformed { what: Structure::FileHeader, .. }),
+            76..=91 => matches!(err, Error::UnknownSigner { .. }),
+            i if i >= len => matches!(err, Error::Malformed { what: Structure::FileHeader, .. }),
+            _ => err == Error::Tampered { what: Structure::FileHeader },
+        };
+        assert!(ok, "flip in byte {i}: unexpected {err:?}");
+    });
+}
+
+// ---- content blocks --------------------------------------------------------------
+
+#[test]
+fn content_blocks() {
+    let plaintext: Vec<u8> = (0..2 * 4096 + 100).map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let inputs = json!({
+        "file_key": hex::encode([0x4bu8; 32]), "file_id": hex::encode([0xf1u8; 16]), "block_size": 4096,
+        "plaintext": hex::encode(&plaintext),
+        "nonces": [hex::encode([0x01u8; 12]), hex::encode([0x02u8; 12]), hex::encode([0x03u8; 12])],
+        "trailer_nonce": hex::encode([0x0fu8; 12]),
+    });
+    let build = |i: &Value| {
+        let key = FileKey::from_bytes(h32(&i["file_key"]));
+        let bs = i["block_size"].as_u64().unwrap() as u32;
+        let plaintext = h(&i["plaintext"]);
+        let nonces: Vec<_> = i["nonces"].as_array().unwrap().iter().map(h12).collect();
+        let mut out = json!({"description": "The same plaintext sealed in each suite: blocks then trailer (what follows the header).", "inputs": i});
+        for suite in Suite::ALL {
+            let c = ContentCipher::new(suite, &key, &h16(&i["file_id"]), bs);
+            let mut content = Vec::new();
+            for (n, chunk) in plaintext.chunks(bs as usize).enumerate() {
+                let at = content.len();
+                content.resize(at + chunk.len() + 28, 0);
+                c.seal_block_with_nonce(n as u64, chunk, &mut content[at..], &nonces[n]);
+            }
+            content.extend_from_slice(&c.seal_trailer_with_nonce(nonces.len() as u64, &h12(&i["trailer_nonce"])));
+            out[suite.as_str()] = json!(hex::encode(content));
+        }
+        // A hole: block 0 is all zeros on disk and reads as zeros.
+        let c = ContentCipher::new(Suite::Aes256Gcm, &key, &h16(&i["file_id"]), bs);
+        let mut holey = vec![0u8; bs as usize + 28];
+        let mut last = vec![0u8; 5 + 28];
+        c.seal_block_with_nonce(1, b"tail.", &mut last, &nonces[1]);
+        holey.extend_from_slice(&last);
+        holey.extend_from_slice(&c.seal_trailer_with_nonce(2, &h12(&i["trailer_nonce"])));
+        out["hole"] = json!({"suite": Suite::Aes256Gcm as u8, "content": hex::encode(holey), "plaintext_hex": hex::encode([&vec![0u8; bs as usize][..], b"tail."].concat())});
+        out
+    };
+    let stored = settle("blocks", build(&inputs));
+    assert_eq!(build(&stored["inputs"]), stored);
+
+    let i = &stored["inputs"];
+    let key = FileKey::from_bytes(h32(&i["file_key"]));
+    let plaintext = h(&i["plaintext"]);
+    for suite in Suite::ALL {
+        let c = ContentCipher::new(suite, &key, &h16(&i["file_id"]), 4096);
+        let content = h(&stored[suite.as_str()]);
+        assert_eq!(c.open_content(&content).unwrap(), plaintext);
+        let block_ct = 4096 + 28;
+        for_each_bit_flip(&content, |at, f| {
+            let err = c.open_content(f).expect_err("a flipped block must not open");
+            let want = if at >= content.len() - 28 { Structure::Trailer } else { Structure::Block((at / block_ct) as u64) };
+            assert_eq!(err, Error::Tampered { what: want }, "{suite:?}: flip in byte {at}");
+        });
+    }
+    let c = ContentCipher::new(Suite::Aes256Gcm, &key, &h16(&i["file_id"]), 4096);
+    assert_eq!(c.open_content(&h(&stored["hole"]["content"])).unwrap(), h(&stored["hole"]["plaintext_hex"]));
+}
+
+// ---- names and symlink targets -------------------------------------------------
+
+#[test]
+fn names() {
+    let names: Vec<Vec<u8>> = vec![
+        b"results.csv".to_vec(),
+        "données-patient-Ø.parquet".as_bytes().to_vec(),
+        vec![b'n'; 175],
+        vec![b'l'; 176],
+        vec![b'm'; 255],
+    ];
+    let targets: Vec<Vec<u8>> = vec![b"../cohort/2024.csv".to_vec(), (0..4095).map(|i| b'a' + (i % 26) as u8).collect()];
+    let inputs = json!({
+        "name_key": hex::encode([0x6eu8; 32]), "dir_iv": hex::encode([0xd1u8; 16]),
+        "names": names.iter().map(hex::encode).collect::<Vec<_>>(),
+        "targets": targets.iter().map(hex::encode).collect::<Vec<_>>(),
+        "target_nonces": [hex::encode([0x21u8; 12]), hex::encode([0x22u8; 12])],
+    });
+    let build = |i: &Value| {
+        let n = NameCipher::new(&NameKey::from_bytes(h32(&i["name_key"])));
+        let dir = DirIv(h16(&i["dir_iv"]));
+        let names: Vec<Value> = i["names"].as_array().unwrap().iter().map(|name| match n.encrypt_name(&dir, &h(name)).unwrap() {
+            EncryptedName::Short(e) => json!({"entry": e}),
+            EncryptedName::Long { entry, full } => json!({"entry": entry, "sidecar": full}),
+        }).collect();
+        let targets: Vec<Value> = i["targets"].as_array().unwrap().iter().zip(i["target_nonces"].as_array().unwrap())
+            .map(|(t, nonce)| match n.encrypt_target_with_nonce(&h(t), &h12(nonce)).unwrap() {
+                EncryptedTarget::Inline(s) => json!({"symlink": s}),
+                EncryptedTarget::Sidecar { link, full } => json!({"symlink": link, "sidecar": full}),
+            }).collect();
+        json!({"description": "Names encrypted in one directory; symlink targets, one inline and one PATH_MAX-long in a sidecar.", "inputs": i, "names": names, "targets": targets})
+    };
+    let stored = settle("names", build(&inputs));
+    assert_eq!(build(&stored["inputs"]), stored);
+
+    let i = &stored["inputs"];
+    let n = NameCipher::new(&NameKey::from_bytes(h32(&i["name_key"])));
+    let dir = DirIv(h16(&i["dir_iv"]));
+    for (plain, enc) in i["names"].as_array().unwrap().iter().zip(stored["names"].as_array().unwrap()) {
+        let entry = enc["entry"].as_str().unwrap();
+        let full = match enc.get("sidecar") {
+            Some(s) => {
+                NameCipher::check_long_name(entry, s.as_str().unwrap()).unwrap();
+                s.as_str().unwrap()
+            }
+            None => entry,
+        };
+        assert_eq!(n.decrypt_name(&dir, full).unwrap(), h(plain));
+        flip_encoded(full, |f| assert_eq!(n.decrypt_name(&dir, f).unwrap_err(), Error::Tampered { what: Structure::Name }));
+        // A flipped directory IV: the name does not decrypt.
+        for_each_bit_flip(&dir.0, |_, iv| assert!(n.decrypt_name(&DirIv(iv.try_into().unwrap()), full).is_err()));
+    }
+    for (plain, enc) in i["targets"].as_array().unwrap().iter().zip(stored["targets"].as_array().unwrap()) {
+        let stored_target = enc.get("sidecar").unwrap_or(&enc["symlink"]).as_str().unwrap();
+        assert_eq!(n.decrypt_target(stored_target).unwrap(), h(plain));
+        flip_encoded(stored_target, |f| assert_eq!(n.decrypt_target(f).unwrap_err(), Error::Tampered { what: Structure::SymlinkTarget }));
+    }
+}
+
+/// Flips every bit of the binary ciphertext behind a base64url string.
+fn flip_encoded(encoded: &str, check: impl Fn(&str)) {
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD as B64, Engine};
+    let raw = B64.decode(encoded).unwrap();
+    for_each_bit_flip(&raw, |_, f| check(&B64.encode(f)));
+}
+
+// ---- directory policy --------------------------------------------------------------
+
+#[test]
+fn directory_policy() {
+    let (volume, vv) = vector_volume();
+    let inputs = json!({
+        "cast": vv["inputs"]["cast"].clone(), "steward": "alice", "default_recipients": ["alice", "carol"],
+        "dir_iv": hex::encode([0xd1u8; 16]), "issued_at": 1_700_000_000u64,
+    });
+    let build = |i: &Value| {
+        let cast = &i["cast"];
+        let ids: Vec<_> = i["default_recipients"].as_array().unwrap().iter().map(|n| person(cast, n.as_str().unwrap()).id()).collect();
+        let p = Policy::create(&volume, DirIv(h16(&i["dir_iv"])), &ids, &person(cast, i["steward"].as_str().unwrap()), i["issued_at"].as_u64().unwrap()).unwrap();
+        json!({"description": "alice's policy: files created below this directory are readable by alice and carol.", "inputs": i, "policy": hex::encode(p.to_bytes())})
+    };
+    let stored = settle("policy", build(&inputs));
+    assert_eq!(build(&stored["inputs"]), stored);
+
+    let bytes = h(&stored["policy"]);
+    let dir = DirIv(h16(&stored["inputs"]["dir_iv"]));
+    let p = Policy::parse(&bytes).unwrap();
+    p.verify(&volume, &dir).unwrap();
+    assert_eq!(p.default_recipients.len(), 2);
+    let sig_at = bytes.len() - SIGNATURE_LEN;
+    for_each_bit_flip(&bytes, |i, f| {
+        let err = Policy::parse(f).and_then(|p| p.verify(&volume, &dir)).expect_err("a flipped policy must not verify");
+        let ok = match i {
+            0..=7 => err == Error::BadMagic { what: Structure::Policy },
+            8..=9 => matches!(err, Error::UnsupportedVersion { .. }),
+            // volume id and directory IV: it belongs elsewhere.
+            10..=41 => matches!(err, Error::Malformed { what: Structure::Policy, .. }),
+            50..=51 => matches!(err, Error::Malformed { what: Structure::Policy, .. }),
+            i if i >= sig_at => err == Error::Tampered { what: Structure::Policy },
+            i if i >= sig_at - 16 => matches!(err, Error::UnknownSigner { .. }),
+            _ => err == Error::Tampered { what: Structure::Policy },
+        };
+        assert!(ok, "flip in byte {i}: unexpected {err:?}");
+    });
+}
