@@ -125,9 +125,13 @@ impl ContentCipher {
         self.seal_block_with_nonce(block_no, plaintext, out, &nonce);
     }
 
+    #[doc(hidden)]
     /// `seal_block` with the nonce given: for test vectors.
     pub fn seal_block_with_nonce(&self, block_no: u64, plaintext: &[u8], out: &mut [u8], nonce: &[u8; NONCE_LEN]) {
-        assert!(!plaintext.is_empty() && plaintext.len() <= self.block_size, "block plaintext must be 1..=block_size bytes");
+        assert!(
+            !plaintext.is_empty() && plaintext.len() <= self.block_size,
+            "block plaintext must be 1..=block_size bytes"
+        );
         assert_eq!(out.len(), plaintext.len() + BLOCK_OVERHEAD, "output must have room for nonce and tag");
         let (n, rest) = out.split_at_mut(NONCE_LEN);
         let (body, tag) = rest.split_at_mut(plaintext.len());
@@ -168,6 +172,7 @@ impl ContentCipher {
         self.seal_trailer_with_nonce(block_count, &nonce)
     }
 
+    #[doc(hidden)]
     pub fn seal_trailer_with_nonce(&self, block_count: u64, nonce: &[u8; NONCE_LEN]) -> [u8; TRAILER_LEN] {
         let mut out = [0u8; TRAILER_LEN];
         out[..NONCE_LEN].copy_from_slice(nonce);
@@ -177,9 +182,8 @@ impl ContentCipher {
 
     /// Checks that `trailer` ends a file of exactly `block_count` blocks.
     pub fn open_trailer(&self, block_count: u64, trailer: &[u8]) -> Result<()> {
-        let trailer: &[u8; TRAILER_LEN] = trailer
-            .try_into()
-            .map_err(|_| Error::malformed(Structure::Trailer, "wrong length"))?;
+        let trailer: &[u8; TRAILER_LEN] =
+            trailer.try_into().map_err(|_| Error::malformed(Structure::Trailer, "wrong length"))?;
         let nonce = trailer[..NONCE_LEN].try_into().unwrap();
         let tag = trailer[NONCE_LEN..].try_into().unwrap();
         if !self.aead.open(nonce, &self.aad(AAD_TRAILER, block_count), &mut [], tag) {
@@ -193,7 +197,9 @@ impl ContentCipher {
     /// Seals a whole plaintext: every block, then the trailer. The bytes
     /// that follow the header in a ciphertext file.
     pub fn seal_content(&self, plaintext: &[u8], rng: &mut impl CryptoRngCore) -> Vec<u8> {
-        let mut out = Vec::with_capacity(plaintext.len() + (plaintext.len() / self.block_size + 1) * BLOCK_OVERHEAD + TRAILER_LEN);
+        let mut out = Vec::with_capacity(
+            plaintext.len() + (plaintext.len() / self.block_size + 1) * BLOCK_OVERHEAD + TRAILER_LEN,
+        );
         let mut count = 0u64;
         for (n, chunk) in plaintext.chunks(self.block_size).enumerate() {
             let at = out.len();
@@ -268,10 +274,13 @@ impl Layout {
     /// Plaintext size of a ciphertext file of `ciphertext_size` bytes; an
     /// error if no plaintext size gives that length (a cut or padded file).
     pub fn plaintext_size(&self, ciphertext_size: u64) -> Result<u64> {
-        let bad = || Error::malformed(Structure::FileLength, format!("{ciphertext_size} bytes is not the length of any valid file; it was cut or extended"));
-        let data = ciphertext_size
-            .checked_sub(self.header_len + TRAILER_LEN as u64)
-            .ok_or_else(bad)?;
+        let bad = || {
+            Error::malformed(
+                Structure::FileLength,
+                format!("{ciphertext_size} bytes is not the length of any valid file; it was cut or extended"),
+            )
+        };
+        let data = ciphertext_size.checked_sub(self.header_len + TRAILER_LEN as u64).ok_or_else(bad)?;
         let full = data / self.ciphertext_block_len();
         let rem = data % self.ciphertext_block_len();
         match rem {

@@ -61,11 +61,7 @@ pub enum Error {
     BadMagic { what: Structure },
 
     #[error("{what}: unsupported format version {found} (this build reads version {supported}); use a Tresor release that supports it")]
-    UnsupportedVersion {
-        what: Structure,
-        found: u16,
-        supported: u16,
-    },
+    UnsupportedVersion { what: Structure, found: u16, supported: u16 },
 
     #[error("unsupported cipher suite {0}; use a Tresor release that supports it")]
     UnsupportedSuite(u8),
@@ -84,11 +80,7 @@ pub enum Error {
 
     /// Signed by a known member whose role may not sign this structure.
     #[error("{what} is signed by {signer}, whose role may not sign it: {reason}")]
-    SignerNotAllowed {
-        what: Structure,
-        signer: MemberId,
-        reason: &'static str,
-    },
+    SignerNotAllowed { what: Structure, signer: MemberId, reason: &'static str },
 
     #[error("invalid name: {0}")]
     InvalidName(&'static str),
@@ -99,10 +91,7 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn malformed(what: Structure, reason: impl Into<String>) -> Self {
-        Error::Malformed {
-            what,
-            reason: reason.into(),
-        }
+        Error::Malformed { what, reason: reason.into() }
     }
 }
 

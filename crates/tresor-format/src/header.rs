@@ -14,7 +14,7 @@ use crate::wire::{put_u16, put_u32, put_u64, Reader};
 pub const HEADER_MAGIC: &[u8; 8] = b"TRSRFILE";
 pub const HEADER_VERSION: u16 = 1;
 /// Bytes before the first stanza.
-pub const HEADER_FIXED_LEN: usize = 8 + 2 + 2 + 4 + 4 + 16 + 32 + 8 + 16;
+pub const HEADER_FIXED_LEN: usize = 8 + 2 + 2 + 4 + 4 + 16 + 16 + 32 + 8 + 16;
 /// Room for 41 recipients; a header that outgrows it is rewritten with the
 /// file under a larger reservation.
 pub const DEFAULT_RESERVED_LEN: u32 = 4096;
@@ -25,6 +25,9 @@ const H: Structure = Structure::FileHeader;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
     pub file_id: [u8; 16],
+    /// The volume the file belongs to: a header cannot be moved to another
+    /// volume, even one whose registry lists the same writer.
+    pub volume_id: [u8; 16],
     reserved_len: u32,
     key_commitment: [u8; 32],
     signed_at: u64,
@@ -34,8 +37,8 @@ pub struct Header {
     signature: Option<[u8; SIGNATURE_LEN]>,
 }
 
-fn stanza_aad(file_id: &[u8; 16]) -> Vec<u8> {
-    [b"tresor/v1/file-key\0".as_slice(), file_id].concat()
+fn stanza_aad(volume_id: &[u8; 16], file_id: &[u8; 16]) -> Vec<u8> {
+    [b"tresor/v1/file-key\0".as_slice(), volume_id, file_id].concat()
 }
 
 /// Binds the header to one file key: every recipient who unwraps a key
@@ -60,6 +63,7 @@ impl Header {
     /// A new file: fresh file id and file key, one stanza per recipient
     /// (duplicates dropped), signed by `writer`.
     pub fn create(
+        volume_id: [u8; 16],
         writer: &Identity,
         recipients: &[PublicIdentity],
         signed_at: u64,
@@ -68,7 +72,7 @@ impl Header {
         let mut file_id = [0u8; 16];
         rng.fill_bytes(&mut file_id);
         let key = FileKey::generate(rng);
-        let mut header = Header::unsigned(file_id, &key, recipients.len());
+        let mut header = Header::unsigned(volume_id, file_id, &key, recipients.len());
         for r in recipients {
             header.add_recipient(&key, r, rng)?;
         }
@@ -78,9 +82,11 @@ impl Header {
 
     /// A header with no stanzas and no signature, for `key`. Building one
     /// stanza at a time lets test vectors give each ephemeral key.
-    pub fn unsigned(file_id: [u8; 16], key: &FileKey, expected_recipients: usize) -> Header {
+    #[doc(hidden)]
+    pub fn unsigned(volume_id: [u8; 16], file_id: [u8; 16], key: &FileKey, expected_recipients: usize) -> Header {
         Header {
             file_id,
+            volume_id,
             reserved_len: reserved_len_for(expected_recipients).max(DEFAULT_RESERVED_LEN),
             key_commitment: commitment(key, &file_id),
             signed_at: 0,
@@ -139,14 +145,25 @@ impl Header {
         self.add_recipient_with_ephemeral(key, who, &ephemeral)
     }
 
-    pub fn add_recipient_with_ephemeral(&mut self, key: &FileKey, who: &PublicIdentity, ephemeral: &[u8; 32]) -> Result<bool> {
+    #[doc(hidden)]
+    pub fn add_recipient_with_ephemeral(
+        &mut self,
+        key: &FileKey,
+        who: &PublicIdentity,
+        ephemeral: &[u8; 32],
+    ) -> Result<bool> {
         if commitment(key, &self.file_id) != self.key_commitment {
             return Err(Error::InvalidArgument("the key given is not this file's key".into()));
         }
         if self.is_recipient(&who.id()) {
             return Ok(false);
         }
-        self.stanzas.push(Stanza::wrap_with_ephemeral(key.as_bytes(), who, &stanza_aad(&self.file_id), ephemeral)?);
+        self.stanzas.push(Stanza::wrap_with_ephemeral(
+            key.as_bytes(),
+            who,
+            &stanza_aad(&self.volume_id, &self.file_id),
+            ephemeral,
+        )?);
         self.signature = None;
         Ok(true)
     }
@@ -200,6 +217,7 @@ impl Header {
         put_u32(&mut out, header_len(self.stanzas.len()) as u32);
         put_u32(&mut out, self.reserved_len);
         out.extend_from_slice(&self.file_id);
+        out.extend_from_slice(&self.volume_id);
         out.extend_from_slice(&self.key_commitment);
         put_u64(&mut out, self.signed_at);
         out.extend_from_slice(&self.writer.0);
@@ -212,9 +230,7 @@ impl Header {
     /// The header region: `reserved_len` bytes, zero-padded. Fails if the
     /// header was changed and not signed again.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let signature = self
-            .signature
-            .ok_or_else(|| Error::InvalidArgument("header changed but not signed".into()))?;
+        let signature = self.signature.ok_or_else(|| Error::InvalidArgument("header changed but not signed".into()))?;
         let mut out = self.body();
         out.extend_from_slice(&signature);
         out.resize(self.reserved_len as usize, 0);
@@ -230,6 +246,13 @@ impl Header {
         let reserved = r.u32()?;
         check_reserved(reserved, 0).map_err(|e| Error::malformed(H, e))?;
         Ok(reserved)
+    }
+
+    /// Parses and verifies a header region: what readers use.
+    pub fn open(bytes: &[u8], volume: &Volume) -> Result<Header> {
+        let header = Header::parse(bytes)?;
+        header.verify(volume)?;
+        Ok(header)
     }
 
     /// Parses a header region (the first `reserved_len` bytes of `bytes`;
@@ -249,6 +272,7 @@ impl Header {
             return Err(Error::malformed(H, "truncated"));
         }
         let file_id = r.array()?;
+        let volume_id = r.array()?;
         let key_commitment = r.array()?;
         let signed_at = r.u64()?;
         let writer = MemberId(r.array()?);
@@ -264,7 +288,16 @@ impl Header {
         if bytes[len..reserved_len as usize].iter().any(|&b| b != 0) {
             return Err(Error::malformed(H, "padding is not zero"));
         }
-        Ok(Header { file_id, reserved_len, key_commitment, signed_at, writer, stanzas, signature: Some(signature) })
+        Ok(Header {
+            file_id,
+            volume_id,
+            reserved_len,
+            key_commitment,
+            signed_at,
+            writer,
+            stanzas,
+            signature: Some(signature),
+        })
     }
 
     /// Verifies the signature against the writer's key in the registry. The
@@ -272,24 +305,30 @@ impl Header {
     /// recipients that writer may name is the access rules' job, not this.
     pub fn verify(&self, volume: &Volume) -> Result<()> {
         let signature = self.signature.as_ref().ok_or(Error::Tampered { what: H })?;
-        let writer = volume
-            .member(&self.writer)
-            .ok_or(Error::UnknownSigner { what: H, signer: self.writer })?;
+        if self.volume_id != volume.id {
+            return Err(Error::malformed(H, "belongs to another volume"));
+        }
+        let writer = volume.member(&self.writer).ok_or(Error::UnknownSigner { what: H, signer: self.writer })?;
         if writer.role == Role::Auditor {
-            return Err(Error::SignerNotAllowed { what: H, signer: self.writer, reason: "auditors do not write files" });
+            return Err(Error::SignerNotAllowed {
+                what: H,
+                signer: self.writer,
+                reason: "auditors do not write files",
+            });
         }
         keys::verify(&writer.public.ed25519, domain::HEADER, &self.body(), signature, H)
     }
 
     /// Unwraps the file key with a recipient's identity and checks it
-    /// against the header's key commitment.
+    /// against the header's key commitment. Call on a verified header
+    /// (`open`): an unverified one may name keys chosen by anyone.
     pub fn file_key(&self, identity: &Identity) -> Result<FileKey> {
         let stanza = self
             .stanzas
             .iter()
             .find(|s| s.recipient == identity.id())
             .ok_or(Error::NotRecipient { member: identity.id() })?;
-        let key = FileKey::from_bytes(*stanza.unwrap(identity, &stanza_aad(&self.file_id))?);
+        let key = FileKey::from_bytes(*stanza.unwrap(identity, &stanza_aad(&self.volume_id, &self.file_id))?);
         if commitment(&key, &self.file_id) != self.key_commitment {
             return Err(Error::Tampered { what: Structure::Stanza });
         }
@@ -298,7 +337,8 @@ impl Header {
 }
 
 fn check_reserved(reserved: u32, needed: usize) -> Result<(), String> {
-    if reserved % RESERVED_ALIGN != 0 || reserved > MAX_RESERVED_LEN || (reserved as usize) < needed.max(header_len(0)) {
+    if reserved % RESERVED_ALIGN != 0 || reserved > MAX_RESERVED_LEN || (reserved as usize) < needed.max(header_len(0))
+    {
         return Err(format!(
             "header reservation {reserved} must be a multiple of {RESERVED_ALIGN}, at most {MAX_RESERVED_LEN}, and hold the header"
         ));

@@ -41,7 +41,10 @@ impl KdfParams {
     pub const INSECURE_FOR_TESTS: KdfParams = KdfParams { memory_kib: 8, iterations: 1, lanes: 1 };
 
     fn argon2(&self) -> Result<Argon2<'static>> {
-        if self.memory_kib > Self::MAX_MEMORY_KIB || self.iterations > Self::MAX_ITERATIONS || self.lanes > Self::MAX_LANES {
+        if self.memory_kib > Self::MAX_MEMORY_KIB
+            || self.iterations > Self::MAX_ITERATIONS
+            || self.lanes > Self::MAX_LANES
+        {
             return Err(Error::malformed(Structure::IdentityFile, "Argon2id parameters above the accepted maximum"));
         }
         let params = Params::new(self.memory_kib, self.iterations, self.lanes, Some(32))
@@ -142,10 +145,7 @@ impl Identity {
         check_display_name(name, NAME_MAX).map_err(|r| Error::InvalidArgument(r.into()))?;
         let x25519 = StaticSecret::from(*derive(seed, b"", b"tresor/v1/identity/x25519"));
         let ed25519 = SigningKey::from_bytes(&derive(seed, b"", b"tresor/v1/identity/ed25519"));
-        let public = PublicIdentity {
-            x25519: PublicKey::from(&x25519).to_bytes(),
-            ed25519: ed25519.verifying_key(),
-        };
+        let public = PublicIdentity { x25519: PublicKey::from(&x25519).to_bytes(), ed25519: ed25519.verifying_key() };
         Ok(Identity { seed: Zeroizing::new(*seed), name: name.to_owned(), x25519, ed25519, public })
     }
 
@@ -178,8 +178,15 @@ impl Identity {
         self.seal_with(passphrase, params, &salt, &nonce)
     }
 
+    #[doc(hidden)]
     /// `seal` with salt and nonce given: for test vectors.
-    pub fn seal_with(&self, passphrase: &[u8], params: KdfParams, salt: &[u8; 16], nonce: &[u8; 12]) -> Result<Vec<u8>> {
+    pub fn seal_with(
+        &self,
+        passphrase: &[u8],
+        params: KdfParams,
+        salt: &[u8; 16],
+        nonce: &[u8; 12],
+    ) -> Result<Vec<u8>> {
         let key = passphrase_key(passphrase, params, salt)?;
         let mut out = Vec::with_capacity(IDENTITY_FIXED_LEN + self.name.len() + 48);
         out.extend_from_slice(IDENTITY_MAGIC);

@@ -76,11 +76,8 @@ pub struct MemberId(pub [u8; MEMBER_ID_LEN]);
 
 impl MemberId {
     pub(crate) fn of(x25519: &[u8; 32], ed25519: &[u8; 32]) -> Self {
-        let digest = Sha256::new()
-            .chain_update(b"tresor/v1/member-id\0")
-            .chain_update(x25519)
-            .chain_update(ed25519)
-            .finalize();
+        let digest =
+            Sha256::new().chain_update(b"tresor/v1/member-id\0").chain_update(x25519).chain_update(ed25519).finalize();
         MemberId(digest[..MEMBER_ID_LEN].try_into().expect("16 of 32 bytes"))
     }
 }
@@ -123,12 +120,18 @@ fn wrap_cipher(shared: &[u8; 32], ephemeral: &[u8; 32], recipient: &[u8; 32]) ->
 impl Stanza {
     /// Wraps `key` for `recipient`. `aad` binds the stanza to its container
     /// (a file id or a volume id) so it cannot be moved to another one.
-    pub fn wrap(key: &[u8; KEY_LEN], recipient: &PublicIdentity, aad: &[u8], rng: &mut impl CryptoRngCore) -> Result<Stanza> {
+    pub fn wrap(
+        key: &[u8; KEY_LEN],
+        recipient: &PublicIdentity,
+        aad: &[u8],
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Stanza> {
         let mut ephemeral = Zeroizing::new([0u8; 32]);
         rng.fill_bytes(ephemeral.as_mut());
         Self::wrap_with_ephemeral(key, recipient, aad, &ephemeral)
     }
 
+    #[doc(hidden)]
     /// `wrap` with the ephemeral secret given: for test vectors.
     pub fn wrap_with_ephemeral(
         key: &[u8; KEY_LEN],
@@ -148,11 +151,7 @@ impl Stanza {
             .encrypt_in_place_detached(&Default::default(), aad, &mut wrapped[..KEY_LEN])
             .expect("ChaCha20-Poly1305 seals 32 bytes");
         wrapped[KEY_LEN..].copy_from_slice(&tag);
-        Ok(Stanza {
-            recipient: recipient.id(),
-            ephemeral,
-            wrapped,
-        })
+        Ok(Stanza { recipient: recipient.id(), ephemeral, wrapped })
     }
 
     /// Recovers the wrapped key with the recipient's identity.
@@ -165,12 +164,7 @@ impl Stanza {
         let mut key = Zeroizing::new([0u8; KEY_LEN]);
         key.copy_from_slice(&self.wrapped[..KEY_LEN]);
         wrap_cipher(shared.as_bytes(), &self.ephemeral, &identity.public().x25519)
-            .decrypt_in_place_detached(
-                &Default::default(),
-                aad,
-                key.as_mut(),
-                self.wrapped[KEY_LEN..].into(),
-            )
+            .decrypt_in_place_detached(&Default::default(), aad, key.as_mut(), self.wrapped[KEY_LEN..].into())
             .map_err(|_| tampered)?;
         Ok(key)
     }
@@ -182,11 +176,7 @@ impl Stanza {
     }
 
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<Stanza> {
-        Ok(Stanza {
-            recipient: MemberId(r.array()?),
-            ephemeral: r.array()?,
-            wrapped: r.array()?,
-        })
+        Ok(Stanza { recipient: MemberId(r.array()?), ephemeral: r.array()?, wrapped: r.array()? })
     }
 }
 
@@ -215,6 +205,5 @@ pub(crate) fn verify(
     let mut msg = Vec::with_capacity(domain.len() + body.len());
     msg.extend_from_slice(domain);
     msg.extend_from_slice(body);
-    key.verify_strict(&msg, &Signature::from_bytes(signature))
-        .map_err(|_| Error::Tampered { what })
+    key.verify_strict(&msg, &Signature::from_bytes(signature)).map_err(|_| Error::Tampered { what })
 }

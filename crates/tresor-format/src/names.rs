@@ -28,8 +28,11 @@ pub const DIRIV_LEN: usize = 16;
 /// Plaintext names are limited like Linux names.
 pub const NAME_MAX: usize = 255;
 /// Longest encoded name stored directly as an entry (ext4 and most file
-/// systems allow 255 bytes); plaintext names up to 175 bytes fit.
+/// systems allow 255 bytes); plaintext names up to 159 bytes fit.
 pub const SHORT_NAME_MAX: usize = 255;
+/// Names are padded to a multiple of this before encryption, so the
+/// ciphertext shows only a length class, not the exact length.
+pub const NAME_PAD: usize = 16;
 /// Longest plaintext symlink target (PATH_MAX minus the NUL).
 pub const TARGET_MAX: usize = 4095;
 /// Longest encoded target stored directly in the backing symlink.
@@ -150,8 +153,11 @@ impl NameCipher {
 
     pub fn encrypt_name(&self, dir: &DirIv, name: &[u8]) -> Result<EncryptedName> {
         check_name(name)?;
-        let mut buf = Vec::with_capacity(name.len() + TAG_LEN);
+        // PKCS#7: 1 to 16 bytes, each holding the pad length.
+        let pad = NAME_PAD - name.len() % NAME_PAD;
+        let mut buf = Vec::with_capacity(name.len() + pad + TAG_LEN);
         buf.extend_from_slice(name);
+        buf.resize(name.len() + pad, pad as u8);
         let nonce = dir.0[..NONCE_LEN].into();
         let tag = self
             .names
@@ -170,9 +176,7 @@ impl NameCipher {
     /// sidecar content. A long entry's hash is checked by `check_long_name`.
     pub fn decrypt_name(&self, dir: &DirIv, encrypted: &str) -> Result<Vec<u8>> {
         let what = Structure::Name;
-        let mut buf = B64
-            .decode(encrypted)
-            .map_err(|_| Error::malformed(what, "not base64url"))?;
+        let mut buf = B64.decode(encrypted).map_err(|_| Error::malformed(what, "not base64url"))?;
         if buf.len() <= TAG_LEN {
             return Err(Error::malformed(what, "too short"));
         }
@@ -182,6 +186,14 @@ impl NameCipher {
         self.names
             .decrypt_in_place_detached(dir.0[..NONCE_LEN].into(), &dir.0, &mut buf, (&tag).into())
             .map_err(|_| Error::Tampered { what })?;
+        let pad = *buf.last().unwrap_or(&0) as usize;
+        if !(1..=NAME_PAD).contains(&pad)
+            || pad > buf.len()
+            || buf[buf.len() - pad..].iter().any(|&b| b as usize != pad)
+        {
+            return Err(Error::malformed(what, "invalid padding"));
+        }
+        buf.truncate(buf.len() - pad);
         check_name(&buf).map_err(|_| Error::malformed(what, "decrypts to an invalid name"))?;
         Ok(buf)
     }
@@ -202,6 +214,7 @@ impl NameCipher {
         self.encrypt_target_with_nonce(target, &nonce)
     }
 
+    #[doc(hidden)]
     pub fn encrypt_target_with_nonce(&self, target: &[u8], nonce: &[u8; NONCE_LEN]) -> Result<EncryptedTarget> {
         if target.is_empty() || target.len() > TARGET_MAX || target.contains(&0) {
             return Err(Error::InvalidArgument("symlink target must be 1 to 4095 bytes without NUL".into()));

@@ -83,6 +83,13 @@ impl Policy {
         out
     }
 
+    /// Parses and verifies a policy file: what readers use.
+    pub fn open(bytes: &[u8], volume: &Volume, dir_iv: &DirIv) -> Result<Policy> {
+        let policy = Policy::parse(bytes)?;
+        policy.verify(volume, dir_iv)?;
+        Ok(policy)
+    }
+
     /// Parses a policy file. Structure only: call `verify` before use.
     pub fn parse(bytes: &[u8]) -> Result<Policy> {
         let mut r = Reader::new(bytes, P);
@@ -125,7 +132,11 @@ impl Policy {
 fn check_signer<'v>(volume: &'v Volume, signer: &MemberId) -> Result<&'v crate::volume::Member> {
     match volume.member(signer) {
         Some(m) if m.role == Role::Steward => Ok(m),
-        Some(_) => Err(Error::SignerNotAllowed { what: P, signer: *signer, reason: "only a steward may set a directory policy" }),
+        Some(_) => Err(Error::SignerNotAllowed {
+            what: P,
+            signer: *signer,
+            reason: "only a steward may set a directory policy",
+        }),
         None => Err(Error::UnknownSigner { what: P, signer: *signer }),
     }
 }

@@ -176,7 +176,13 @@ impl Volume {
     pub fn sign(&mut self, steward: &Identity) -> Result<()> {
         match self.member(&steward.id()) {
             Some(m) if m.role == Role::Steward => {}
-            Some(_) => return Err(Error::SignerNotAllowed { what: W, signer: steward.id(), reason: "only a steward may sign the registry" }),
+            Some(_) => {
+                return Err(Error::SignerNotAllowed {
+                    what: W,
+                    signer: steward.id(),
+                    reason: "only a steward may sign the registry",
+                })
+            }
             None => return Err(Error::UnknownSigner { what: W, signer: steward.id() }),
         }
         if !self.members.iter().any(|m| m.role == Role::Steward) {
@@ -262,7 +268,9 @@ impl Volume {
         r.finish()?;
         let signer_key = match members.iter().find(|m| m.id() == signer) {
             Some(m) if m.role == Role::Steward => m.public.ed25519,
-            Some(_) => return Err(Error::SignerNotAllowed { what: W, signer, reason: "only a steward may sign the registry" }),
+            Some(_) => {
+                return Err(Error::SignerNotAllowed { what: W, signer, reason: "only a steward may sign the registry" })
+            }
             None => return Err(Error::UnknownSigner { what: W, signer }),
         };
         keys::verify(&signer_key, domain::VOLUME, &bytes[..body_len], &signature, W)?;

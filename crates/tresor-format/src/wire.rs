@@ -59,11 +59,7 @@ impl<'a> Reader<'a> {
         }
         let found = self.u16()?;
         if found != version {
-            return Err(Error::UnsupportedVersion {
-                what: self.what,
-                found,
-                supported: version,
-            });
+            return Err(Error::UnsupportedVersion { what: self.what, found, supported: version });
         }
         Ok(())
     }
@@ -72,8 +68,7 @@ impl<'a> Reader<'a> {
     pub(crate) fn short_str(&mut self, max: usize) -> Result<String> {
         let len = self.u8()? as usize;
         let bytes = self.take(len)?;
-        let s = std::str::from_utf8(bytes)
-            .map_err(|_| Error::malformed(self.what, "name is not UTF-8"))?;
+        let s = std::str::from_utf8(bytes).map_err(|_| Error::malformed(self.what, "name is not UTF-8"))?;
         check_display_name(s, max).map_err(|reason| Error::malformed(self.what, reason))?;
         Ok(s.to_owned())
     }

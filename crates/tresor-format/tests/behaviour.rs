@@ -8,8 +8,8 @@ use tresor_format::{
     content::{BLOCK_OVERHEAD, TRAILER_LEN},
     header::{self, DEFAULT_RESERVED_LEN},
     names::{self, classify, EntryKind},
-    ContentCipher, DirIv, EncryptedName, EncryptedTarget, Error, Header, Identity, KdfParams, Layout,
-    NameCipher, Policy, PublicIdentity, Role, SealedIdentity, Structure, Suite, Volume,
+    ContentCipher, DirIv, EncryptedName, EncryptedTarget, Error, Header, Identity, KdfParams, Layout, NameCipher,
+    Policy, PublicIdentity, Role, SealedIdentity, Structure, Suite, Volume,
 };
 
 const PASS: &[u8] = b"correct horse battery staple";
@@ -162,7 +162,7 @@ fn volume_block_sizes_are_powers_of_two_from_4k_to_1m() {
 fn header_for(c: &common::Cast, recipients: &[&Identity]) -> (Header, tresor_format::FileKey) {
     let publics: Vec<_> = recipients.iter().map(|i| *i.public()).collect();
     let seed = recipients.iter().map(|i| i.id().0[0] as u64).sum();
-    Header::create(&c.bob, &publics, 1_700_000_000, &mut rng(seed)).unwrap()
+    Header::create(c.volume.id, &c.bob, &publics, 1_700_000_000, &mut rng(seed)).unwrap()
 }
 
 #[test]
@@ -252,17 +252,30 @@ fn a_header_edited_without_a_member_key_is_refused() {
 #[test]
 fn headers_signed_by_outsiders_or_auditors_are_refused() {
     let c = cast();
-    let (h, _) = Header::create(&c.mallory, &[*c.mallory.public()], 1, &mut rng(3)).unwrap();
-    assert_eq!(h.verify(&c.volume).unwrap_err(), Error::UnknownSigner { what: Structure::FileHeader, signer: c.mallory.id() });
-    let (h, _) = Header::create(&c.carol, &[*c.carol.public()], 1, &mut rng(3)).unwrap();
+    let (h, _) = Header::create(c.volume.id, &c.mallory, &[*c.mallory.public()], 1, &mut rng(3)).unwrap();
+    assert_eq!(
+        h.verify(&c.volume).unwrap_err(),
+        Error::UnknownSigner { what: Structure::FileHeader, signer: c.mallory.id() }
+    );
+    let (h, _) = Header::create(c.volume.id, &c.carol, &[*c.carol.public()], 1, &mut rng(3)).unwrap();
     assert!(matches!(h.verify(&c.volume), Err(Error::SignerNotAllowed { .. })));
+}
+
+#[test]
+fn a_header_from_another_volume_is_refused_even_with_the_same_writer() {
+    let c = cast();
+    let (other_volume, _) = Volume::create(&c.alice, tresor_format::VolumeParams::default(), &mut rng(11)).unwrap();
+    let (h, _) = Header::create(other_volume.id, &c.alice, &[*c.alice.public()], 1, &mut rng(12)).unwrap();
+    h.verify(&other_volume).unwrap();
+    let err = Header::open(&h.to_bytes().unwrap(), &c.volume).unwrap_err();
+    assert!(matches!(err, Error::Malformed { what: Structure::FileHeader, .. }), "{err:?}");
 }
 
 #[test]
 fn a_header_that_outgrows_its_reservation_needs_a_larger_one() {
     let c = cast();
     let many: Vec<_> = (0..42).map(|i| *identity(&format!("m{i}")).public()).collect();
-    let mut h = Header::unsigned([1; 16], &tresor_format::FileKey::from_bytes([2; 32]), 0);
+    let mut h = Header::unsigned(c.volume.id, [1; 16], &tresor_format::FileKey::from_bytes([2; 32]), 0);
     for p in &many {
         h.add_recipient(&tresor_format::FileKey::from_bytes([2; 32]), p, &mut rng(1)).unwrap();
     }
@@ -284,7 +297,10 @@ fn unknown_versions_and_foreign_files_get_their_own_errors() {
         Header::parse(&bytes).unwrap_err(),
         Error::UnsupportedVersion { what: Structure::FileHeader, found: 2, supported: 1 }
     );
-    assert_eq!(Header::parse(b"#!/bin/sh\necho hello, this is not tresor").unwrap_err(), Error::BadMagic { what: Structure::FileHeader });
+    assert_eq!(
+        Header::parse(b"#!/bin/sh\necho hello, this is not tresor").unwrap_err(),
+        Error::BadMagic { what: Structure::FileHeader }
+    );
     assert!(matches!(Header::parse(&h.to_bytes().unwrap()[..100]), Err(Error::Malformed { .. })));
 }
 
@@ -355,7 +371,10 @@ fn ciphertext_lengths_map_back_to_exactly_one_plaintext_size() {
     }
     assert_eq!(layout.ciphertext_size(0), 4096 + TRAILER_LEN as u64, "an empty file is a header and a trailer");
     for impossible in [0, 4095, 4096, 4096 + 27, 4096 + 28 + 1, 4096 + 28 + 28] {
-        assert!(matches!(layout.plaintext_size(impossible), Err(Error::Malformed { what: Structure::FileLength, .. })), "{impossible}");
+        assert!(
+            matches!(layout.plaintext_size(impossible), Err(Error::Malformed { what: Structure::FileLength, .. })),
+            "{impossible}"
+        );
     }
     assert_eq!(layout.locate(8193), (2, 1));
     assert_eq!(layout.block_offset(2), 4096 + 2 * (4096 + 28));
@@ -380,19 +399,29 @@ fn names_encrypt_deterministically_per_directory() {
 }
 
 #[test]
-fn names_up_to_175_bytes_are_entries_and_longer_ones_use_a_sidecar() {
+fn names_up_to_159_bytes_are_entries_and_longer_ones_use_a_sidecar() {
     let (n, d, _) = name_setup();
-    let short = n.encrypt_name(&d, &[b'x'; 175]).unwrap();
+    let short = n.encrypt_name(&d, &[b'x'; 159]).unwrap();
     assert!(matches!(short, EncryptedName::Short(ref s) if s.len() <= 255));
-    for len in [176, 200, 255] {
+    for len in [160, 200, 255] {
         let name = vec![b'y'; len];
-        let EncryptedName::Long { entry, full } = n.encrypt_name(&d, &name).unwrap() else { panic!("{len} should be long") };
+        let EncryptedName::Long { entry, full } = n.encrypt_name(&d, &name).unwrap() else {
+            panic!("{len} should be long")
+        };
         assert!(entry.len() <= 255 && names::long_name_sidecar(&entry).len() <= 255);
         assert_eq!(classify(&entry), EntryKind::Long);
         assert_eq!(classify(&names::long_name_sidecar(&entry)), EntryKind::Reserved);
         NameCipher::check_long_name(&entry, &full).unwrap();
         assert_eq!(n.decrypt_name(&d, &full).unwrap(), name);
     }
+}
+
+#[test]
+fn encrypted_names_show_a_length_class_not_the_length() {
+    let (n, d, _) = name_setup();
+    let lens: Vec<usize> = (1..=15).map(|len| n.encrypt_name(&d, &vec![b'a'; len]).unwrap().entry().len()).collect();
+    assert!(lens.iter().all(|&l| l == lens[0]), "{lens:?}");
+    assert_ne!(n.encrypt_name(&d, &[b'a'; 16]).unwrap().entry().len(), lens[0]);
 }
 
 #[test]
@@ -414,7 +443,9 @@ fn invalid_names_are_refused() {
 
 #[test]
 fn format_metadata_is_never_shown_as_a_file() {
-    for reserved in [names::VOLUME_FILE, names::DIRIV_FILE, names::POLICY_FILE, "tresor.longtarget.abc", "tresor.longname.abc.name"] {
+    for reserved in
+        [names::VOLUME_FILE, names::DIRIV_FILE, names::POLICY_FILE, "tresor.longtarget.abc", "tresor.longname.abc.name"]
+    {
         assert_eq!(classify(reserved), EntryKind::Reserved, "{reserved}");
     }
 }
@@ -427,7 +458,9 @@ fn symlink_targets_up_to_path_max_round_trip() {
     assert_eq!(n.decrypt_target(stored).unwrap(), b"../data/cohort.csv");
 
     let long: Vec<u8> = (0..4095).map(|i| b'a' + (i % 26) as u8).collect();
-    let EncryptedTarget::Sidecar { link, full } = n.encrypt_target(&long, &mut rng(1)).unwrap() else { panic!("4095 bytes needs a sidecar") };
+    let EncryptedTarget::Sidecar { link, full } = n.encrypt_target(&long, &mut rng(1)).unwrap() else {
+        panic!("4095 bytes needs a sidecar")
+    };
     assert!(link.len() <= 255 && classify(&link) == EntryKind::Reserved);
     NameCipher::check_long_target(&link, &full).unwrap();
     assert_eq!(n.decrypt_target(&full).unwrap(), long);
@@ -440,7 +473,10 @@ fn a_tampered_symlink_target_is_refused() {
     let EncryptedTarget::Inline(stored) = n.encrypt_target(b"/etc/passwd", &mut rng(1)).unwrap() else { panic!() };
     let mut bytes = stored.into_bytes();
     bytes[20] = if bytes[20] == b'A' { b'B' } else { b'A' };
-    assert_eq!(n.decrypt_target(&String::from_utf8(bytes).unwrap()).unwrap_err(), Error::Tampered { what: Structure::SymlinkTarget });
+    assert_eq!(
+        n.decrypt_target(&String::from_utf8(bytes).unwrap()).unwrap_err(),
+        Error::Tampered { what: Structure::SymlinkTarget }
+    );
 }
 
 // ---- directory policies ------------------------------------------------------
@@ -465,5 +501,8 @@ fn only_stewards_set_policies_and_forgeries_are_refused() {
     let mut bytes = Policy::create(&c.volume, dir, &[c.alice.id()], &c.alice, 0).unwrap().to_bytes();
     // Replace the recipient with bob: the signature no longer matches.
     bytes[8 + 2 + 16 + 16 + 8 + 2..][..16].copy_from_slice(&c.bob.id().0);
-    assert_eq!(Policy::parse(&bytes).unwrap().verify(&c.volume, &dir).unwrap_err(), Error::Tampered { what: Structure::Policy });
+    assert_eq!(
+        Policy::parse(&bytes).unwrap().verify(&c.volume, &dir).unwrap_err(),
+        Error::Tampered { what: Structure::Policy }
+    );
 }
