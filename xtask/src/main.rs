@@ -15,8 +15,8 @@ use std::{
 
 use rand_core::OsRng;
 use tresor_format::{
-    header::DEFAULT_RESERVED_LEN, names, ContentCipher, DirIv, EncryptedName, Header, Identity, KdfParams, Layout,
-    NameCipher, Policy, Role, Volume, VolumeParams,
+    names, ContentCipher, DirIv, EncryptedName, Header, Identity, KdfParams, Layout, NameCipher, Policy, Role, Volume,
+    VolumeParams,
 };
 
 type Res<T = ()> = Result<T, Box<dyn std::error::Error>>;
@@ -108,7 +108,7 @@ fn demo(dir: PathBuf) -> Res {
     let names_cipher = NameCipher::new(&volume.name_key(&alice)?);
     let plaintext = b"patient_id,age,outcome\n1001,54,recovered\n1002,61,readmitted\n".repeat(2000);
     let recipients = [*alice.public(), *steward.public()];
-    let (header, key) = Header::create(volume.id, &alice, &recipients, now(), rng)?;
+    let (header, key) = Header::create(&volume, &alice, &recipients, now(), rng)?;
     let cipher = ContentCipher::new(volume.params.suite, &key, &header.file_id, volume.params.block_size);
     let mut file = header.to_bytes()?;
     file.extend_from_slice(&cipher.seal_content(&plaintext, rng));
@@ -124,7 +124,7 @@ fn demo(dir: PathBuf) -> Res {
 
     // Reading it back as each person.
     let stored = fs::read(&path)?;
-    let layout = Layout::new(DEFAULT_RESERVED_LEN, volume.params.block_size);
+    let layout = Layout::new(volume.params.header_len, volume.params.block_size);
     let header = Header::parse(&stored)?;
     header.verify(&volume)?;
     println!(

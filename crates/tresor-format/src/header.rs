@@ -15,8 +15,7 @@ pub const HEADER_MAGIC: &[u8; 8] = b"TRSRFILE";
 pub const HEADER_VERSION: u16 = 1;
 /// Bytes before the first stanza.
 pub const HEADER_FIXED_LEN: usize = 8 + 2 + 2 + 4 + 4 + 16 + 16 + 32 + 8 + 16;
-/// Room for 41 recipients; a header that outgrows it is rewritten with the
-/// file under a larger reservation.
+/// The default per-volume header reservation: room for 40 recipients.
 pub const DEFAULT_RESERVED_LEN: u32 = 4096;
 pub const RESERVED_ALIGN: u32 = 512;
 pub const MAX_RESERVED_LEN: u32 = 1 << 20;
@@ -52,18 +51,16 @@ pub fn header_len(recipients: usize) -> usize {
     HEADER_FIXED_LEN + recipients * STANZA_LEN + SIGNATURE_LEN
 }
 
-/// The smallest valid reservation that holds `recipients` stanzas, never
-/// below the default.
-pub fn reserved_len_for(recipients: usize) -> u32 {
-    let len = header_len(recipients) as u32;
-    len.div_ceil(RESERVED_ALIGN).max(1) * RESERVED_ALIGN
+/// How many recipients fit a header reservation.
+pub fn max_recipients(reserved_len: u32) -> usize {
+    (reserved_len as usize).saturating_sub(header_len(0)) / STANZA_LEN
 }
 
 impl Header {
     /// A new file: fresh file id and file key, one stanza per recipient
     /// (duplicates dropped), signed by `writer`.
     pub fn create(
-        volume_id: [u8; 16],
+        volume: &Volume,
         writer: &Identity,
         recipients: &[PublicIdentity],
         signed_at: u64,
@@ -72,7 +69,7 @@ impl Header {
         let mut file_id = [0u8; 16];
         rng.fill_bytes(&mut file_id);
         let key = FileKey::generate(rng);
-        let mut header = Header::unsigned(volume_id, file_id, &key, recipients.len());
+        let mut header = Header::unsigned(volume.id, volume.params.header_len, file_id, &key);
         for r in recipients {
             header.add_recipient(&key, r, rng)?;
         }
@@ -83,11 +80,11 @@ impl Header {
     /// A header with no stanzas and no signature, for `key`. Building one
     /// stanza at a time lets test vectors give each ephemeral key.
     #[doc(hidden)]
-    pub fn unsigned(volume_id: [u8; 16], file_id: [u8; 16], key: &FileKey, expected_recipients: usize) -> Header {
+    pub fn unsigned(volume_id: [u8; 16], reserved_len: u32, file_id: [u8; 16], key: &FileKey) -> Header {
         Header {
             file_id,
             volume_id,
-            reserved_len: reserved_len_for(expected_recipients).max(DEFAULT_RESERVED_LEN),
+            reserved_len,
             key_commitment: commitment(key, &file_id),
             signed_at: 0,
             writer: MemberId([0; 16]),
@@ -125,16 +122,8 @@ impl Header {
     }
 
     /// Whether the header still fits its reservation (after adding stanzas).
-    /// If not, the file must be rewritten with `set_reserved_len`.
     pub fn fits(&self) -> bool {
         header_len(self.stanzas.len()) <= self.reserved_len as usize
-    }
-
-    pub fn set_reserved_len(&mut self, reserved_len: u32) -> Result<()> {
-        check_reserved(reserved_len, header_len(self.stanzas.len())).map_err(Error::InvalidArgument)?;
-        self.reserved_len = reserved_len;
-        self.signature = None;
-        Ok(())
     }
 
     /// Adds a stanza for `who`. `key` must be this header's file key.
@@ -198,9 +187,10 @@ impl Header {
     pub fn sign(&mut self, writer: &Identity, signed_at: u64) -> Result<()> {
         if !self.fits() {
             return Err(Error::InvalidArgument(format!(
-                "{} recipients do not fit a {}-byte header; rewrite the file with a larger reservation",
+                "{} recipients do not fit this volume's {}-byte headers (at most {}); a volume created with a larger --header-size holds more",
                 self.stanzas.len(),
-                self.reserved_len
+                self.reserved_len,
+                max_recipients(self.reserved_len)
             )));
         }
         self.writer = writer.id();
@@ -308,6 +298,9 @@ impl Header {
         if self.volume_id != volume.id {
             return Err(Error::malformed(H, "belongs to another volume"));
         }
+        if self.reserved_len != volume.params.header_len {
+            return Err(Error::malformed(H, "reservation differs from the volume's header size"));
+        }
         let writer = volume.member(&self.writer).ok_or(Error::UnknownSigner { what: H, signer: self.writer })?;
         if writer.role == Role::Auditor {
             return Err(Error::SignerNotAllowed {
@@ -336,7 +329,7 @@ impl Header {
     }
 }
 
-fn check_reserved(reserved: u32, needed: usize) -> Result<(), String> {
+pub(crate) fn check_reserved(reserved: u32, needed: usize) -> Result<(), String> {
     if reserved % RESERVED_ALIGN != 0 || reserved > MAX_RESERVED_LEN || (reserved as usize) < needed.max(header_len(0))
     {
         return Err(format!(

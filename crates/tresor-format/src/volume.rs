@@ -69,12 +69,16 @@ pub struct VolumeParams {
     pub suite: Suite,
     /// Plaintext bytes per content block: a power of two, 4 KiB to 1 MiB.
     pub block_size: u32,
+    /// Bytes reserved for every file header (content starts there). One
+    /// size for the whole volume, so that a file's plaintext size follows
+    /// from its length alone and `stat` never opens a file.
+    pub header_len: u32,
 }
 
 impl Default for VolumeParams {
     /// Chosen from `benches/`: see FORMAT.md, "Choice of defaults".
     fn default() -> Self {
-        VolumeParams { suite: Suite::Aes256Gcm, block_size: 64 * 1024 }
+        VolumeParams { suite: Suite::Aes256Gcm, block_size: 64 * 1024, header_len: crate::header::DEFAULT_RESERVED_LEN }
     }
 }
 
@@ -83,6 +87,8 @@ impl VolumeParams {
         if !self.block_size.is_power_of_two() || !(MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&self.block_size) {
             return Err("block size must be a power of two from 4 KiB to 1 MiB");
         }
+        crate::header::check_reserved(self.header_len, crate::header::header_len(1))
+            .map_err(|_| "header size must be a multiple of 512 from 512 bytes to 1 MiB")?;
         Ok(())
     }
 }
@@ -200,6 +206,7 @@ impl Volume {
         put_u16(&mut out, VOLUME_VERSION);
         out.push(self.params.suite as u8);
         put_u32(&mut out, self.params.block_size);
+        put_u32(&mut out, self.params.header_len);
         out.extend_from_slice(&self.id);
         put_u64(&mut out, self.generation);
         put_u16(&mut out, self.members.len() as u16);
@@ -238,7 +245,7 @@ impl Volume {
         let mut r = Reader::new(bytes, W);
         r.magic_and_version(VOLUME_MAGIC, VOLUME_VERSION)?;
         let suite = Suite::from_u8(r.u8()?)?;
-        let params = VolumeParams { suite, block_size: r.u32()? };
+        let params = VolumeParams { suite, block_size: r.u32()?, header_len: r.u32()? };
         params.check().map_err(|reason| Error::malformed(W, reason))?;
         let id = r.array()?;
         let generation = r.u64()?;

@@ -152,7 +152,7 @@ fn a_removed_member_is_gone_from_the_signed_registry() {
 fn volume_block_sizes_are_powers_of_two_from_4k_to_1m() {
     let alice = identity("alice");
     for bad in [0, 1000, 2048, 3 << 12, 2 << 20] {
-        let params = tresor_format::VolumeParams { suite: Suite::Aes256Gcm, block_size: bad };
+        let params = tresor_format::VolumeParams { block_size: bad, ..Default::default() };
         assert!(Volume::create(&alice, params, &mut rng(1)).is_err(), "{bad}");
     }
 }
@@ -162,7 +162,7 @@ fn volume_block_sizes_are_powers_of_two_from_4k_to_1m() {
 fn header_for(c: &common::Cast, recipients: &[&Identity]) -> (Header, tresor_format::FileKey) {
     let publics: Vec<_> = recipients.iter().map(|i| *i.public()).collect();
     let seed = recipients.iter().map(|i| i.id().0[0] as u64).sum();
-    Header::create(c.volume.id, &c.bob, &publics, 1_700_000_000, &mut rng(seed)).unwrap()
+    Header::create(&c.volume, &c.bob, &publics, 1_700_000_000, &mut rng(seed)).unwrap()
 }
 
 #[test]
@@ -252,12 +252,12 @@ fn a_header_edited_without_a_member_key_is_refused() {
 #[test]
 fn headers_signed_by_outsiders_or_auditors_are_refused() {
     let c = cast();
-    let (h, _) = Header::create(c.volume.id, &c.mallory, &[*c.mallory.public()], 1, &mut rng(3)).unwrap();
+    let (h, _) = Header::create(&c.volume, &c.mallory, &[*c.mallory.public()], 1, &mut rng(3)).unwrap();
     assert_eq!(
         h.verify(&c.volume).unwrap_err(),
         Error::UnknownSigner { what: Structure::FileHeader, signer: c.mallory.id() }
     );
-    let (h, _) = Header::create(c.volume.id, &c.carol, &[*c.carol.public()], 1, &mut rng(3)).unwrap();
+    let (h, _) = Header::create(&c.volume, &c.carol, &[*c.carol.public()], 1, &mut rng(3)).unwrap();
     assert!(matches!(h.verify(&c.volume), Err(Error::SignerNotAllowed { .. })));
 }
 
@@ -265,26 +265,29 @@ fn headers_signed_by_outsiders_or_auditors_are_refused() {
 fn a_header_from_another_volume_is_refused_even_with_the_same_writer() {
     let c = cast();
     let (other_volume, _) = Volume::create(&c.alice, tresor_format::VolumeParams::default(), &mut rng(11)).unwrap();
-    let (h, _) = Header::create(other_volume.id, &c.alice, &[*c.alice.public()], 1, &mut rng(12)).unwrap();
+    let (h, _) = Header::create(&other_volume, &c.alice, &[*c.alice.public()], 1, &mut rng(12)).unwrap();
     h.verify(&other_volume).unwrap();
     let err = Header::open(&h.to_bytes().unwrap(), &c.volume).unwrap_err();
     assert!(matches!(err, Error::Malformed { what: Structure::FileHeader, .. }), "{err:?}");
 }
 
 #[test]
-fn a_header_that_outgrows_its_reservation_needs_a_larger_one() {
+fn a_header_holds_as_many_recipients_as_the_volume_reserves_room_for() {
     let c = cast();
-    let many: Vec<_> = (0..42).map(|i| *identity(&format!("m{i}")).public()).collect();
-    let mut h = Header::unsigned(c.volume.id, [1; 16], &tresor_format::FileKey::from_bytes([2; 32]), 0);
-    for p in &many {
-        h.add_recipient(&tresor_format::FileKey::from_bytes([2; 32]), p, &mut rng(1)).unwrap();
-    }
-    assert!(!h.fits());
-    assert!(matches!(h.sign(&c.alice, 0), Err(Error::InvalidArgument(_))));
-    h.set_reserved_len(header::reserved_len_for(42)).unwrap();
-    h.sign(&c.alice, 0).unwrap();
+    assert_eq!(header::max_recipients(DEFAULT_RESERVED_LEN), 40);
+    let many: Vec<_> = (0..41).map(|i| *identity(&format!("m{i}")).public()).collect();
+    assert!(matches!(Header::create(&c.volume, &c.alice, &many, 0, &mut rng(1)), Err(Error::InvalidArgument(_))));
+    let (h, _) = Header::create(&c.volume, &c.alice, &many[..40], 0, &mut rng(1)).unwrap();
     assert_eq!(Header::parse(&h.to_bytes().unwrap()).unwrap(), h);
-    assert_eq!(Header::peek_reserved_len(&h.to_bytes().unwrap()[..20]).unwrap(), 4608);
+
+    let params = tresor_format::VolumeParams { header_len: 8192, ..Default::default() };
+    let (big, _) = Volume::create(&c.alice, params, &mut rng(2)).unwrap();
+    let (h, _) = Header::create(&big, &c.alice, &many, 0, &mut rng(1)).unwrap();
+    let bytes = h.to_bytes().unwrap();
+    assert_eq!(bytes.len(), 8192);
+    assert_eq!(Header::peek_reserved_len(&bytes[..20]).unwrap(), 8192);
+    Header::open(&bytes, &big).unwrap();
+    assert!(matches!(Header::open(&bytes, &c.volume), Err(Error::Malformed { .. })), "another volume, another size");
 }
 
 #[test]

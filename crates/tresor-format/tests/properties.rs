@@ -80,7 +80,7 @@ proptest! {
     #[test]
     fn a_flipped_bit_in_a_header_is_caught(at: prop::sample::Index, bit in 0u8..8) {
         let c = cast();
-        let (h, _) = Header::create(c.volume.id, &c.bob, &[*c.bob.public(), *c.alice.public()], 1, &mut rng(1)).unwrap();
+        let (h, _) = Header::create(&c.volume, &c.bob, &[*c.bob.public(), *c.alice.public()], 1, &mut rng(1)).unwrap();
         let mut bytes = h.to_bytes().unwrap();
         let i = at.index(bytes.len());
         bytes[i] ^= 1 << bit;

@@ -186,6 +186,7 @@ fn build_volume(i: &Value) -> (Volume, NameKey) {
     let params = VolumeParams {
         suite: Suite::from_u8(i["suite"].as_u64().unwrap() as u8).unwrap(),
         block_size: i["block_size"].as_u64().unwrap() as u32,
+        header_len: i["header_len"].as_u64().unwrap() as u32,
     };
     let (mut volume, name_key) = Volume::create(&steward, params, &mut rng).unwrap();
     rng.assert_used_up();
@@ -201,7 +202,7 @@ fn build_volume(i: &Value) -> (Volume, NameKey) {
 fn volume_inputs() -> Value {
     json!({
         "cast": cast_inputs(),
-        "suite": Suite::Aes256Gcm as u8, "block_size": 65536,
+        "suite": Suite::Aes256Gcm as u8, "block_size": 65536, "header_len": 4096,
         "volume_id": hex::encode([0x71u8; 16]), "name_key": hex::encode([0x6eu8; 32]),
         "ephemeral_secrets": [hex::encode([0xe0u8; 32]), hex::encode([0xe1u8; 32]), hex::encode([0xe2u8; 32])],
     })
@@ -269,7 +270,7 @@ fn file_header() {
     let cast = vv["inputs"]["cast"].clone();
     let inputs = json!({
         "cast": cast, "writer": "bob", "recipients": ["bob", "alice"],
-        "volume_id": vv["inputs"]["volume_id"].clone(),
+        "volume_id": vv["inputs"]["volume_id"].clone(), "header_len": vv["inputs"]["header_len"].clone(),
         "file_id": hex::encode([0xf1u8; 16]), "file_key": hex::encode([0x4bu8; 32]),
         "ephemeral_secrets": [hex::encode([0xe5u8; 32]), hex::encode([0xe6u8; 32])],
         "signed_at": 1_700_000_000u64,
@@ -278,7 +279,8 @@ fn file_header() {
         let cast = &i["cast"];
         let key = FileKey::from_bytes(h32(&i["file_key"]));
         let recipients = i["recipients"].as_array().unwrap();
-        let mut header = Header::unsigned(h16(&i["volume_id"]), h16(&i["file_id"]), &key, recipients.len());
+        let mut header =
+            Header::unsigned(h16(&i["volume_id"]), i["header_len"].as_u64().unwrap() as u32, h16(&i["file_id"]), &key);
         for (r, e) in recipients.iter().zip(i["ephemeral_secrets"].as_array().unwrap()) {
             header.add_recipient_with_ephemeral(&key, person(cast, r.as_str().unwrap()).public(), &h32(e)).unwrap();
         }
