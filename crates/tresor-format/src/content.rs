@@ -23,7 +23,7 @@ pub const TRAILER_LEN: usize = NONCE_LEN + TAG_LEN;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum Suite {
-    /// Nonce-misuse resistant; about half the speed of AES-256-GCM here.
+    /// Nonce-misuse resistant; slower than AES-256-GCM (see FORMAT.md).
     Aes256GcmSiv = 1,
     Aes256Gcm = 2,
     /// For CPUs without AES instructions.
@@ -165,6 +165,15 @@ impl ContentCipher {
         Ok(len)
     }
 
+    /// `open_block` for the last block of a file, which is never a hole:
+    /// otherwise zeroing a full-size last block would read as zeros.
+    pub fn open_last_block(&self, block_no: u64, ciphertext: &[u8], out: &mut [u8]) -> Result<usize> {
+        if is_zero(ciphertext) {
+            return Err(Error::Tampered { what: Structure::Block(block_no) });
+        }
+        self.open_block(block_no, ciphertext, out)
+    }
+
     /// The trailer that follows the last block of a file of `block_count` blocks.
     pub fn seal_trailer(&self, block_count: u64, rng: &mut impl CryptoRngCore) -> [u8; TRAILER_LEN] {
         let mut nonce = [0u8; NONCE_LEN];
@@ -222,7 +231,11 @@ impl ContentCipher {
         self.open_trailer(count, trailer)?;
         let block_ct = self.block_size + BLOCK_OVERHEAD;
         for (n, (ct, pt)) in blocks.chunks(block_ct).zip(out.chunks_mut(self.block_size)).enumerate() {
-            self.open_block(n as u64, ct, pt)?;
+            if n as u64 + 1 == count {
+                self.open_last_block(n as u64, ct, pt)?;
+            } else {
+                self.open_block(n as u64, ct, pt)?;
+            }
         }
         Ok(out)
     }

@@ -107,14 +107,21 @@ impl FromStr for PublicIdentity {
 
     fn from_str(s: &str) -> Result<Self> {
         let bad = |reason: &str| Error::malformed(Structure::PublicIdentity, reason.to_owned());
-        let checked = CheckedHrpstring::new::<Bech32m>(s.trim())
+        // Bech32m allows all-uppercase; canonical form is lowercase.
+        let s = s.trim().to_ascii_lowercase();
+        let checked = CheckedHrpstring::new::<Bech32m>(&s)
             .map_err(|_| bad("not a valid tresor1… string (typo? the checksum does not match)"))?;
         if checked.hrp().as_str() != HRP {
             return Err(bad("wrong prefix: expected tresor1…"));
         }
         let bytes: Vec<u8> = checked.byte_iter().collect();
         let bytes: [u8; 64] = bytes.try_into().map_err(|_| bad("wrong length"))?;
-        PublicIdentity::from_keys(bytes[..32].try_into().unwrap(), bytes[32..].try_into().unwrap())
+        let public = PublicIdentity::from_keys(bytes[..32].try_into().unwrap(), bytes[32..].try_into().unwrap())?;
+        // Padding bits must be zero, so each key has exactly one string.
+        if public.to_string() != s {
+            return Err(bad("non-canonical encoding"));
+        }
+        Ok(public)
     }
 }
 

@@ -201,6 +201,9 @@ impl NameCipher {
     /// Checks that a long-name entry matches its sidecar's content, so
     /// sidecars cannot be swapped between entries.
     pub fn check_long_name(entry: &str, full: &str) -> Result<()> {
+        if full.len() <= SHORT_NAME_MAX {
+            return Err(Error::malformed(Structure::Name, "a long-name sidecar holds a short name"));
+        }
         let expected = format!("{LONGNAME_PREFIX}{}", B64.encode(Sha256::digest(full.as_bytes())));
         if entry != expected {
             return Err(Error::Tampered { what: Structure::Name });
@@ -251,6 +254,9 @@ impl NameCipher {
         self.targets
             .decrypt_in_place_detached((&nonce).into(), TARGET_AAD, &mut buf, (&tag).into())
             .map_err(|_| Error::Tampered { what })?;
+        if buf.is_empty() || buf.len() > TARGET_MAX || buf.contains(&0) {
+            return Err(Error::malformed(what, "decrypts to an invalid target"));
+        }
         Ok(buf)
     }
 

@@ -35,8 +35,12 @@ impl Policy {
     ) -> Result<Policy> {
         let mut recipients: Vec<MemberId> = Vec::with_capacity(default_recipients.len());
         for id in default_recipients {
-            if volume.member(id).is_none() {
-                return Err(Error::InvalidArgument(format!("{id} is not a member of this volume")));
+            match volume.member(id) {
+                None => return Err(Error::InvalidArgument(format!("{id} is not a member of this volume"))),
+                Some(m) if m.role == Role::Auditor => {
+                    return Err(Error::InvalidArgument(format!("{} is an auditor: auditors hold no content keys", m.name)))
+                }
+                Some(_) => {}
             }
             if !recipients.contains(id) {
                 recipients.push(*id);
@@ -125,7 +129,11 @@ impl Policy {
             return Err(Error::malformed(P, "belongs to another directory (copied?)"));
         }
         let signer = check_signer(volume, &self.signer)?;
-        keys::verify(&signer.public.ed25519, domain::POLICY, &self.body(), &self.signature, P)
+        keys::verify(&signer.public.ed25519, domain::POLICY, &self.body(), &self.signature, P)?;
+        if self.default_recipients.iter().any(|id| volume.member(id).is_some_and(|m| m.role == Role::Auditor)) {
+            return Err(Error::malformed(P, "names an auditor as a recipient"));
+        }
+        Ok(())
     }
 }
 

@@ -51,6 +51,33 @@ fn identity_files_asking_for_absurd_argon2_costs_are_refused_before_any_work() {
 }
 
 #[test]
+fn a_public_identity_string_has_exactly_one_spelling_and_uppercase_is_accepted() {
+    let alice = identity("alice");
+    let s = alice.public().to_string();
+    assert_eq!(s.to_uppercase().parse::<PublicIdentity>().unwrap(), *alice.public());
+}
+
+#[test]
+fn auditors_hold_no_content_keys_by_policy() {
+    let c = cast();
+    let err = Policy::create(&c.volume, DirIv([3; 16]), &[c.carol.id()], &c.alice, 0).unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+}
+
+#[test]
+fn a_zeroed_last_block_is_not_a_hole() {
+    // Holes are sparse blocks inside a file; the last block is always sealed,
+    // so an attacker cannot turn the end of a file into zeros.
+    let c = cipher(Suite::Aes256Gcm, 1);
+    let mut sealed = c.seal_content(&[7u8; 2 * 4096], &mut rng(1));
+    let blk = 4096 + BLOCK_OVERHEAD;
+    sealed[blk..2 * blk].fill(0);
+    assert_eq!(c.open_content(&sealed).unwrap_err(), Error::Tampered { what: Structure::Block(1) });
+    sealed[..blk].fill(0);
+    assert_eq!(c.open_content(&sealed).unwrap_err(), Error::Tampered { what: Structure::Block(1) });
+}
+
+#[test]
 fn a_public_identity_string_round_trips_and_catches_typos() {
     let alice = identity("alice");
     let s = alice.public().to_string();

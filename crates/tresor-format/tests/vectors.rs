@@ -472,7 +472,8 @@ fn flip_encoded(encoded: &str, check: impl Fn(&str)) {
 fn directory_policy() {
     let (volume, vv) = vector_volume();
     let inputs = json!({
-        "cast": vv["inputs"]["cast"].clone(), "steward": "alice", "default_recipients": ["alice", "carol"],
+        "cast": vv["inputs"]["cast"].clone(), "steward": "alice", "default_recipients": ["alice", "bob"],
+        "volume_id": vv["inputs"]["volume_id"].clone(),
         "dir_iv": hex::encode([0xd1u8; 16]), "issued_at": 1_700_000_000u64,
     });
     let build = |i: &Value| {
@@ -491,7 +492,7 @@ fn directory_policy() {
             i["issued_at"].as_u64().unwrap(),
         )
         .unwrap();
-        json!({"description": "alice's policy: files created below this directory are readable by alice and carol.", "inputs": i, "policy": hex::encode(p.to_bytes())})
+        json!({"description": "alice's policy: files created below this directory are readable by alice and bob.", "inputs": i, "policy": hex::encode(p.to_bytes())})
     };
     let stored = settle("policy", build(&inputs));
     assert_eq!(build(&stored["inputs"]), stored);
