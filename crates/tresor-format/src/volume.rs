@@ -78,7 +78,7 @@ pub struct VolumeParams {
 impl Default for VolumeParams {
     /// Chosen from `benches/`: see FORMAT.md, "Choice of defaults".
     fn default() -> Self {
-        VolumeParams { suite: Suite::Aes256Gcm, block_size: 64 * 1024, header_len: crate::header::DEFAULT_RESERVED_LEN }
+        VolumeParams { suite: Suite::Aes256GcmSiv, block_size: 4096, header_len: crate::header::DEFAULT_RESERVED_LEN }
     }
 }
 
