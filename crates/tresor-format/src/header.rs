@@ -267,9 +267,10 @@ impl Header {
         let signed_at = r.u64()?;
         let writer = MemberId(r.array()?);
         let mut stanzas: Vec<Stanza> = Vec::with_capacity(count);
+        let mut seen = std::collections::HashSet::with_capacity(count);
         for _ in 0..count {
             let s = Stanza::read(&mut r)?;
-            if stanzas.iter().any(|t| t.recipient == s.recipient) {
+            if !seen.insert(s.recipient) {
                 return Err(Error::malformed(H, "two stanzas for one recipient"));
             }
             stanzas.push(s);

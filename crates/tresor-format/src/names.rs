@@ -89,10 +89,8 @@ pub enum EntryKind {
 }
 
 pub fn classify(entry: &str) -> EntryKind {
-    if let Some(rest) = entry.strip_prefix(LONGNAME_PREFIX) {
-        if !rest.ends_with(LONGNAME_SIDECAR_SUFFIX) {
-            return EntryKind::Long;
-        }
+    if entry.starts_with(LONGNAME_PREFIX) && !entry.ends_with(LONGNAME_SIDECAR_SUFFIX) {
+        return EntryKind::Long;
     }
     if entry.starts_with(RESERVED_PREFIX) {
         EntryKind::Reserved

@@ -38,7 +38,10 @@ impl Policy {
             match volume.member(id) {
                 None => return Err(Error::InvalidArgument(format!("{id} is not a member of this volume"))),
                 Some(m) if m.role == Role::Auditor => {
-                    return Err(Error::InvalidArgument(format!("{} is an auditor: auditors hold no content keys", m.name)))
+                    return Err(Error::InvalidArgument(format!(
+                        "{} is an auditor: auditors hold no content keys",
+                        m.name
+                    )))
                 }
                 Some(_) => {}
             }
@@ -106,9 +109,10 @@ impl Policy {
             return Err(Error::malformed(P, "too many default recipients"));
         }
         let mut default_recipients = Vec::with_capacity(count);
+        let mut seen = std::collections::HashSet::with_capacity(count);
         for _ in 0..count {
             let id = MemberId(r.array()?);
-            if default_recipients.contains(&id) {
+            if !seen.insert(id) {
                 return Err(Error::malformed(P, "duplicate recipient"));
             }
             default_recipients.push(id);

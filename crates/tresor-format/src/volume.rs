@@ -55,11 +55,13 @@ pub struct Member {
     pub public: PublicIdentity,
     /// The volume name key wrapped for this member.
     pub name_key: Stanza,
+    /// `public.id()`, computed once: lookups by id are on every verify.
+    id: MemberId,
 }
 
 impl Member {
     pub fn id(&self) -> MemberId {
-        self.public.id()
+        self.id
     }
 }
 
@@ -159,7 +161,7 @@ impl Volume {
             return Err(Error::InvalidArgument("too many members".into()));
         }
         let stanza = Stanza::wrap(name_key.as_bytes(), public, &name_key_aad(&self.id), rng)?;
-        self.members.push(Member { name: name.to_owned(), role, public: *public, name_key: stanza });
+        self.members.push(Member { name: name.to_owned(), role, public: *public, name_key: stanza, id: public.id() });
         Ok(())
     }
 
@@ -254,6 +256,9 @@ impl Volume {
             return Err(Error::malformed(W, "member count out of range"));
         }
         let mut members: Vec<Member> = Vec::with_capacity(count);
+        // A set, not a scan: the parse runs before the signature check, so a
+        // hostile file must not make it quadratic.
+        let mut seen = std::collections::HashSet::with_capacity(count);
         for _ in 0..count {
             let role = Role::from_u8(r.u8()?)?;
             let name = r.short_str(crate::identity::NAME_MAX)?;
@@ -261,13 +266,14 @@ impl Volume {
             let public = PublicIdentity::from_keys(keys[..32].try_into().unwrap(), keys[32..].try_into().unwrap())
                 .map_err(|_| Error::malformed(W, "invalid member public key"))?;
             let name_key = Stanza::read(&mut r)?;
-            if name_key.recipient != public.id() {
+            let id = public.id();
+            if name_key.recipient != id {
                 return Err(Error::malformed(W, "name-key stanza names another member"));
             }
-            if members.iter().any(|m| m.public.id() == public.id()) {
+            if !seen.insert(id) {
                 return Err(Error::malformed(W, "duplicate member"));
             }
-            members.push(Member { name, role, public, name_key });
+            members.push(Member { name, role, public, name_key, id });
         }
         let signer = MemberId(r.array()?);
         let body_len = r.pos();

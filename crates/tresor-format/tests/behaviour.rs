@@ -176,6 +176,25 @@ fn a_removed_member_is_gone_from_the_signed_registry() {
 }
 
 #[test]
+fn a_registry_holds_up_to_4096_members() {
+    // (Parsing runs before the signature check, so it is linear in the
+    // member count: ids are hashed once and duplicates found with a set.)
+    let c = cast();
+    let mut v = c.volume.clone();
+    let mut r = rng(5);
+    for i in 0..(tresor_format::volume::MAX_MEMBERS - 3) {
+        let p = *identity(&format!("m{i}")).public();
+        v.add_member(&c.name_key, &p, &format!("m{i}"), Role::Member, &mut r).unwrap();
+    }
+    v.sign(&c.alice).unwrap();
+    let bytes = v.to_bytes();
+    let opened = Volume::open(&bytes, &[c.alice.public().ed25519]).unwrap();
+    assert_eq!(opened.members().len(), tresor_format::volume::MAX_MEMBERS);
+    let one_more = *identity("one too many").public();
+    assert!(v.add_member(&c.name_key, &one_more, "x", Role::Member, &mut r).is_err());
+}
+
+#[test]
 fn volume_block_sizes_are_powers_of_two_from_4k_to_1m() {
     let alice = identity("alice");
     for bad in [0, 1000, 2048, 3 << 12, 2 << 20] {
