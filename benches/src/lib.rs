@@ -45,7 +45,7 @@ pub const PASSPHRASE: &[u8] = b"correct horse battery staple";
 
 /// `4KiB`, `64KiB`, ...: the size part of a benchmark id.
 pub fn size_label(bytes: usize) -> String {
-    if bytes % KIB == 0 {
+    if bytes.is_multiple_of(KIB) {
         format!("{}KiB", bytes / KIB)
     } else {
         format!("{bytes}B")

@@ -23,6 +23,8 @@ pub enum Structure {
     FileLength,
     Name,
     SymlinkTarget,
+    /// An extended attribute's name or value.
+    Xattr,
     DirIv,
     Policy,
 }
@@ -40,6 +42,7 @@ impl fmt::Display for Structure {
             Structure::FileLength => f.write_str("ciphertext file length"),
             Structure::Name => f.write_str("encrypted name"),
             Structure::SymlinkTarget => f.write_str("encrypted symlink target"),
+            Structure::Xattr => f.write_str("encrypted extended attribute"),
             Structure::DirIv => f.write_str("directory IV"),
             Structure::Policy => f.write_str("directory policy"),
         }

@@ -331,7 +331,9 @@ impl Header {
 }
 
 pub(crate) fn check_reserved(reserved: u32, needed: usize) -> Result<(), String> {
-    if reserved % RESERVED_ALIGN != 0 || reserved > MAX_RESERVED_LEN || (reserved as usize) < needed.max(header_len(0))
+    if !reserved.is_multiple_of(RESERVED_ALIGN)
+        || reserved > MAX_RESERVED_LEN
+        || (reserved as usize) < needed.max(header_len(0))
     {
         return Err(format!(
             "header reservation {reserved} must be a multiple of {RESERVED_ALIGN}, at most {MAX_RESERVED_LEN}, and hold the header"

@@ -15,6 +15,12 @@ use crate::content::{NONCE_LEN, TAG_LEN};
 use crate::error::{Error, Result, Structure};
 use crate::keys::{derive, NameKey};
 
+/// Backing extended attributes holding encrypted user xattrs start with this.
+pub const XATTR_PREFIX: &str = "user.tresor.";
+/// Longest plaintext xattr name after `user.` (the backing name, prefix
+/// included, must fit Linux's 255-byte limit).
+pub const XATTR_NAME_MAX: usize = 159;
+
 /// Every name the format reserves in the backing tree starts with this.
 /// Encrypted names are base64url, which has no '.', so they never collide.
 pub const RESERVED_PREFIX: &str = "tresor.";
@@ -137,15 +143,18 @@ pub enum EncryptedTarget {
 pub struct NameCipher {
     names: Aes256GcmSiv,
     targets: Aes256GcmSiv,
+    xattrs: Aes256GcmSiv,
 }
 
 impl NameCipher {
     pub fn new(key: &NameKey) -> NameCipher {
         let names = derive(key.as_bytes(), b"", b"tresor/v1/names");
         let targets = derive(key.as_bytes(), b"", b"tresor/v1/symlink-targets");
+        let xattrs = derive(key.as_bytes(), b"", b"tresor/v1/xattrs");
         NameCipher {
             names: Aes256GcmSiv::new(names.as_ref().into()),
             targets: Aes256GcmSiv::new(targets.as_ref().into()),
+            xattrs: Aes256GcmSiv::new(xattrs.as_ref().into()),
         }
     }
 
@@ -269,3 +278,92 @@ impl NameCipher {
 }
 
 const TARGET_AAD: &[u8] = b"tresor/v1/symlink-target";
+const XATTR_NAME_AAD: &[u8] = b"tresor/v1/xattr-name";
+const XATTR_VALUE_AAD: &[u8] = b"tresor/v1/xattr-value\0";
+
+/// User extended attributes (`user.NAME`). The name is encrypted
+/// deterministically (fixed zero nonce, AES-256-GCM-SIV, padded to 16 bytes),
+/// so getxattr finds the backing attribute directly; the value is sealed with
+/// a fresh nonce and bound to the encrypted name, so values cannot be moved
+/// between attributes. Both use a key derived from the volume name key.
+impl NameCipher {
+    /// The backing attribute name (`user.tresor.<b64>`) for `user.<name>`.
+    pub fn encrypt_xattr_name(&self, name: &[u8]) -> Result<String> {
+        if name.is_empty() || name.len() > XATTR_NAME_MAX || name.contains(&0) {
+            return Err(Error::InvalidName("xattr names are 1 to 159 bytes after \"user.\", without NUL"));
+        }
+        let pad = NAME_PAD - name.len() % NAME_PAD;
+        let mut buf = Vec::with_capacity(name.len() + pad + TAG_LEN);
+        buf.extend_from_slice(name);
+        buf.resize(name.len() + pad, pad as u8);
+        let tag = self
+            .xattrs
+            .encrypt_in_place_detached(&Default::default(), XATTR_NAME_AAD, &mut buf)
+            .expect("xattr names are far below the AEAD length limit");
+        buf.extend_from_slice(&tag);
+        Ok(format!("{XATTR_PREFIX}{}", B64.encode(&buf)))
+    }
+
+    /// The plaintext name (after `user.`) of a backing attribute.
+    pub fn decrypt_xattr_name(&self, backing: &str) -> Result<Vec<u8>> {
+        let what = Structure::Xattr;
+        let encoded =
+            backing.strip_prefix(XATTR_PREFIX).ok_or_else(|| Error::malformed(what, "not a Tresor attribute"))?;
+        let mut buf = B64.decode(encoded).map_err(|_| Error::malformed(what, "not base64url"))?;
+        if buf.len() <= TAG_LEN {
+            return Err(Error::malformed(what, "too short"));
+        }
+        let tag_at = buf.len() - TAG_LEN;
+        let tag: [u8; TAG_LEN] = buf[tag_at..].try_into().unwrap();
+        buf.truncate(tag_at);
+        self.xattrs
+            .decrypt_in_place_detached(&Default::default(), XATTR_NAME_AAD, &mut buf, (&tag).into())
+            .map_err(|_| Error::Tampered { what })?;
+        let pad = *buf.last().unwrap_or(&0) as usize;
+        if !(1..=NAME_PAD).contains(&pad)
+            || pad > buf.len()
+            || buf[buf.len() - pad..].iter().any(|&b| b as usize != pad)
+        {
+            return Err(Error::malformed(what, "invalid padding"));
+        }
+        buf.truncate(buf.len() - pad);
+        Ok(buf)
+    }
+
+    /// Seals a value for the backing attribute `backing` (from
+    /// `encrypt_xattr_name`): nonce ‖ ciphertext ‖ tag.
+    pub fn encrypt_xattr_value(&self, backing: &str, value: &[u8], rng: &mut impl CryptoRngCore) -> Vec<u8> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rng.fill_bytes(&mut nonce);
+        self.encrypt_xattr_value_with_nonce(backing, value, &nonce)
+    }
+
+    #[doc(hidden)]
+    pub fn encrypt_xattr_value_with_nonce(&self, backing: &str, value: &[u8], nonce: &[u8; NONCE_LEN]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(NONCE_LEN + value.len() + TAG_LEN);
+        out.extend_from_slice(nonce);
+        out.extend_from_slice(value);
+        let aad = [XATTR_VALUE_AAD, backing.as_bytes()].concat();
+        let tag = self
+            .xattrs
+            .encrypt_in_place_detached(nonce.into(), &aad, &mut out[NONCE_LEN..])
+            .expect("xattr values are far below the AEAD length limit");
+        out.extend_from_slice(&tag);
+        out
+    }
+
+    pub fn decrypt_xattr_value(&self, backing: &str, sealed: &[u8]) -> Result<Vec<u8>> {
+        let what = Structure::Xattr;
+        if sealed.len() < NONCE_LEN + TAG_LEN {
+            return Err(Error::malformed(what, "value too short"));
+        }
+        let nonce: [u8; NONCE_LEN] = sealed[..NONCE_LEN].try_into().unwrap();
+        let tag: [u8; TAG_LEN] = sealed[sealed.len() - TAG_LEN..].try_into().unwrap();
+        let mut buf = sealed[NONCE_LEN..sealed.len() - TAG_LEN].to_vec();
+        let aad = [XATTR_VALUE_AAD, backing.as_bytes()].concat();
+        self.xattrs
+            .decrypt_in_place_detached((&nonce).into(), &aad, &mut buf, (&tag).into())
+            .map_err(|_| Error::Tampered { what })?;
+        Ok(buf)
+    }
+}

@@ -528,6 +528,22 @@ fn a_tampered_symlink_target_is_refused() {
     );
 }
 
+#[test]
+fn user_xattrs_are_encrypted_and_bound_to_their_name() {
+    let (n, _, _) = name_setup();
+    let backing = n.encrypt_xattr_name(b"provenance").unwrap();
+    assert!(backing.starts_with(names::XATTR_PREFIX) && backing.len() <= 255);
+    assert_eq!(backing, n.encrypt_xattr_name(b"provenance").unwrap(), "deterministic: getxattr finds it directly");
+    assert_eq!(n.decrypt_xattr_name(&backing).unwrap(), b"provenance");
+    let sealed = n.encrypt_xattr_value(&backing, b"cohort 2024, ethics ref 17/NW/0042", &mut rng(1));
+    assert_eq!(n.decrypt_xattr_value(&backing, &sealed).unwrap(), b"cohort 2024, ethics ref 17/NW/0042");
+    // A value moved onto another attribute does not open.
+    let other = n.encrypt_xattr_name(b"owner").unwrap();
+    assert_eq!(n.decrypt_xattr_value(&other, &sealed).unwrap_err(), Error::Tampered { what: Structure::Xattr });
+    assert!(n.encrypt_xattr_name(&[b'x'; names::XATTR_NAME_MAX]).unwrap().len() <= 255);
+    assert!(matches!(n.encrypt_xattr_name(&[b'x'; names::XATTR_NAME_MAX + 1]), Err(Error::InvalidName(_))));
+}
+
 // ---- directory policies ------------------------------------------------------
 
 #[test]

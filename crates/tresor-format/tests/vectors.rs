@@ -403,6 +403,9 @@ fn names() {
         "names": names.iter().map(hex::encode).collect::<Vec<_>>(),
         "targets": targets.iter().map(hex::encode).collect::<Vec<_>>(),
         "target_nonces": [hex::encode([0x21u8; 12]), hex::encode([0x22u8; 12])],
+        "xattr_names": ["provenance", "x".repeat(159)],
+        "xattr_values": [hex::encode(b"cohort 2024"), hex::encode(b"")],
+        "xattr_nonces": [hex::encode([0x31u8; 12]), hex::encode([0x32u8; 12])],
     });
     let build = |i: &Value| {
         let n = NameCipher::new(&NameKey::from_bytes(h32(&i["name_key"])));
@@ -426,7 +429,19 @@ fn names() {
                 EncryptedTarget::Sidecar { link, full } => json!({"symlink": link, "sidecar": full}),
             })
             .collect();
-        json!({"description": "Names encrypted in one directory; symlink targets, one inline and one PATH_MAX-long in a sidecar.", "inputs": i, "names": names, "targets": targets})
+        let xattrs: Vec<Value> = i["xattr_names"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(i["xattr_values"].as_array().unwrap())
+            .zip(i["xattr_nonces"].as_array().unwrap())
+            .map(|((name, value), nonce)| {
+                let backing = n.encrypt_xattr_name(name.as_str().unwrap().as_bytes()).unwrap();
+                let sealed = n.encrypt_xattr_value_with_nonce(&backing, &h(value), &h12(nonce));
+                json!({"backing_name": backing, "backing_value": hex::encode(sealed)})
+            })
+            .collect();
+        json!({"description": "Names encrypted in one directory; symlink targets, one inline and one PATH_MAX-long in a sidecar; user xattrs (names after 'user.').", "inputs": i, "names": names, "targets": targets, "xattrs": xattrs})
     };
     let stored = settle("names", build(&inputs));
     assert_eq!(build(&stored["inputs"]), stored);
@@ -455,6 +470,36 @@ fn names() {
         assert_eq!(n.decrypt_target(stored_target).unwrap(), h(plain));
         flip_encoded(stored_target, |f| {
             assert_eq!(n.decrypt_target(f).unwrap_err(), Error::Tampered { what: Structure::SymlinkTarget })
+        });
+    }
+}
+
+#[test]
+fn xattrs_in_the_names_vector_open_and_resist_flips() {
+    let text = std::fs::read_to_string(dir().join("names.json")).unwrap();
+    let stored: Value = serde_json::from_str(&text).unwrap();
+    let i = &stored["inputs"];
+    let n = NameCipher::new(&NameKey::from_bytes(h32(&i["name_key"])));
+    for ((name, value), enc) in i["xattr_names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(i["xattr_values"].as_array().unwrap())
+        .zip(stored["xattrs"].as_array().unwrap())
+    {
+        let backing = enc["backing_name"].as_str().unwrap();
+        assert_eq!(n.decrypt_xattr_name(backing).unwrap(), name.as_str().unwrap().as_bytes());
+        let sealed = h(&enc["backing_value"]);
+        assert_eq!(n.decrypt_xattr_value(backing, &sealed).unwrap(), h(value));
+        for_each_bit_flip(&sealed, |_, f| {
+            assert_eq!(n.decrypt_xattr_value(backing, f).unwrap_err(), Error::Tampered { what: Structure::Xattr })
+        });
+        let encoded = backing.strip_prefix(tresor_format::names::XATTR_PREFIX).unwrap();
+        flip_encoded(encoded, |f| {
+            assert_eq!(
+                n.decrypt_xattr_name(&format!("{}{f}", tresor_format::names::XATTR_PREFIX)).unwrap_err(),
+                Error::Tampered { what: Structure::Xattr }
+            )
         });
     }
 }

@@ -1,0 +1,98 @@
+//! `tresor id`: a member's identity file.
+
+use std::{fs, path::PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use rand_core::OsRng;
+use tresor_format::{Identity, KdfParams, SealedIdentity};
+
+use crate::{config, passphrase::PassSource};
+
+#[derive(Subcommand, Debug)]
+pub enum IdCommand {
+    /// Create a new identity, sealed with a passphrase (Argon2id).
+    ///
+    /// Prints the public identity string (tresor1…) to give to a steward.
+    New {
+        /// Your name as stewards will see it in the member registry.
+        #[arg(long, default_value_t = default_name())]
+        name: String,
+        /// Where to write the identity file [default: ~/.config/tresor/identity].
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Replace an existing identity file.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        pass: PassSource,
+    },
+    /// Print the public identity string and member id (no passphrase needed).
+    Show {
+        #[arg(long, short, value_name = "FILE", env = "TRESOR_IDENTITY")]
+        identity: Option<PathBuf>,
+    },
+    /// Re-seal the identity file under a new passphrase.
+    Passwd {
+        #[arg(long, short, value_name = "FILE", env = "TRESOR_IDENTITY")]
+        identity: Option<PathBuf>,
+        /// Current passphrase source.
+        #[command(flatten)]
+        pass: PassSource,
+        /// Read the new passphrase from the first line of FILE.
+        #[arg(long, value_name = "FILE")]
+        new_passfile: Option<PathBuf>,
+    },
+}
+
+fn default_name() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "member".into())
+}
+
+pub fn run(cmd: IdCommand) -> Result<()> {
+    match cmd {
+        IdCommand::New { name, out, force, pass } => {
+            let path = out.unwrap_or_else(config::default_identity);
+            if path.exists() && !force {
+                bail!("{} exists; use --force to replace it (the old identity is lost)", path.display());
+            }
+            let identity = Identity::generate(&name, &mut OsRng)?;
+            let passphrase = pass.read_new()?;
+            let sealed = identity.seal(passphrase.as_bytes(), KdfParams::default(), &mut OsRng)?;
+            config::write_private(&path, &sealed)?;
+            eprintln!("wrote {}", path.display());
+            println!("{}", identity.public());
+            Ok(())
+        }
+        IdCommand::Show { identity } => {
+            let path = identity.unwrap_or_else(config::default_identity);
+            let sealed = SealedIdentity::parse(&read(&path)?).with_context(|| format!("reading {}", path.display()))?;
+            println!("{}", sealed.public);
+            eprintln!("name: {}  member id: {}", sealed.name, sealed.public.id());
+            Ok(())
+        }
+        IdCommand::Passwd { identity, pass, new_passfile } => {
+            let path = identity.unwrap_or_else(config::default_identity);
+            let identity = unlock(&path, &pass)?;
+            let new = PassSource { passfile: new_passfile, passfd: None };
+            let passphrase = new.read_new()?;
+            let sealed = identity.seal(passphrase.as_bytes(), KdfParams::default(), &mut OsRng)?;
+            config::write_private(&path, &sealed)?;
+            eprintln!("re-sealed {}", path.display());
+            Ok(())
+        }
+    }
+}
+
+fn read(path: &std::path::Path) -> Result<Vec<u8>> {
+    fs::read(path)
+        .with_context(|| format!("reading identity file {} (create one with `tresor id new`)", path.display()))
+}
+
+/// Opens an identity file with a passphrase from `pass`.
+pub fn unlock(path: &std::path::Path, pass: &PassSource) -> Result<Identity> {
+    let file = read(path)?;
+    let sealed = SealedIdentity::parse(&file).with_context(|| format!("reading {}", path.display()))?;
+    let passphrase = pass.read(&format!("Passphrase for {} ({}): ", sealed.name, path.display()))?;
+    Identity::unseal(&file, passphrase.as_bytes()).with_context(|| format!("unlocking {}", path.display()))
+}

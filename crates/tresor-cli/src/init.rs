@@ -1,0 +1,68 @@
+//! `tresor init`: a new volume in an empty backing directory.
+
+use std::{fs, path::PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use rand_core::OsRng;
+use tresor_format::{names, DirIv, Suite, Volume, VolumeParams};
+
+use crate::{config, id, passphrase::PassSource};
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// The backing directory (created if missing; must be empty).
+    pub backing: PathBuf,
+    /// The steward's identity file: the volume's first member, who signs the registry.
+    #[arg(long, value_name = "FILE", env = "TRESOR_IDENTITY")]
+    pub steward: Option<PathBuf>,
+    /// Content cipher: aes-256-gcm-siv (default; nonce-misuse resistant),
+    /// aes-256-gcm, or chacha20-poly1305 (for hosts without AES instructions).
+    #[arg(long, default_value = "aes-256-gcm-siv")]
+    pub cipher: String,
+    /// Plaintext bytes per block (power of two, 4096 to 1048576).
+    #[arg(long, default_value_t = VolumeParams::default().block_size)]
+    pub block_size: u32,
+    /// Bytes reserved for each file header: 4096 holds 40 recipients per file.
+    #[arg(long, default_value_t = VolumeParams::default().header_len)]
+    pub header_size: u32,
+    #[command(flatten)]
+    pub pass: PassSource,
+}
+
+fn suite(name: &str) -> Result<Suite> {
+    Ok(match name.to_ascii_lowercase().as_str() {
+        "aes-256-gcm" | "aes256gcm" => Suite::Aes256Gcm,
+        "aes-256-gcm-siv" | "aes256gcmsiv" => Suite::Aes256GcmSiv,
+        "chacha20-poly1305" | "chacha20poly1305" => Suite::ChaCha20Poly1305,
+        other => bail!("unknown cipher {other:?}: use aes-256-gcm, aes-256-gcm-siv or chacha20-poly1305"),
+    })
+}
+
+pub fn run(args: InitArgs) -> Result<()> {
+    let params =
+        VolumeParams { suite: suite(&args.cipher)?, block_size: args.block_size, header_len: args.header_size };
+    fs::create_dir_all(&args.backing).with_context(|| format!("creating {}", args.backing.display()))?;
+    if fs::read_dir(&args.backing)?.next().is_some() {
+        bail!("{} is not empty: a volume starts in an empty directory", args.backing.display());
+    }
+    let steward_path = args.steward.unwrap_or_else(config::default_identity);
+    let steward = id::unlock(&steward_path, &args.pass)?;
+    let (volume, _name_key) = Volume::create(&steward, params, &mut OsRng)?;
+    // The root IV first: a volume file without it would be a half-made volume.
+    fs::write(args.backing.join(names::DIRIV_FILE), DirIv::generate(&mut OsRng).0)?;
+    let volume_path = args.backing.join(names::VOLUME_FILE);
+    fs::write(&volume_path, volume.to_bytes()).with_context(|| format!("writing {}", volume_path.display()))?;
+    config::pin_for(&volume.to_bytes(), Some(steward.public()))?;
+    println!(
+        "created volume {} in {} ({}, {} KiB blocks, {}-byte headers); steward {} ({})",
+        volume.id.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        args.backing.display(),
+        params.suite.as_str(),
+        params.block_size / 1024,
+        params.header_len,
+        steward.name(),
+        steward.id()
+    );
+    Ok(())
+}

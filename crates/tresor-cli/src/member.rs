@@ -1,0 +1,153 @@
+//! `tresor member`: the volume's signed member registry.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{bail, Context, Result};
+use clap::{Subcommand, ValueEnum};
+use rand_core::OsRng;
+use tresor_format::{names, PublicIdentity, Role, Volume};
+
+use crate::{config, id, passphrase::PassSource};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum RoleArg {
+    /// Manages members, grants and revokes access, sets directory policies.
+    Steward,
+    /// Reads the files granted to them; creates files.
+    Member,
+    /// Verifies audit logs; holds no content keys.
+    Auditor,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Role {
+        match r {
+            RoleArg::Steward => Role::Steward,
+            RoleArg::Member => Role::Member,
+            RoleArg::Auditor => Role::Auditor,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per run
+pub enum MemberCommand {
+    /// Add a member by their public identity (`tresor id show` prints it).
+    Add {
+        backing: PathBuf,
+        /// Their public identity string, tresor1…
+        public: PublicIdentity,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum, default_value_t = RoleArg::Member)]
+        role: RoleArg,
+        /// Your identity file (a steward's) [default: ~/.config/tresor/identity].
+        #[arg(long, short, value_name = "FILE", env = "TRESOR_IDENTITY")]
+        identity: Option<PathBuf>,
+        #[command(flatten)]
+        pass: PassSource,
+    },
+    /// Remove a member from the registry. Their stanzas stay in file headers
+    /// until revoked: revoke their access first (`tresor revoke`).
+    Remove {
+        backing: PathBuf,
+        /// Member id or name.
+        member: String,
+        #[arg(long, short, value_name = "FILE", env = "TRESOR_IDENTITY")]
+        identity: Option<PathBuf>,
+        #[command(flatten)]
+        pass: PassSource,
+    },
+    /// List members: name, role, member id.
+    List {
+        backing: PathBuf,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Reads and verifies the volume file against the pinned steward key.
+pub fn load(backing: &Path) -> Result<Volume> {
+    let path = backing.join(names::VOLUME_FILE);
+    let bytes = fs::read(&path)
+        .with_context(|| format!("{} is not a Tresor volume (no {})", backing.display(), names::VOLUME_FILE))?;
+    let pin = config::pin_for(&bytes, None)?;
+    if let config::Pin::FirstUse(_) = pin {
+        eprintln!("tresor: {}", pin.describe());
+    }
+    Volume::open(&bytes, &[pin.key().ed25519]).with_context(|| format!("verifying {}", path.display()))
+}
+
+/// Writes the volume file atomically: readers on any node see the old
+/// registry or the new one, never a mix.
+fn store(backing: &Path, volume: &Volume) -> Result<()> {
+    let path = backing.join(names::VOLUME_FILE);
+    let tmp = backing.join(format!("tresor.tmp.volume.{}", std::process::id()));
+    fs::write(&tmp, volume.to_bytes()).with_context(|| format!("writing {}", tmp.display()))?;
+    fs::File::open(&tmp)?.sync_all()?;
+    fs::rename(&tmp, &path).with_context(|| format!("replacing {}", path.display()))?;
+    Ok(())
+}
+
+fn find<'v>(volume: &'v Volume, who: &str) -> Result<&'v tresor_format::Member> {
+    let found: Vec<_> = volume.members().iter().filter(|m| m.name == who || m.id().to_string() == who).collect();
+    match found.as_slice() {
+        [one] => Ok(one),
+        [] => bail!("no member named or with id {who:?}"),
+        _ => bail!("{who:?} names several members: use the member id"),
+    }
+}
+
+pub fn run(cmd: MemberCommand) -> Result<()> {
+    match cmd {
+        MemberCommand::Add { backing, public, name, role, identity, pass } => {
+            let mut volume = load(&backing)?;
+            let steward = id::unlock(&identity.unwrap_or_else(config::default_identity), &pass)?;
+            let name_key = volume.name_key(&steward).context("unwrapping the name key")?;
+            volume.add_member(&name_key, &public, &name, role.into(), &mut OsRng)?;
+            volume.sign(&steward)?;
+            store(&backing, &volume)?;
+            eprintln!(
+                "added {name} ({}) as {}; registry generation {}",
+                public.id(),
+                Role::from(role).as_str(),
+                volume.generation
+            );
+            Ok(())
+        }
+        MemberCommand::Remove { backing, member, identity, pass } => {
+            let mut volume = load(&backing)?;
+            let id = find(&volume, &member)?.id();
+            let steward = id::unlock(&identity.unwrap_or_else(config::default_identity), &pass)?;
+            if id == steward.id() {
+                bail!("a steward cannot remove themselves; another steward can");
+            }
+            let removed = volume.remove_member(&id).expect("found above");
+            volume.sign(&steward)?;
+            store(&backing, &volume)?;
+            eprintln!("removed {} ({id}); registry generation {}", removed.name, volume.generation);
+            Ok(())
+        }
+        MemberCommand::List { backing, json } => {
+            let volume = load(&backing)?;
+            for m in volume.members() {
+                if json {
+                    println!(
+                        "{{\"name\":{:?},\"role\":\"{}\",\"id\":\"{}\",\"public\":\"{}\"}}",
+                        m.name,
+                        m.role.as_str(),
+                        m.id(),
+                        m.public
+                    );
+                } else {
+                    println!("{:<24} {:<8} {}", m.name, m.role.as_str(), m.id());
+                }
+            }
+            Ok(())
+        }
+    }
+}

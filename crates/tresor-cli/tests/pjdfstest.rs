@@ -1,0 +1,72 @@
+//! The POSIX conformance suite (Rust pjdfstest, `cargo install pjdfstest`)
+//! run against a real mount, with `-o allow_other` so that its
+//! user-switching tests reach the filesystem. Zero failures expected.
+//!
+//! It needs root, the `tests` and `nobody` users, and the pjdfstest binary
+//! (`.ci/run` provides all three). Outside CI, a machine without them skips
+//! this test with a notice; in CI (`CI` set) their absence is a failure.
+
+mod common;
+
+use std::{fs, path::PathBuf, process::Command};
+
+use common::Scratch;
+
+fn pjdfstest_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("PJDFSTEST") {
+        return Some(p.into());
+    }
+    let home_bin = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin/pjdfstest"));
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("pjdfstest"))
+        .chain(home_bin)
+        .find(|p| p.is_file())
+}
+
+fn missing(what: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("{what}: CI must provide it (see .ci/run)");
+    }
+    eprintln!("skipping pjdfstest: {what}");
+}
+
+#[test]
+fn pjdfstest_passes_on_a_tresor_mount() {
+    let Some(binary) = pjdfstest_binary() else {
+        return missing("pjdfstest is not installed (cargo install pjdfstest)");
+    };
+    if unsafe { libc::geteuid() } != 0 {
+        return missing("pjdfstest needs root");
+    }
+    for user in ["tests", "nobody"] {
+        let known = Command::new("id").arg(user).output().map(|o| o.status.success()).unwrap_or(false);
+        if !known {
+            return missing(&format!("user {user:?} does not exist (useradd -U {user})"));
+        }
+    }
+    let s = Scratch::short("pjd");
+    s.identity("alice");
+    s.init("backing", "alice", &[]);
+    let m = s.mount("backing", "mnt", "alice", &["allow_other"]);
+    // The suite's own scratch dir inside the mount, reachable by other users.
+    let work = m.path.join("pjdfstest");
+    fs::create_dir(&work).unwrap();
+    fs::set_permissions(&work, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let config = s.path("pjdfstest.toml");
+    fs::write(&config, "[features]\n\n[settings]\nnaptime = 0.05\nallow_remount = false\n\n[dummy_auth]\nentries = [[\"nobody\", \"nogroup\"], [\"tests\", \"tests\"]]\n").unwrap();
+    let out =
+        Command::new(&binary).arg("-c").arg(&config).arg("-v").arg("-p").arg(&work).output().expect("run pjdfstest");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let failures: Vec<&str> = stdout.lines().filter(|l| l.contains("FAILED")).collect();
+    let summary = stdout.lines().rev().take(5).collect::<Vec<_>>().join("\n");
+    println!("pjdfstest summary:\n{summary}");
+    assert!(
+        out.status.success() && failures.is_empty(),
+        "pjdfstest reported {} failures:\n{}\n\nstderr:\n{}\n\nlast lines:\n{summary}",
+        failures.len(),
+        failures.join("\n"),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

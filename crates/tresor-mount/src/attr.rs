@@ -1,0 +1,136 @@
+//! Backing `lstat` results to FUSE attributes.
+//!
+//! A regular file's plaintext size follows from its ciphertext length alone
+//! (`Layout::plaintext_size`), so `getattr` never opens a file: on an HPC
+//! parallel file system an open costs metadata-server round trips that a
+//! `stat` storm (`ls -l`, `find`) must not pay. A length that no plaintext
+//! size produces is rounded down (see [`plaintext_size`]); reads of a file
+//! that was really cut fail with EIO. Symlink sizes are the plaintext
+//! target length, computed from the encoded length. Directories and
+//! everything else pass through. Owners, modes and times are the backing
+//! entry's own.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fuser::{FileAttr, FileType, INodeNo};
+use tresor_format::content::{NONCE_LEN, TAG_LEN, TRAILER_LEN};
+use tresor_format::Layout;
+
+pub fn kind(mode: u32) -> Option<FileType> {
+    Some(match mode & libc::S_IFMT {
+        libc::S_IFREG => FileType::RegularFile,
+        libc::S_IFDIR => FileType::Directory,
+        libc::S_IFLNK => FileType::Symlink,
+        libc::S_IFIFO => FileType::NamedPipe,
+        libc::S_IFSOCK => FileType::Socket,
+        libc::S_IFCHR => FileType::CharDevice,
+        libc::S_IFBLK => FileType::BlockDevice,
+        _ => return None,
+    })
+}
+
+pub fn kind_of_dtype(d_type: u8) -> Option<FileType> {
+    Some(match d_type {
+        libc::DT_REG => FileType::RegularFile,
+        libc::DT_DIR => FileType::Directory,
+        libc::DT_LNK => FileType::Symlink,
+        libc::DT_FIFO => FileType::NamedPipe,
+        libc::DT_SOCK => FileType::Socket,
+        libc::DT_CHR => FileType::CharDevice,
+        libc::DT_BLK => FileType::BlockDevice,
+        _ => return None,
+    })
+}
+
+pub fn is_reg(st: &libc::stat) -> bool {
+    st.st_mode & libc::S_IFMT == libc::S_IFREG
+}
+
+pub fn is_dir(st: &libc::stat) -> bool {
+    st.st_mode & libc::S_IFMT == libc::S_IFDIR
+}
+
+pub fn is_symlink(st: &libc::stat) -> bool {
+    st.st_mode & libc::S_IFMT == libc::S_IFLNK
+}
+
+/// The plaintext size of a regular backing file of `st_size` bytes.
+///
+/// A length no file can have is rounded down to the nearest valid one.
+/// Such lengths are normal for an instant while another node grows the
+/// file (the backing length rises page by page during a `pwrite`), and the
+/// rounded size lies between the old and the new size, as a local file
+/// system shows during a large write. A file that was really cut stays
+/// cut: reading its tail fails with EIO (the trailer does not verify) and
+/// that read logs the error. `getattr` cannot tell the two apart without
+/// opening the file, which it must not do.
+pub fn plaintext_size(layout: &Layout, st_size: i64, path: &dyn std::fmt::Display) -> u64 {
+    let len = st_size.max(0) as u64;
+    match layout.plaintext_size(len) {
+        Ok(size) => size,
+        Err(_) => {
+            let data = len.saturating_sub(layout.header_len + TRAILER_LEN as u64);
+            let size = data / layout.ciphertext_block_len() * layout.block_size;
+            tracing::debug!("{path}: length {len} is not a file length (growing elsewhere, or cut): size {size}");
+            size
+        }
+    }
+}
+
+/// The plaintext length of a symlink target stored as `encoded_len`
+/// base64url characters (nonce ‖ ciphertext ‖ tag, no padding).
+pub fn target_len(encoded_len: u64) -> u64 {
+    (encoded_len * 3 / 4).saturating_sub((NONCE_LEN + TAG_LEN) as u64)
+}
+
+fn time(secs: i64, nsecs: i64) -> SystemTime {
+    let nsecs = nsecs.clamp(0, 999_999_999) as u32;
+    if secs >= 0 {
+        UNIX_EPOCH + Duration::new(secs as u64, nsecs)
+    } else {
+        UNIX_EPOCH - Duration::new(secs.unsigned_abs(), 0) + Duration::new(0, nsecs)
+    }
+}
+
+/// FUSE attributes for node `id` from its backing `stat`, with `size` the
+/// plaintext size the caller worked out for the entry's type.
+pub fn file_attr(id: u64, st: &libc::stat, size: u64, blksize: u32) -> FileAttr {
+    let mtime = time(st.st_mtime, st.st_mtime_nsec);
+    FileAttr {
+        ino: INodeNo(id),
+        size,
+        blocks: st.st_blocks.max(0) as u64,
+        atime: time(st.st_atime, st.st_atime_nsec),
+        mtime,
+        ctime: time(st.st_ctime, st.st_ctime_nsec),
+        crtime: mtime,
+        kind: kind(st.st_mode).unwrap_or(FileType::RegularFile),
+        perm: (st.st_mode & 0o7777) as u16,
+        nlink: st.st_nlink as u32,
+        uid: st.st_uid,
+        gid: st.st_gid,
+        rdev: st.st_rdev as u32,
+        blksize,
+        flags: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_lengths_follow_from_the_encoded_length() {
+        use base64::Engine;
+        for len in [1usize, 2, 3, 17, 100, 3043, 4095] {
+            let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(vec![0u8; len + 28]);
+            assert_eq!(target_len(encoded.len() as u64), len as u64, "{len}");
+        }
+    }
+
+    #[test]
+    fn times_before_the_epoch_convert() {
+        assert_eq!(time(-2, 500_000_000), UNIX_EPOCH - Duration::from_millis(1500));
+        assert_eq!(time(3, 1), UNIX_EPOCH + Duration::new(3, 1));
+    }
+}

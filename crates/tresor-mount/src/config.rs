@@ -1,0 +1,217 @@
+//! Mount configuration and `-o` option parsing.
+//!
+//! `parse_options` takes the comma-separated option string that `mount`,
+//! fstab and `mount.fuse3` hand a FUSE file system, and sets the fields of a
+//! [`MountConfig`]: `ro`/`rw`, `allow_other`, `cache_timeout=SECS`,
+//! `threads=N`; kernel mount flags (`noatime`, `nodev`, `nosuid`, `noexec`,
+//! `dev`, `suid`, `exec`, `atime`, `sync`, `async`, `dirsync`) and
+//! `fsname=...` are kept in [`MountConfig::options`] and passed to the
+//! kernel. Options that only mean something to `mount` itself (`defaults`,
+//! `_netdev`, `user`, `users`, `nouser`, `nofail`, `auto`, `noauto`,
+//! `x-*`, `comment=*`, `relatime`, the kernel default) are ignored, as
+//! `mount.fuse3` does; `subtype=` is ignored (the subtype is always
+//! `tresor`). Anything else is an error, so a typo never mounts with an
+//! option silently dropped.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ed25519_dalek::VerifyingKey;
+use fuser::MountOption;
+use tresor_format::Identity;
+
+use crate::MountError;
+
+/// Everything the mount needs. Build with [`MountConfig::new`], adjust the
+/// public fields (or call [`parse_options`](crate::parse_options)), then
+/// [`prepare`](crate::prepare).
+#[derive(Debug)]
+pub struct MountConfig {
+    /// The backing directory: the volume's ciphertext tree.
+    pub backing: PathBuf,
+    /// Where the plaintext view appears.
+    pub mountpoint: PathBuf,
+    /// The member whose keys the mount uses (already unsealed).
+    pub identity: Identity,
+    /// The registry must be signed by one of these steward keys.
+    pub pinned_stewards: Vec<VerifyingKey>,
+    pub read_only: bool,
+    /// Let users other than the one who mounts use the mount
+    /// (`allow_other`; for non-root mounts it needs `user_allow_other` in
+    /// /etc/fuse.conf).
+    pub allow_other: bool,
+    /// How long the kernel may cache attributes and directory entries.
+    /// Zero (the default) caches nothing another node could change: right
+    /// for shared storage. A few seconds helps metadata-heavy single-node
+    /// workloads.
+    pub cache_timeout: Duration,
+    /// Threads serving FUSE requests.
+    pub threads: usize,
+    /// Kernel mount options passed through (`noatime`, `nodev`, ...,
+    /// `fsname=...`).
+    pub options: Vec<String>,
+}
+
+impl MountConfig {
+    pub fn new(
+        backing: impl Into<PathBuf>,
+        mountpoint: impl Into<PathBuf>,
+        identity: Identity,
+        pinned_stewards: Vec<VerifyingKey>,
+    ) -> MountConfig {
+        MountConfig {
+            backing: backing.into(),
+            mountpoint: mountpoint.into(),
+            identity,
+            pinned_stewards,
+            read_only: false,
+            allow_other: false,
+            cache_timeout: Duration::ZERO,
+            threads: 2,
+            options: Vec::new(),
+        }
+    }
+}
+
+fn invalid(option: &str, reason: impl Into<String>) -> MountError {
+    MountError::InvalidOption { option: option.to_owned(), reason: reason.into() }
+}
+
+/// Parses a comma-separated `-o` string into `config` (see module docs).
+pub fn parse_options(opts: &str, config: &mut MountConfig) -> Result<(), MountError> {
+    for opt in opts.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        let (key, value) = match opt.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (opt, None),
+        };
+        match (key, value) {
+            ("rw", None) => config.read_only = false,
+            ("ro", None) => config.read_only = true,
+            ("allow_other", None) => config.allow_other = true,
+            ("allow_root", None) => {
+                return Err(invalid(opt, "not supported; use allow_other (with default_permissions, always on)"))
+            }
+            ("default_permissions", None) => {}
+            ("cache_timeout", Some(v)) => {
+                let secs: f64 = v.parse().map_err(|_| invalid(opt, "expected a number of seconds"))?;
+                config.cache_timeout = Duration::try_from_secs_f64(secs)
+                    .map_err(|_| invalid(opt, "expected a non-negative number of seconds"))?;
+            }
+            ("threads", Some(v)) => {
+                let n: usize = v.parse().map_err(|_| invalid(opt, "expected a whole number"))?;
+                if n == 0 || n > 256 {
+                    return Err(invalid(opt, "threads must be 1 to 256"));
+                }
+                config.threads = n;
+            }
+            (
+                "defaults" | "_netdev" | "user" | "users" | "nouser" | "nofail" | "auto" | "noauto" | "relatime",
+                None,
+            ) => {}
+            (k, _) if k.starts_with("x-") || k == "comment" => {}
+            ("subtype", Some(_)) => {}
+            _ => {
+                kernel_option(opt)?;
+                config.options.push(opt.to_owned());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The fuser option for a pass-through option string.
+pub(crate) fn kernel_option(opt: &str) -> Result<MountOption, MountError> {
+    Ok(match opt {
+        "noatime" => MountOption::NoAtime,
+        "atime" => MountOption::Atime,
+        "nodev" => MountOption::NoDev,
+        "dev" => MountOption::Dev,
+        "nosuid" => MountOption::NoSuid,
+        "suid" => MountOption::Suid,
+        "noexec" => MountOption::NoExec,
+        "exec" => MountOption::Exec,
+        "sync" => MountOption::Sync,
+        "async" => MountOption::Async,
+        "dirsync" => MountOption::DirSync,
+        _ => match opt.strip_prefix("fsname=") {
+            Some(name) if !name.is_empty() && !name.contains(',') => MountOption::FSName(name.to_owned()),
+            Some(_) => return Err(invalid(opt, "fsname must be non-empty and without commas")),
+            None => return Err(invalid(opt, "unknown mount option")),
+        },
+    })
+}
+
+/// The full fuser option list for `config`.
+pub(crate) fn fuse_options(config: &MountConfig, backing: &std::path::Path) -> Result<Vec<MountOption>, MountError> {
+    let mut out = vec![MountOption::Subtype("tresor".into()), MountOption::DefaultPermissions];
+    out.push(if config.read_only { MountOption::RO } else { MountOption::RW });
+    let mut fsname = None;
+    for opt in &config.options {
+        match kernel_option(opt)? {
+            MountOption::FSName(name) => fsname = Some(name),
+            o if !out.contains(&o) => out.push(o),
+            _ => {}
+        }
+    }
+    let fsname = fsname.unwrap_or_else(|| {
+        let shown: String = backing
+            .display()
+            .to_string()
+            .chars()
+            .map(|c| if c == ',' || c.is_whitespace() || c.is_control() { '_' } else { c })
+            .collect();
+        format!("tresor:{shown}")
+    });
+    out.insert(0, MountOption::FSName(fsname));
+    let conflict = |a: &MountOption, b: &MountOption| out.contains(a) && out.contains(b);
+    for (a, b, name) in [
+        (MountOption::Atime, MountOption::NoAtime, "atime and noatime"),
+        (MountOption::Dev, MountOption::NoDev, "dev and nodev"),
+        (MountOption::Suid, MountOption::NoSuid, "suid and nosuid"),
+        (MountOption::Exec, MountOption::NoExec, "exec and noexec"),
+        (MountOption::Sync, MountOption::Async, "sync and async"),
+    ] {
+        if conflict(&a, &b) {
+            return Err(invalid(name, "conflicting options"));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> MountConfig {
+        let id = Identity::from_seed(&[1; 32], "test").unwrap();
+        MountConfig::new("/b", "/m", id, Vec::new())
+    }
+
+    #[test]
+    fn fstab_style_option_strings_set_fields_and_pass_kernel_flags() {
+        let mut c = config();
+        parse_options(
+            "defaults,_netdev,ro,allow_other,noatime,nodev,x-systemd.automount,cache_timeout=1.5,threads=4",
+            &mut c,
+        )
+        .unwrap();
+        assert!(c.read_only && c.allow_other);
+        assert_eq!(c.cache_timeout, Duration::from_millis(1500));
+        assert_eq!(c.threads, 4);
+        assert_eq!(c.options, ["noatime", "nodev"]);
+        let opts = fuse_options(&c, std::path::Path::new("/data/vol,1")).unwrap();
+        assert_eq!(opts[0], MountOption::FSName("tresor:/data/vol_1".into()));
+        assert!(opts.contains(&MountOption::RO) && opts.contains(&MountOption::DefaultPermissions));
+        assert!(opts.contains(&MountOption::NoAtime) && opts.contains(&MountOption::NoDev));
+    }
+
+    #[test]
+    fn unknown_or_malformed_options_are_errors() {
+        for bad in ["bogus", "threads=0", "threads=x", "cache_timeout=-1", "fsname=", "allow_root", "max_read=4096"] {
+            assert!(parse_options(bad, &mut config()).is_err(), "{bad}");
+        }
+        let mut c = config();
+        parse_options("atime,noatime", &mut c).unwrap();
+        assert!(fuse_options(&c, std::path::Path::new("/b")).is_err());
+    }
+}

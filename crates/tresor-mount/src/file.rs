@@ -1,0 +1,616 @@
+//! An open file: its backing descriptor, header, content cipher, and the
+//! read/write/truncate protocol over blocks and the end-of-file trailer.
+//!
+//! Layout (FORMAT.md §1.2, §7): `header (H bytes) | block 0 | … | block n-1 |
+//! trailer (28 bytes)`; a block is `nonce ‖ ciphertext ‖ tag` of `B` plaintext
+//! bytes (the last one 1..=B); the trailer seals the block count `n`. A full
+//! all-zero ciphertext block is a hole and reads as zeros; the last block and
+//! the trailer are never holes.
+//!
+//! # Locking
+//!
+//! Every operation runs under an internal OFD lock on the ciphertext bytes
+//! it reads or writes (`lock.rs`), so handles, processes and nodes sharing
+//! the backing file never see a half-written block or trailer, and two
+//! read-modify-writes of one block never lose an update:
+//!
+//! * a read takes a shared lock on the blocks it reads, extended to EOF when
+//!   it includes the last block (it then checks the trailer);
+//! * a write that stays inside the file takes an exclusive lock on the
+//!   blocks it rewrites; a write or truncate that changes the size takes an
+//!   exclusive lock from the first byte it touches (the first block it
+//!   rewrites, or the old last block or trailer, whichever comes first) to
+//!   EOF.
+//!
+//! The range depends on the file size, which can only be trusted under the
+//! lock: the size is guessed (the handle's last known size), the lock taken,
+//! the size read again with `fstat`, and if the range the real size needs is
+//! not covered the lock is dropped and the operation starts over. One handle
+//! runs one operation at a time (a mutex: OFD locks of one descriptor do not
+//! exclude each other), which also guards its scratch buffers.
+//!
+//! # Writes
+//!
+//! Partial first and last blocks that exist are read, opened and re-sealed
+//! with the new bytes; blocks fully overwritten are sealed directly; no other
+//! block is re-encrypted. A write that extends the file appends the new
+//! trailer right after the new last block, in the same `pwrite` as the
+//! blocks, so a killed daemon never leaves new blocks without the trailer
+//! that counts them. A write that starts beyond the end first re-seals the
+//! old last block at full length (zero-padded) if it was partial, leaves
+//! whole blocks in the gap as holes (unwritten, so they stay sparse), and
+//! zeroes the old trailer's bytes where they fall into such a hole. Before a
+//! file grows, its old trailer is checked, so a cut file is never silently
+//! "repaired" by extending it.
+//!
+//! # Truncate
+//!
+//! Shrinking re-seals the new last block if partial, writes it and the new
+//! trailer, then cuts the file. Growing re-seals the old last block at full
+//! length if the new end lies beyond it, zeroes stray trailer bytes in the
+//! gap, and writes the new last block (sealed zeros; never a hole) plus the
+//! trailer at the new end; the blocks between stay holes.
+//!
+//! Any block or trailer that fails authentication makes that operation fail
+//! with EIO, logged with the backing path and the block number; no
+//! plaintext from a failed block is ever returned.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Mutex;
+
+use rand_core::OsRng;
+use tresor_format::content::{BLOCK_OVERHEAD, TRAILER_LEN};
+use tresor_format::{ContentCipher, Error as FormatError, Header, Identity, Layout, Volume};
+use zeroize::Zeroize;
+
+use crate::lock::{Guard, Kind, Range};
+use crate::paths::show;
+use crate::sys::{self, Errno, FsResult};
+
+/// Ciphertext offsets stay below this, so `LOCK_BASE + offset` is a valid
+/// `off_t` (and far beyond any real file).
+const MAX_CIPHERTEXT: u64 = (1 << 62) - (1 << 32);
+
+pub struct OpenFile {
+    fd: OwnedFd,
+    /// The node this handle was opened on.
+    pub node: u64,
+    /// Backing path at open time (relative to the backing root), for logs.
+    pub path: Vec<u8>,
+    cipher: ContentCipher,
+    layout: Layout,
+    pub writable: bool,
+    /// Opened with `O_APPEND`: every write goes to the current end, found
+    /// under the lock, so appends from several nodes never overwrite each
+    /// other.
+    pub append: bool,
+    /// Lock owners that set forwarded POSIX/OFD locks through this handle.
+    pub lock_owners: Mutex<Vec<u64>>,
+    io: Mutex<Scratch>,
+}
+
+/// Per-handle buffers, reused across operations.
+#[derive(Default)]
+struct Scratch {
+    /// Ciphertext read or to be written.
+    ct: Vec<u8>,
+    /// A second ciphertext buffer (old blocks during a write).
+    old: Vec<u8>,
+    /// One block of plaintext.
+    pt: Vec<u8>,
+    /// The plaintext a read returns.
+    out: Vec<u8>,
+    /// The size seen by the last operation: the first guess for the next
+    /// lock range (checked under the lock).
+    size_hint: Option<u64>,
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        self.pt.zeroize();
+        self.out.zeroize();
+    }
+}
+
+impl OpenFile {
+    /// Reads and verifies the header of the backing file open as `fd` and
+    /// unwraps its key. Not a recipient: EACCES (warned); an invalid header:
+    /// EIO (logged as an error).
+    pub fn open(
+        fd: OwnedFd,
+        node: u64,
+        path: Vec<u8>,
+        writable: bool,
+        append: bool,
+        volume: &Volume,
+        identity: &Identity,
+    ) -> FsResult<OpenFile> {
+        let header_len = volume.params.header_len;
+        let mut bytes = vec![0u8; header_len as usize];
+        {
+            let _lock = Guard::acquire(fd.as_fd(), Kind::Shared, Range::new(0, header_len.into()))?;
+            if let Err(e) = sys::pread_exact(fd.as_fd(), &mut bytes, 0) {
+                if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                    tracing::error!("{}: file header: the file is shorter than a header", show(&path));
+                    return Err(Errno::EIO);
+                }
+                return Err(e.into());
+            }
+        }
+        let header = Header::open(&bytes, volume).map_err(|e| {
+            tracing::error!("{}: {e}", show(&path));
+            Errno::EIO
+        })?;
+        let key = header.file_key(identity).map_err(|e| match e {
+            FormatError::NotRecipient { .. } => {
+                tracing::warn!("{}: access denied: {e}", show(&path));
+                Errno::EACCES
+            }
+            e => {
+                tracing::error!("{}: {e}", show(&path));
+                Errno::EIO
+            }
+        })?;
+        let p = volume.params;
+        let cipher = ContentCipher::new(p.suite, &key, &header.file_id, p.block_size);
+        let layout = Layout::new(p.header_len, p.block_size);
+        Ok(OpenFile::from_parts(fd, node, path, cipher, layout, writable, append))
+    }
+
+    /// A handle from its parts (a file this mount just created).
+    pub fn from_parts(
+        fd: OwnedFd,
+        node: u64,
+        path: Vec<u8>,
+        cipher: ContentCipher,
+        layout: Layout,
+        writable: bool,
+        append: bool,
+    ) -> OpenFile {
+        OpenFile {
+            fd,
+            node,
+            path,
+            cipher,
+            layout,
+            writable,
+            append,
+            lock_owners: Mutex::new(Vec::new()),
+            io: Mutex::new(Scratch::default()),
+        }
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    fn bs(&self) -> u64 {
+        self.layout.block_size
+    }
+
+    fn bo(&self, k: u64) -> u64 {
+        self.layout.block_offset(k)
+    }
+
+    /// Plaintext length of block `k` of a file of `size` bytes.
+    fn block_len(&self, k: u64, size: u64) -> usize {
+        (size - k * self.bs()).min(self.bs()) as usize
+    }
+
+    fn integrity(&self, e: &FormatError) -> Errno {
+        tracing::error!("{}: {e}", show(&self.path));
+        Errno::EIO
+    }
+
+    /// The plaintext size from the backing length (`fstat`), or `None` if
+    /// the length is not one a file can have. That happens for an instant
+    /// while another node grows the file (the backing file system raises
+    /// the length page by page during a `pwrite`), or for good if the file
+    /// was cut.
+    fn try_size(&self) -> FsResult<Option<u64>> {
+        let st = sys::fstat(self.fd())?;
+        Ok(self.layout.plaintext_size(st.st_size.max(0) as u64).ok())
+    }
+
+    /// The size once no size-changing operation is under way: if the length
+    /// is in flux, wait for a shared lock on the whole file (every writer
+    /// that changes the size holds an exclusive lock to EOF) and look again;
+    /// an invalid length then is a damaged file.
+    fn stable_size(&self) -> FsResult<u64> {
+        if let Some(size) = self.try_size()? {
+            return Ok(size);
+        }
+        let _all = Guard::acquire(self.fd(), Kind::Shared, Range::to_eof(0))?;
+        let st = sys::fstat(self.fd())?;
+        self.layout.plaintext_size(st.st_size.max(0) as u64).map_err(|e| self.integrity(&e))
+    }
+
+    fn check_limit(&self, size: u64) -> FsResult<()> {
+        if size > MAX_CIPHERTEXT || self.layout.ciphertext_size(size) > MAX_CIPHERTEXT {
+            return Err(Errno::EFBIG);
+        }
+        Ok(())
+    }
+
+    fn scratch(&self) -> std::sync::MutexGuard<'_, Scratch> {
+        self.io.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `op` under a lock of `kind` on `range(size)`, retrying until the
+    /// lock taken covers the range the size found under it needs.
+    fn locked<T>(
+        &self,
+        st: &mut Scratch,
+        kind: Kind,
+        range: impl Fn(u64) -> FsResult<Option<Range>>,
+        op: impl FnOnce(&mut Scratch, u64) -> FsResult<T>,
+    ) -> FsResult<T> {
+        let mut guess = match st.size_hint {
+            Some(s) => s,
+            None => self.stable_size()?,
+        };
+        loop {
+            let Some(want) = range(guess)? else {
+                // Nothing to lock or do at this size; confirm the size.
+                let size = self.stable_size()?;
+                if size == guess {
+                    st.size_hint = Some(size);
+                    return op(st, size);
+                }
+                guess = size;
+                continue;
+            };
+            let guard = Guard::acquire(self.fd(), kind, want)?;
+            // Our range is ours; the length may still be in flux from a
+            // writer beyond it.
+            let Some(size) = self.try_size()? else {
+                drop(guard);
+                guess = self.stable_size()?;
+                continue;
+            };
+            if size != guess {
+                let need = range(size)?;
+                if !need.is_some_and(|need| guard.range().covers(&need)) {
+                    drop(guard);
+                    guess = size;
+                    continue;
+                }
+            }
+            st.size_hint = Some(size);
+            let result = op(st, size);
+            drop(guard);
+            if result.is_err() {
+                st.size_hint = None;
+            }
+            return result;
+        }
+    }
+
+    // ---- reads ----------------------------------------------------------
+
+    fn read_range(&self, off: u64, len: u64, size: u64) -> Range {
+        let b = self.bs();
+        if off >= size {
+            return Range::to_eof(self.layout.trailer_offset(size));
+        }
+        let end = (off + len).min(size);
+        let (first, last) = (off / b, (end - 1) / b);
+        if last + 1 == self.layout.block_count(size) {
+            Range::to_eof(self.bo(first))
+        } else {
+            Range::new(self.bo(first), self.bo(last + 1))
+        }
+    }
+
+    /// Reads up to `len` bytes at `off` and hands them to `reply` (while the
+    /// handle's buffer holds them).
+    pub fn read(&self, off: u64, len: u32, reply: impl FnOnce(&[u8])) -> FsResult<()> {
+        let len = u64::from(len);
+        if len == 0 {
+            reply(&[]);
+            return Ok(());
+        }
+        let mut st = self.scratch();
+        self.locked(
+            &mut st,
+            Kind::Shared,
+            |size| Ok(Some(self.read_range(off, len, size))),
+            |st, size| self.read_locked(st, off, len, size),
+        )?;
+        reply(&st.out);
+        Ok(())
+    }
+
+    fn read_locked(&self, st: &mut Scratch, off: u64, len: u64, size: u64) -> FsResult<()> {
+        let b = self.bs();
+        let n = self.layout.block_count(size);
+        st.out.clear();
+        if off >= size {
+            // End of file: only once the trailer says this is the end.
+            let mut trailer = [0u8; TRAILER_LEN];
+            self.pread_into(&mut trailer, self.layout.trailer_offset(size))?;
+            return self.cipher.open_trailer(n, &trailer).map_err(|e| self.integrity(&e));
+        }
+        let end = (off + len).min(size);
+        let (first, last) = (off / b, (end - 1) / b);
+        let with_trailer = last + 1 == n;
+        let start = self.bo(first);
+        let stop = self.bo(last) + (self.block_len(last, size) + BLOCK_OVERHEAD) as u64;
+        let ct_len = (stop - start) as usize + if with_trailer { TRAILER_LEN } else { 0 };
+        st.ct.resize(ct_len, 0);
+        self.pread_into(&mut st.ct, start)?;
+        if with_trailer {
+            self.cipher.open_trailer(n, &st.ct[ct_len - TRAILER_LEN..]).map_err(|e| self.integrity(&e))?;
+        }
+        st.out.resize((end - off) as usize, 0);
+        st.pt.resize(b as usize, 0);
+        for k in first..=last {
+            let blen = self.block_len(k, size);
+            let at = (self.bo(k) - start) as usize;
+            let ct = &st.ct[at..at + blen + BLOCK_OVERHEAD];
+            let block_start = k * b;
+            let from = off.max(block_start) - block_start;
+            let to = end.min(block_start + blen as u64) - block_start;
+            if from == 0 && to == blen as u64 {
+                let dst = (block_start - off) as usize;
+                self.cipher.open_block(k, ct, &mut st.out[dst..dst + blen]).map_err(|e| self.integrity(&e))?;
+            } else {
+                self.cipher.open_block(k, ct, &mut st.pt[..blen]).map_err(|e| self.integrity(&e))?;
+                let dst = (block_start + from - off) as usize;
+                st.out[dst..dst + (to - from) as usize].copy_from_slice(&st.pt[from as usize..to as usize]);
+            }
+        }
+        Ok(())
+    }
+
+    fn pread_into(&self, buf: &mut [u8], offset: u64) -> FsResult<()> {
+        sys::pread_exact(self.fd(), buf, offset).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                tracing::error!(
+                    "{}: the backing file is shorter than its length said (changed without the lock?)",
+                    show(&self.path)
+                );
+                Errno::EIO
+            } else {
+                e.into()
+            }
+        })
+    }
+
+    // ---- writes -----------------------------------------------------------
+
+    fn write_range(&self, off: u64, end: u64, size: u64) -> Range {
+        let b = self.bs();
+        if end <= size {
+            let (first, last) = (off / b, (end - 1) / b);
+            Range::new(self.bo(first), self.bo(last) + (self.block_len(last, size) + BLOCK_OVERHEAD) as u64)
+        } else {
+            Range::to_eof(self.bo((off / b).min(size / b)))
+        }
+    }
+
+    /// Writes `data` at `off` (at the end for an `O_APPEND` handle).
+    pub fn write(&self, off: u64, data: &[u8]) -> FsResult<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let len = data.len() as u64;
+        let at = |size: u64| if self.append { size } else { off };
+        let mut st = self.scratch();
+        self.locked(
+            &mut st,
+            Kind::Exclusive,
+            |size| {
+                let off = at(size);
+                self.check_limit(off.checked_add(len).ok_or(Errno::EFBIG)?)?;
+                Ok(Some(self.write_range(off, off + len, size)))
+            },
+            |st, size| {
+                let off = at(size);
+                let new_size = size.max(off + len);
+                self.apply(st, size, new_size, Some((off, data)))?;
+                st.size_hint = Some(new_size);
+                Ok(())
+            },
+        )
+    }
+
+    fn trunc_range(&self, size: u64, new_size: u64) -> Option<Range> {
+        let b = self.bs();
+        match new_size.cmp(&size) {
+            std::cmp::Ordering::Equal => None,
+            std::cmp::Ordering::Less => Some(Range::to_eof(self.bo(new_size / b))),
+            std::cmp::Ordering::Greater => Some(Range::to_eof(self.bo(size / b))),
+        }
+    }
+
+    /// Sets the plaintext size.
+    pub fn truncate(&self, new_size: u64) -> FsResult<()> {
+        self.check_limit(new_size)?;
+        let mut st = self.scratch();
+        self.locked(
+            &mut st,
+            Kind::Exclusive,
+            |size| Ok(self.trunc_range(size, new_size)),
+            |st, size| {
+                if new_size < size {
+                    self.shrink(st, size, new_size)?;
+                } else if new_size > size {
+                    self.apply(st, size, new_size, None)?;
+                }
+                st.size_hint = Some(new_size);
+                Ok(())
+            },
+        )
+    }
+
+    /// Grows the file to at least `new_size` (fallocate mode 0).
+    pub fn grow_to(&self, new_size: u64) -> FsResult<()> {
+        self.check_limit(new_size)?;
+        let mut st = self.scratch();
+        self.locked(
+            &mut st,
+            Kind::Exclusive,
+            |size| Ok(if new_size > size { self.trunc_range(size, new_size) } else { None }),
+            |st, size| {
+                if new_size > size {
+                    self.apply(st, size, new_size, None)?;
+                    st.size_hint = Some(new_size);
+                }
+                Ok(())
+            },
+        )
+    }
+
+    fn shrink(&self, st: &mut Scratch, size: u64, new_size: u64) -> FsResult<()> {
+        let b = self.bs();
+        let count = self.layout.block_count(new_size);
+        st.ct.clear();
+        let at = if !new_size.is_multiple_of(b) {
+            // Re-seal the new (partial) last block at its new length.
+            let k = new_size / b;
+            let old_len = self.block_len(k, size);
+            let new_len = (new_size - k * b) as usize;
+            self.open_old_block(st, k, old_len)?;
+            st.ct.resize(new_len + BLOCK_OVERHEAD, 0);
+            self.cipher.seal_block(k, &st.pt[..new_len], &mut st.ct, &mut OsRng);
+            self.bo(k)
+        } else {
+            self.bo(count)
+        };
+        st.ct.extend_from_slice(&self.cipher.seal_trailer(count, &mut OsRng));
+        sys::pwrite_all(self.fd(), &st.ct, at)?;
+        sys::ftruncate(self.fd(), self.layout.ciphertext_size(new_size))?;
+        Ok(())
+    }
+
+    /// Reads and opens old block `k` (`old_len` plaintext bytes) into `st.pt`.
+    fn open_old_block(&self, st: &mut Scratch, k: u64, old_len: usize) -> FsResult<()> {
+        st.old.resize(old_len + BLOCK_OVERHEAD, 0);
+        self.pread_into(&mut st.old, self.bo(k))?;
+        st.pt.resize(self.bs() as usize, 0);
+        self.cipher.open_block(k, &st.old, &mut st.pt[..old_len]).map_err(|e| self.integrity(&e))?;
+        Ok(())
+    }
+
+    /// Seals blocks `from..=to` of a file going from `size` to `new_size`
+    /// bytes, with `data` (at its offset) laid over the old content, and
+    /// appends them to `out`.
+    #[allow(clippy::too_many_arguments)]
+    fn seal_blocks(
+        &self,
+        st: &mut Scratch,
+        out: &mut Vec<u8>,
+        size: u64,
+        new_size: u64,
+        from: u64,
+        to: u64,
+        data: Option<(u64, &[u8])>,
+    ) -> FsResult<()> {
+        let b = self.bs();
+        let old_count = self.layout.block_count(size);
+        for k in from..=to {
+            let start = k * b;
+            let new_len = self.block_len(k, new_size);
+            let old_len = if k < old_count { self.block_len(k, size) } else { 0 };
+            // The part of this block the data covers, [lo, hi) in the block.
+            let (lo, hi) = match data {
+                Some((off, d)) => {
+                    let lo = off.max(start) - start;
+                    let hi = (off + d.len() as u64).min(start + new_len as u64).saturating_sub(start);
+                    if lo < hi {
+                        (lo as usize, hi as usize)
+                    } else {
+                        (0, 0)
+                    }
+                }
+                None => (0, 0),
+            };
+            if old_len > 0 && !(lo == 0 && hi >= old_len) {
+                self.open_old_block(st, k, old_len)?;
+                st.pt[old_len..new_len].fill(0);
+            } else {
+                st.pt.resize(b as usize, 0);
+                st.pt[..new_len].fill(0);
+            }
+            if let Some((off, d)) = data {
+                if lo < hi {
+                    let src = (start + lo as u64 - off) as usize;
+                    st.pt[lo..hi].copy_from_slice(&d[src..src + (hi - lo)]);
+                }
+            }
+            let at = out.len();
+            out.resize(at + new_len + BLOCK_OVERHEAD, 0);
+            self.cipher.seal_block(k, &st.pt[..new_len], &mut out[at..], &mut OsRng);
+        }
+        Ok(())
+    }
+
+    /// A write (with `data`) or a truncate up (without) that takes the file
+    /// from `size` to `new_size >= size` bytes. See the module docs.
+    fn apply(&self, st: &mut Scratch, size: u64, new_size: u64, data: Option<(u64, &[u8])>) -> FsResult<()> {
+        let b = self.bs();
+        let growing = new_size > size;
+        let (first, last) = match data {
+            Some((off, d)) => (off / b, (off + d.len() as u64 - 1) / b),
+            None => {
+                let k = (new_size - 1) / b;
+                (k, k)
+            }
+        };
+        let old_trailer = self.layout.trailer_offset(size);
+        if growing {
+            // Never extend (and so re-seal the trailer of) a file that was cut.
+            let mut trailer = [0u8; TRAILER_LEN];
+            self.pread_into(&mut trailer, old_trailer)?;
+            self.cipher.open_trailer(self.layout.block_count(size), &trailer).map_err(|e| self.integrity(&e))?;
+        }
+        // The old last block, if partial and before the blocks written: it
+        // becomes a full inner block, re-sealed zero-padded.
+        let reseal = (growing && !size.is_multiple_of(b) && size / b < first).then_some(size / b);
+        let mut main = std::mem::take(&mut st.ct);
+        main.clear();
+        let mut pre = Vec::new();
+        let mut pre_at = 0;
+        let main_at;
+        match reseal {
+            Some(l) if l + 1 == first => {
+                main_at = self.bo(l);
+                self.seal_blocks(st, &mut main, size, new_size, l, last, data)?;
+            }
+            Some(l) => {
+                main_at = self.bo(first);
+                self.seal_blocks(st, &mut main, size, new_size, first, last, data)?;
+                pre_at = self.bo(l);
+                self.seal_blocks(st, &mut pre, size, new_size, l, l, None)?;
+                // Old trailer bytes past that block lie in a hole: zero them.
+                let spill_end = old_trailer + TRAILER_LEN as u64;
+                if spill_end > self.bo(l + 1) {
+                    pre.resize(pre.len() + (spill_end - self.bo(l + 1)) as usize, 0);
+                }
+            }
+            None => {
+                main_at = self.bo(first);
+                self.seal_blocks(st, &mut main, size, new_size, first, last, data)?;
+                if growing && old_trailer < main_at {
+                    // The old file ended on a block boundary before a gap:
+                    // its trailer is in what is now a hole.
+                    pre_at = old_trailer;
+                    pre.resize(TRAILER_LEN, 0);
+                }
+            }
+        }
+        if growing {
+            main.extend_from_slice(&self.cipher.seal_trailer(self.layout.block_count(new_size), &mut OsRng));
+        }
+        let result = sys::pwrite_all(self.fd(), &main, main_at).and_then(|()| {
+            if pre.is_empty() {
+                Ok(())
+            } else {
+                sys::pwrite_all(self.fd(), &pre, pre_at)
+            }
+        });
+        st.ct = main;
+        Ok(result?)
+    }
+}

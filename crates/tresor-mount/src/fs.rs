@@ -1,0 +1,1542 @@
+//! The `fuser::Filesystem` implementation: each FUSE request resolved to
+//! backing entries (`nodes`, `paths`), carried out, and answered with the
+//! attributes or errno a local file system would give.
+//!
+//! # Errors
+//!
+//! Backing I/O errors pass through as their errno. Format errors map as:
+//! not a recipient of a file's header → EACCES (warning); anything that
+//! fails authentication or is malformed (header, block, trailer, name,
+//! symlink target, directory IV or policy) → EIO, logged as an error with
+//! the backing path (and block number). Names longer than 255 bytes →
+//! ENAMETOOLONG. No callback panics or leaves a request unanswered.
+//!
+//! # Resolving backing paths
+//!
+//! A node's backing path is the walk up the node table. Every operation
+//! opens the entry's directory with `open_dir_beneath` (no symlinks, never
+//! out of the backing root) and acts on one name in it, so a symlink that
+//! the storage operator puts in place of a backing directory is refused
+//! (ELOOP, logged), never followed. Operations on a node check that its
+//! path still leads to the same inode (else ESTALE); a node whose path is
+//! gone (unlinked while open) is reached through an open handle.
+//!
+//! # Creating entries atomically
+//!
+//! * `create`: the header (and the trailer of the empty file) is written to
+//!   `tresor.tmp.<random>` in the parent, made `O_EXCL`; mode and owner are
+//!   set; then it is hard-linked to its name (`EEXIST`: fail for `O_EXCL`,
+//!   else open the file that won) and the temporary name removed. On back
+//!   ends without hard links, `renameat2(RENAME_NOREPLACE)` is used instead.
+//!   Recipients: the creator plus the default recipients of the nearest
+//!   ancestor directory with a valid `tresor.policy` (a policy that does not
+//!   verify refuses the create with EIO); ids no longer in the registry and
+//!   auditors are skipped with a warning.
+//! * `mkdir`: a `tresor.tmp.<random>` directory gets its `tresor.diriv`,
+//!   mode and owner, then is renamed into place without replacing
+//!   (`RENAME_NOREPLACE`; if the back end lacks it, a rename that fails on
+//!   the existing non-empty directory). No node ever sees a directory
+//!   without its IV.
+//! * `rmdir`: a backing directory always holds its IV (and maybe a policy,
+//!   orphan sidecars, temporary entries). If nothing else is in it, those
+//!   are moved into a holding directory in the parent, the directory is
+//!   removed, and the holding directory deleted; if the removal fails (an
+//!   entry appeared meanwhile), everything is moved back and the answer is
+//!   ENOTEMPTY. A temporary entry younger than a minute means another node
+//!   is creating something there: ENOTEMPTY.
+//! * `rename` supports `RENAME_NOREPLACE` and `RENAME_EXCHANGE`, across
+//!   directories and for directories (a directory's IV lives inside it). A
+//!   plain rename onto an empty directory removes it first (two steps: not
+//!   atomic).
+//!
+//! # Locks
+//!
+//! POSIX locks (`fcntl` F_SETLK/F_SETLKW/F_GETLK, and OFD locks, which the
+//! kernel forwards the same way) are forwarded to the backing file at their
+//! plaintext offsets, through one backing descriptor per (node, lock owner):
+//! different owners conflict with each other and with other nodes, one
+//! owner's locks are released when it closes any descriptor of the file
+//! (`flush`), as POSIX says; OFD locks go with the handle they were set
+//! through (`release`, which the kernel sends just after the last close,
+//! asynchronously). A blocking request waits on a thread of its own, so it
+//! never ties up the threads serving the mount. Ranges reaching past 2^62
+//! are clamped below the internal locks' base, so a whole-file user lock
+//! never blocks the mount's own I/O.
+//!
+//! # Known limits
+//!
+//! * Plain rename onto an empty directory is two steps (remove, rename).
+//! * On a back end without `RENAME_NOREPLACE`, mkdir and no-replace renames
+//!   check and then rename (a small race between nodes).
+//! * A long name's sidecar is removed after its entry if the entry is still
+//!   gone; a node re-creating the same long name in that instant loses the
+//!   sidecar (its entry stays reachable by name, but readdir skips it with a
+//!   warning). Target sidecars of hard-linked symlinks can be left behind
+//!   (hidden; removed with the directory).
+//! * Reopening an unlinked file through `/proc/PID/fd/N` fails (ENOENT), as
+//!   in other path-based FUSE file systems; open descriptors keep working.
+//! * With `cache_timeout` above zero, a node whose backing entry another
+//!   node replaced answers ESTALE until the kernel looks it up again.
+
+use std::collections::HashMap;
+use std::ffi::{CStr, CString, OsStr, OsString};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fuser::{
+    FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig, LockOwner, OpenFlags,
+    RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLock, ReplyOpen,
+    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+use rand_core::OsRng;
+use tresor_format::names::{classify, EntryKind, POLICY_FILE};
+use tresor_format::{
+    ContentCipher, DirIv, EncryptedName, Header, Identity, Layout, NameKey, Policy, PublicIdentity, Role, Volume,
+};
+
+use crate::attr;
+use crate::file::OpenFile;
+use crate::lock::{self, LOCK_BASE};
+use crate::nodes::{NodeTable, ROOT};
+use crate::paths::{self, c, join, show, Names};
+use crate::sys::{self, Errno, FsResult};
+use crate::volume::VolumeState;
+use crate::xattr;
+
+const TMP_PREFIX: &str = "tresor.tmp.";
+/// A temporary entry younger than this is another node's create in progress.
+const TMP_BUSY: Duration = Duration::from_secs(60);
+const POLICY_MAX: usize = 1 << 20;
+
+/// What `prepare` hands the file system.
+pub struct Setup {
+    pub root: Arc<OwnedFd>,
+    pub root_ino: u64,
+    pub backing: PathBuf,
+    pub volume: Volume,
+    pub name_key: NameKey,
+    pub identity: Identity,
+    pub pinned: Vec<ed25519_dalek::VerifyingKey>,
+    pub read_only: bool,
+    pub ttl: Duration,
+}
+
+struct DirEntry {
+    ino: u64,
+    kind: FileType,
+    name: OsString,
+}
+
+struct DirHandle {
+    entries: Vec<DirEntry>,
+}
+
+pub struct TresorFs {
+    root: Arc<OwnedFd>,
+    volume: VolumeState,
+    identity: Identity,
+    names: Names,
+    nodes: NodeTable,
+    layout: Layout,
+    block_size: u32,
+    files: RwLock<HashMap<u64, Arc<OpenFile>>>,
+    dirs: Mutex<HashMap<u64, Arc<DirHandle>>>,
+    /// Per (node, lock owner): the backing descriptor holding that owner's
+    /// forwarded POSIX locks.
+    locks: Mutex<HashMap<(u64, u64), Arc<OwnedFd>>>,
+    next_fh: AtomicU64,
+    ttl: Duration,
+    read_only: bool,
+    is_root: bool,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn os(b: &[u8]) -> &OsStr {
+    OsStr::from_bytes(b)
+}
+
+struct Show<'a>(&'a [u8]);
+
+impl std::fmt::Display for Show<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&String::from_utf8_lossy(self.0))
+    }
+}
+
+/// A backing directory, open as an `O_PATH` descriptor below the root
+/// (see `sys::open_dir_beneath`): every operation names one entry in it, so
+/// no symlink planted in the backing tree is ever followed.
+enum Dir<'a> {
+    Root(BorrowedFd<'a>),
+    Own(OwnedFd),
+}
+
+impl Dir<'_> {
+    fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Dir::Root(fd) => *fd,
+            Dir::Own(fd) => fd.as_fd(),
+        }
+    }
+}
+
+/// Where a node lives: its directory, its own entry name ("." for the
+/// root), and its backing path (for logs and the node table).
+struct Loc<'a> {
+    dir: Dir<'a>,
+    name: CString,
+    path: Vec<u8>,
+}
+
+/// A resolved plaintext name in a directory: the directory, the encrypted
+/// name, and the entry's name and backing path.
+struct Entry<'a> {
+    dir_path: Vec<u8>,
+    dir: Dir<'a>,
+    name: EncryptedName,
+    cname: CString,
+    path: Vec<u8>,
+}
+
+impl TresorFs {
+    pub fn new(s: Setup) -> TresorFs {
+        let params = s.volume.params;
+        let identity_id = s.identity.id();
+        TresorFs {
+            volume: VolumeState::new(s.root.clone(), &s.backing, s.pinned, identity_id, s.volume),
+            root: s.root,
+            names: Names::new(&s.name_key),
+            identity: s.identity,
+            nodes: NodeTable::new(s.root_ino),
+            layout: Layout::new(params.header_len, params.block_size),
+            block_size: params.block_size,
+            files: RwLock::new(HashMap::new()),
+            dirs: Mutex::new(HashMap::new()),
+            locks: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            ttl: s.ttl,
+            read_only: s.read_only,
+            is_root: sys::geteuid() == 0,
+        }
+    }
+
+    fn root(&self) -> BorrowedFd<'_> {
+        self.root.as_fd()
+    }
+
+    fn path(&self, ino: u64) -> FsResult<Vec<u8>> {
+        self.nodes.path(ino).ok_or(Errno::ESTALE)
+    }
+
+    /// Opens backing directory `path` (relative to the root) without
+    /// following symlinks.
+    fn dir(&self, path: &[u8]) -> FsResult<Dir<'_>> {
+        if path == b"." {
+            return Ok(Dir::Root(self.root()));
+        }
+        match sys::open_dir_beneath(self.root(), path) {
+            Ok(fd) => Ok(Dir::Own(fd)),
+            Err(e) if sys::is_errno(&e, libc::ELOOP) || sys::is_errno(&e, libc::EXDEV) => {
+                tracing::error!(
+                    "{}: the backing path leads through a symlink or out of the volume: refused",
+                    show(path)
+                );
+                Err(e.into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// An `O_PATH` descriptor of `ino`'s backing entry (not following a
+    /// symlink) and its backing path, for the xattr calls.
+    fn xattr_target(&self, ino: u64) -> FsResult<(OwnedFd, Vec<u8>)> {
+        let loc = self.locate(ino)?;
+        let fd = sys::openat(loc.dir.fd(), &loc.name, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
+        Ok((fd, loc.path))
+    }
+
+    fn locate(&self, ino: u64) -> FsResult<Loc<'_>> {
+        let path = self.path(ino)?;
+        if path == b"." {
+            return Ok(Loc { dir: Dir::Root(self.root()), name: CString::from(c"."), path });
+        }
+        let dir = self.dir(paths::dirname(&path))?;
+        let name = c(paths::basename(&path))?;
+        Ok(Loc { dir, name, path })
+    }
+
+    fn entry(&self, parent: u64, name: &OsStr) -> FsResult<Entry<'_>> {
+        let dir_path = self.path(parent)?;
+        let dir = self.dir(&dir_path)?;
+        let iv = self.names.dir_iv(dir.fd(), parent, &dir_path)?;
+        let name = self.names.encrypt(&iv, name)?;
+        let cname = c(name.entry().as_bytes())?;
+        let path = join(&dir_path, name.entry().as_bytes());
+        Ok(Entry { dir_path, dir, name, cname, path })
+    }
+
+    /// FUSE attributes; `link` (the entry's directory and name) is needed
+    /// for symlinks only.
+    fn attr(&self, id: u64, path: &[u8], st: &libc::stat, link: Option<(BorrowedFd<'_>, &CStr)>) -> FileAttr {
+        let size = if attr::is_reg(st) {
+            attr::plaintext_size(&self.layout, st.st_size, &Show(path))
+        } else if attr::is_symlink(st) {
+            match link {
+                Some((dir, name)) => self.names.symlink_size(dir, name, st),
+                None => attr::target_len(st.st_size.max(0) as u64),
+            }
+        } else {
+            st.st_size.max(0) as u64
+        };
+        attr::file_attr(id, st, size, self.block_size)
+    }
+
+    fn entry_attr(&self, id: u64, e: &Entry<'_>, st: &libc::stat) -> FileAttr {
+        self.attr(id, &e.path, st, Some((e.dir.fd(), &e.cname)))
+    }
+
+    /// Stats the backing entry of `ino`, refusing a path that now names
+    /// another object (changed by another node since the kernel looked it up).
+    fn stat_node(&self, ino: u64) -> FsResult<(Loc<'_>, libc::stat)> {
+        let loc = self.locate(ino)?;
+        let st = sys::fstatat(loc.dir.fd(), &loc.name)?;
+        if self.nodes.id_of(st.st_ino) != ino {
+            return Err(Errno::ESTALE);
+        }
+        Ok((loc, st))
+    }
+
+    /// An open handle on node `ino`, if any: for a file unlinked (or
+    /// replaced by another node) while open, the kernel still asks about the
+    /// node by id, often without a handle (`fstat`, `fchmod`, ...).
+    fn any_handle(&self, ino: u64) -> Option<Arc<OpenFile>> {
+        self.files.read().unwrap_or_else(|e| e.into_inner()).values().find(|f| f.node == ino).cloned()
+    }
+
+    /// What to act on: the handle given; else the entry by path; else (the
+    /// path is gone) any open handle on the node.
+    fn target(&self, ino: u64, fh: Option<FileHandle>) -> FsResult<Target<'_>> {
+        if let Some(f) = fh.and_then(|fh| self.file(fh).ok()) {
+            let st = sys::fstat(f.fd())?;
+            return Ok(Target::Handle(f, st));
+        }
+        match self.stat_node(ino) {
+            Ok((loc, st)) => Ok(Target::Entry(loc, st)),
+            Err(e @ (Errno::ENOENT | Errno::ESTALE)) => match self.any_handle(ino) {
+                Some(f) => {
+                    let st = sys::fstat(f.fd())?;
+                    Ok(Target::Handle(f, st))
+                }
+                None => Err(e),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    fn new_fh(&self) -> u64 {
+        self.next_fh.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn file(&self, fh: FileHandle) -> FsResult<Arc<OpenFile>> {
+        self.files.read().unwrap_or_else(|e| e.into_inner()).get(&fh.0).cloned().ok_or(Errno::EBADF)
+    }
+
+    fn writable(&self) -> FsResult<()> {
+        if self.read_only {
+            return Err(Errno::EROFS);
+        }
+        Ok(())
+    }
+
+    /// Owner and group for a new entry made by `req` in directory `dir_st`
+    /// (set-group-ID directories pass their group on), when running as root.
+    fn owner(&self, req: &Request, dir_st: &libc::stat) -> Option<(u32, u32)> {
+        if !self.is_root {
+            return None;
+        }
+        let gid = if dir_st.st_mode & libc::S_ISGID != 0 { dir_st.st_gid } else { req.gid() };
+        Some((req.uid(), gid))
+    }
+
+    /// Records a new entry the kernel is being told about, and its attributes.
+    fn made(&self, parent: u64, e: &Entry<'_>) -> FsResult<FileAttr> {
+        let st = sys::fstatat(e.dir.fd(), &e.cname)?;
+        let id = self.nodes.id_of(st.st_ino);
+        let attr = self.entry_attr(id, e, &st);
+        self.nodes.add_lookup(id, parent, OsStr::new(e.name.entry()));
+        Ok(attr)
+    }
+
+    // ---- lookups and attributes ---------------------------------------------
+
+    fn do_lookup(&self, parent: u64, name: &OsStr) -> FsResult<FileAttr> {
+        let e = self.entry(parent, name)?;
+        self.made(parent, &e)
+    }
+
+    fn do_getattr(&self, ino: u64, fh: Option<FileHandle>) -> FsResult<FileAttr> {
+        Ok(match self.target(ino, fh)? {
+            Target::Handle(f, st) => self.attr(ino, &f.path, &st, None),
+            Target::Entry(loc, st) => self.attr(ino, &loc.path, &st, Some((loc.dir.fd(), &loc.name))),
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn do_setattr(
+        &self,
+        ino: u64,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        fh: Option<FileHandle>,
+    ) -> FsResult<FileAttr> {
+        let target = self.target(ino, fh)?;
+        if mode.is_some() || uid.is_some() || gid.is_some() || size.is_some() || atime.is_some() || mtime.is_some() {
+            self.writable()?;
+        }
+        let st = match &target {
+            Target::Handle(_, st) | Target::Entry(_, st) => *st,
+        };
+        if let Some(size) = size {
+            if attr::is_dir(&st) {
+                return Err(Errno(libc::EISDIR));
+            }
+            if !attr::is_reg(&st) {
+                return Err(Errno::EINVAL);
+            }
+            match &target {
+                Target::Handle(f, _) => f.truncate(size)?,
+                Target::Entry(loc, _) => self.open_file(ino, loc, libc::O_RDWR, false)?.truncate(size)?,
+            }
+        }
+        if uid.is_some() || gid.is_some() {
+            let (u, g) = (uid.unwrap_or(u32::MAX), gid.unwrap_or(u32::MAX));
+            match &target {
+                Target::Handle(f, _) => sys::fchown(f.fd(), u, g)?,
+                Target::Entry(loc, _) => sys::fchownat(loc.dir.fd(), &loc.name, u, g)?,
+            }
+        }
+        if let Some(mode) = mode {
+            match &target {
+                Target::Handle(f, _) => sys::fchmod(f.fd(), mode & 0o7777)?,
+                Target::Entry(_, st) if attr::is_symlink(st) => return Err(Errno(libc::EOPNOTSUPP)),
+                Target::Entry(loc, _) => sys::fchmodat(loc.dir.fd(), &loc.name, mode & 0o7777)?,
+            }
+        }
+        if atime.is_some() || mtime.is_some() {
+            let times = [timespec(atime), timespec(mtime)];
+            match &target {
+                Target::Handle(f, _) => sys::futimens(f.fd(), &times)?,
+                Target::Entry(loc, _) => sys::utimensat(loc.dir.fd(), &loc.name, &times)?,
+            }
+        }
+        Ok(match &target {
+            Target::Handle(f, _) => self.attr(ino, &f.path, &sys::fstat(f.fd())?, None),
+            Target::Entry(loc, _) => {
+                let st = sys::fstatat(loc.dir.fd(), &loc.name)?;
+                self.attr(ino, &loc.path, &st, Some((loc.dir.fd(), &loc.name)))
+            }
+        })
+    }
+
+    // ---- files ----------------------------------------------------------------
+
+    /// Opens the backing file of node `ino` and its header.
+    fn open_file(&self, ino: u64, loc: &Loc<'_>, flags: i32, append: bool) -> FsResult<OpenFile> {
+        let volume = self.volume.get();
+        if !self.volume.is_member() {
+            tracing::warn!(
+                "{}: access denied: this identity is no longer a member that may open files",
+                show(&loc.path)
+            );
+            return Err(Errno::EACCES);
+        }
+        let wants_write = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
+        // Never follow a symlink; never block on (or wake) a FIFO or device
+        // planted where a file should be.
+        let base = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
+        let dir = loc.dir.fd();
+        let (fd, writable) = if self.read_only {
+            if wants_write {
+                return Err(Errno::EROFS);
+            }
+            (sys::openat(dir, &loc.name, base | libc::O_RDONLY, 0)?, false)
+        } else {
+            // Read-write even for write-only opens: partial blocks are
+            // read, modified and re-sealed.
+            match sys::openat(dir, &loc.name, base | libc::O_RDWR, 0) {
+                Ok(fd) => (fd, true),
+                Err(e) if !wants_write && (sys::is_errno(&e, libc::EACCES) || sys::is_errno(&e, libc::EROFS)) => {
+                    (sys::openat(dir, &loc.name, base | libc::O_RDONLY, 0)?, false)
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let st = sys::fstat(fd.as_fd())?;
+        if !attr::is_reg(&st) {
+            return Err(if attr::is_dir(&st) { Errno(libc::EISDIR) } else { Errno::EINVAL });
+        }
+        if self.nodes.id_of(st.st_ino) != ino {
+            return Err(Errno::ESTALE);
+        }
+        sys::clear_nonblock(fd.as_fd())?;
+        OpenFile::open(fd, ino, loc.path.clone(), writable, append, &volume, &self.identity)
+    }
+
+    fn do_open(&self, ino: u64, flags: i32) -> FsResult<u64> {
+        let loc = self.locate(ino)?;
+        let f = self.open_file(ino, &loc, flags, flags & libc::O_APPEND != 0)?;
+        if flags & libc::O_TRUNC != 0 {
+            f.truncate(0)?;
+        }
+        let fh = self.new_fh();
+        self.files.write().unwrap_or_else(|e| e.into_inner()).insert(fh, Arc::new(f));
+        Ok(fh)
+    }
+
+    /// The recipients of a new file in directory `dir_path` (node `dir_id`):
+    /// the creator and the nearest policy's default recipients.
+    fn recipients(&self, volume: &Volume, dir_id: u64, dir_path: &[u8]) -> FsResult<Vec<PublicIdentity>> {
+        let mut out = vec![*self.identity.public()];
+        let mut cur = dir_path.to_vec();
+        let mut cur_id = Some(dir_id);
+        loop {
+            let dir = self.dir(&cur)?;
+            let policy_path = join(&cur, POLICY_FILE.as_bytes());
+            match sys::read_small(dir.fd(), POLICY, POLICY_MAX) {
+                Ok(bytes) => {
+                    // Id 0 never names a node: an uncached IV lookup.
+                    let iv = self.names.dir_iv(dir.fd(), cur_id.unwrap_or(0), &cur)?;
+                    let policy = Policy::open(&bytes, volume, &iv).map_err(|e| {
+                        tracing::error!("{}: {e}; refusing to create files under it", show(&policy_path));
+                        Errno::EIO
+                    })?;
+                    for id in &policy.default_recipients {
+                        match volume.member(id) {
+                            Some(m) if m.role != Role::Auditor => out.push(m.public),
+                            Some(_) => tracing::warn!(
+                                "{}: default recipient {id} is an auditor; auditors hold no file keys: skipped",
+                                show(&policy_path)
+                            ),
+                            None => tracing::warn!(
+                                "{}: default recipient {id} is no longer a member: skipped",
+                                show(&policy_path)
+                            ),
+                        }
+                    }
+                    return Ok(out);
+                }
+                Err(e) if sys::is_errno(&e, libc::ENOENT) => {}
+                Err(e) => {
+                    tracing::error!("{}: {e}", show(&policy_path));
+                    return Err(e.into());
+                }
+            }
+            if cur == b"." {
+                return Ok(out);
+            }
+            cur = paths::dirname(&cur).to_vec();
+            cur_id = cur_id.and_then(|id| self.nodes.parent(id));
+        }
+    }
+
+    /// Creates and opens a new file. Returns its attributes and handle.
+    fn do_create(
+        &self,
+        req: &Request,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+    ) -> FsResult<(FileAttr, u64)> {
+        self.writable()?;
+        let volume = self.volume.get();
+        if !self.volume.is_member() {
+            tracing::warn!("create: access denied: this identity is no longer a member that may create files");
+            return Err(Errno::EACCES);
+        }
+        let e = self.entry(parent, name)?;
+        let dir = e.dir.fd();
+        let dir_st = sys::fstat(dir)?;
+        let recipients = self.recipients(&volume, parent, &e.dir_path)?;
+        let (header, key) =
+            Header::create(&volume, &self.identity, &recipients, now_secs(), &mut OsRng).map_err(|err| {
+                tracing::error!("{}: cannot create a header: {err}", show(&e.path));
+                Errno::EIO
+            })?;
+        let p = volume.params;
+        let cipher = ContentCipher::new(p.suite, &key, &header.file_id, p.block_size);
+        drop(key);
+        let mut bytes = header.to_bytes().map_err(|_| Errno::EIO)?;
+        bytes.extend_from_slice(&cipher.seal_trailer(0, &mut OsRng));
+
+        let tmp = paths::tmp_name();
+        let fd = sys::openat(dir, &tmp, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW, 0o600)?;
+        let made = (|| -> FsResult<()> {
+            sys::pwrite_all(fd.as_fd(), &bytes, 0)?;
+            if let Some((uid, gid)) = self.owner(req, &dir_st) {
+                sys::fchown(fd.as_fd(), uid, gid)?;
+            }
+            sys::fchmod(fd.as_fd(), mode & !umask & 0o7777)?;
+            self.names.put_long_name(dir, &e.name)?;
+            match sys::linkat(dir, &tmp, dir, &e.cname) {
+                Ok(()) => Ok(()),
+                Err(err) if sys::is_errno(&err, libc::EPERM) || sys::is_errno(&err, libc::EOPNOTSUPP) => {
+                    // No hard links here: move the temporary file instead.
+                    Ok(sys::rename_noreplace(dir, &tmp, dir, &e.cname)?)
+                }
+                Err(err) => Err(err.into()),
+            }
+        })();
+        paths::remove_quietly(dir, &tmp, &e.dir_path);
+        match made {
+            Ok(()) => {}
+            Err(Errno::EEXIST) if flags & libc::O_EXCL == 0 => {
+                // Another process or node created it first: open theirs.
+                drop(fd);
+                let attr = self.do_lookup(parent, name)?;
+                let fh = match self.do_open(attr.ino.0, flags & !libc::O_CREAT) {
+                    Ok(fh) => fh,
+                    Err(err) => {
+                        self.nodes.forget(attr.ino.0, 1);
+                        return Err(err);
+                    }
+                };
+                return Ok((self.do_getattr(attr.ino.0, Some(FileHandle(fh)))?, fh));
+            }
+            Err(err) => return Err(err),
+        }
+        let st = sys::fstat(fd.as_fd())?;
+        let id = self.nodes.id_of(st.st_ino);
+        let attr = self.attr(id, &e.path, &st, None);
+        let f = OpenFile::created(fd, id, e.path.clone(), cipher, p, flags & libc::O_APPEND != 0);
+        self.nodes.add_lookup(id, parent, OsStr::new(e.name.entry()));
+        let fh = self.new_fh();
+        self.files.write().unwrap_or_else(|e| e.into_inner()).insert(fh, Arc::new(f));
+        Ok((attr, fh))
+    }
+
+    // ---- directories -----------------------------------------------------------
+
+    fn do_mkdir(&self, req: &Request, parent: u64, name: &OsStr, mode: u32, umask: u32) -> FsResult<FileAttr> {
+        self.writable()?;
+        let e = self.entry(parent, name)?;
+        let dir = e.dir.fd();
+        let dir_st = sys::fstat(dir)?;
+        let tmp = paths::tmp_name();
+        sys::mkdirat(dir, &tmp, 0o700)?;
+        let made = (|| -> FsResult<()> {
+            let tmp_dir = sys::openat(dir, &tmp, libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0)?;
+            let iv = DirIv::generate(&mut OsRng);
+            sys::write_new(tmp_dir.as_fd(), DIRIV, &iv.0, 0o444)?;
+            if let Some((uid, gid)) = self.owner(req, &dir_st) {
+                sys::fchownat(dir, &tmp, uid, gid)?;
+            }
+            let mut mode = mode & !umask & 0o7777;
+            if dir_st.st_mode & libc::S_ISGID != 0 {
+                mode |= libc::S_ISGID;
+            }
+            sys::fchmodat(dir, &tmp, mode)?;
+            self.names.put_long_name(dir, &e.name)?;
+            match sys::rename_noreplace(dir, &tmp, dir, &e.cname) {
+                Err(err) if sys::is_errno(&err, libc::ENOTEMPTY) || sys::is_errno(&err, libc::ENOTDIR) => {
+                    Err(Errno::EEXIST)
+                }
+                other => Ok(other?),
+            }
+        })();
+        if let Err(err) = made {
+            if let Ok(tmp_dir) = sys::openat(dir, &tmp, libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0) {
+                paths::remove_quietly(tmp_dir.as_fd(), DIRIV, &e.dir_path);
+            }
+            let _ = sys::unlinkat(dir, &tmp, true);
+            return Err(err);
+        }
+        self.made(parent, &e)
+    }
+
+    /// Removes the Tresor directory `e` if it holds nothing but format
+    /// metadata. See the module docs.
+    fn remove_dir(&self, e: &Entry<'_>) -> FsResult<()> {
+        let parent = e.dir.fd();
+        let target = sys::openat(parent, &e.cname, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0)?;
+        let listing = sys::read_dir(sys::openat(target.as_fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?)?;
+        let mut reserved = Vec::new();
+        for ent in listing {
+            let name = match std::str::from_utf8(&ent.name) {
+                Ok(n) if classify(n) == EntryKind::Reserved => c(n.as_bytes())?,
+                _ => return Err(Errno::ENOTEMPTY),
+            };
+            if name.to_bytes().starts_with(TMP_PREFIX.as_bytes()) {
+                if let Ok(st) = sys::fstatat(target.as_fd(), &name) {
+                    let age = now_secs().saturating_sub(st.st_mtime.max(0) as u64);
+                    if Duration::from_secs(age) < TMP_BUSY {
+                        return Err(Errno::ENOTEMPTY);
+                    }
+                }
+            }
+            reserved.push(name);
+        }
+        let hold_name = paths::tmp_name();
+        sys::mkdirat(parent, &hold_name, 0o700)?;
+        let hold = match sys::openat(parent, &hold_name, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0) {
+            Ok(fd) => fd,
+            Err(err) => {
+                let _ = sys::unlinkat(parent, &hold_name, true);
+                return Err(err.into());
+            }
+        };
+        let mut moved = Vec::new();
+        let mut result: FsResult<()> = Ok(());
+        for name in &reserved {
+            match sys::renameat2(target.as_fd(), name, hold.as_fd(), name, 0) {
+                Ok(()) => moved.push(name),
+                Err(err) if sys::is_errno(&err, libc::ENOENT) => {}
+                Err(err) => {
+                    result = Err(err.into());
+                    break;
+                }
+            }
+        }
+        if result.is_ok() {
+            result = match sys::unlinkat(parent, &e.cname, true) {
+                Ok(()) => Ok(()),
+                Err(err) if sys::is_errno(&err, libc::EEXIST) => Err(Errno::ENOTEMPTY),
+                Err(err) => Err(err.into()),
+            };
+        }
+        if result.is_err() {
+            for name in moved {
+                if let Err(err) = sys::renameat2(hold.as_fd(), name, target.as_fd(), name, 0) {
+                    tracing::error!(
+                        "{}: could not put {} back after a failed rmdir: {err}",
+                        show(&e.path),
+                        name.to_string_lossy()
+                    );
+                }
+            }
+        }
+        remove_tree(hold, 0, &e.dir_path);
+        if let Err(err) = sys::unlinkat(parent, &hold_name, true) {
+            tracing::warn!("{}/{}: removing: {err}", show(&e.dir_path), hold_name.to_string_lossy());
+        }
+        result
+    }
+
+    fn do_rmdir(&self, parent: u64, name: &OsStr) -> FsResult<()> {
+        self.writable()?;
+        let e = self.entry(parent, name)?;
+        let st = sys::fstatat(e.dir.fd(), &e.cname)?;
+        if !attr::is_dir(&st) {
+            return Err(Errno(libc::ENOTDIR));
+        }
+        self.remove_dir(&e)?;
+        self.names.drop_long_name(e.dir.fd(), &e.name, &e.dir_path);
+        Ok(())
+    }
+
+    fn do_unlink(&self, parent: u64, name: &OsStr) -> FsResult<()> {
+        self.writable()?;
+        let e = self.entry(parent, name)?;
+        let dir = e.dir.fd();
+        let st = sys::fstatat(dir, &e.cname)?;
+        if attr::is_dir(&st) {
+            return Err(Errno(libc::EISDIR));
+        }
+        let sidecar = target_sidecar_of(dir, &e.cname, &st);
+        sys::unlinkat(dir, &e.cname, false)?;
+        self.names.drop_long_name(dir, &e.name, &e.dir_path);
+        if let Some(sc) = sidecar {
+            if st.st_nlink <= 1 {
+                paths::remove_quietly(dir, &sc, &e.dir_path);
+            }
+        }
+        Ok(())
+    }
+
+    fn do_opendir(&self, ino: u64) -> FsResult<u64> {
+        let loc = self.locate(ino)?;
+        let fd = sys::openat(loc.dir.fd(), &loc.name, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0)?;
+        let st = sys::fstat(fd.as_fd())?;
+        if self.nodes.id_of(st.st_ino) != ino {
+            return Err(Errno::ESTALE);
+        }
+        let path = loc.path;
+        let iv = self.names.dir_iv(fd.as_fd(), ino, &path)?;
+        let listing = sys::read_dir(sys::openat(fd.as_fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?)?;
+        let parent = if ino == ROOT { ROOT } else { self.nodes.parent(ino).unwrap_or(ROOT) };
+        let mut entries = Vec::with_capacity(listing.len() + 2);
+        entries.push(DirEntry { ino, kind: FileType::Directory, name: ".".into() });
+        entries.push(DirEntry { ino: parent, kind: FileType::Directory, name: "..".into() });
+        for ent in listing {
+            let Some(name) = self.names.decrypt_entry(fd.as_fd(), &iv, &ent.name, &path) else { continue };
+            let kind = match attr::kind_of_dtype(ent.d_type) {
+                Some(k) => k,
+                None => match sys::cstring(&ent.name).and_then(|n| sys::fstatat(fd.as_fd(), &n)) {
+                    Ok(st) => attr::kind(st.st_mode).unwrap_or(FileType::RegularFile),
+                    Err(_) => continue, // gone meanwhile
+                },
+            };
+            entries.push(DirEntry { ino: self.nodes.id_of(ent.ino), kind, name: OsString::from(os(&name)) });
+        }
+        let fh = self.new_fh();
+        self.dirs.lock().unwrap_or_else(|e| e.into_inner()).insert(fh, Arc::new(DirHandle { entries }));
+        Ok(fh)
+    }
+
+    // ---- links and renames ---------------------------------------------------------
+
+    fn do_symlink(&self, req: &Request, parent: u64, name: &OsStr, target: &Path) -> FsResult<FileAttr> {
+        self.writable()?;
+        let e = self.entry(parent, name)?;
+        let dir = e.dir.fd();
+        let dir_st = sys::fstat(dir)?;
+        let text = self.names.put_target(dir, target.as_os_str().as_bytes())?;
+        let has_sidecar = text.as_bytes().starts_with(b"tresor.");
+        let made = (|| -> FsResult<()> {
+            self.names.put_long_name(dir, &e.name)?;
+            sys::symlinkat(&text, dir, &e.cname)?;
+            if let Some((uid, gid)) = self.owner(req, &dir_st) {
+                sys::fchownat(dir, &e.cname, uid, gid)?;
+            }
+            Ok(())
+        })();
+        if let Err(err) = made {
+            if has_sidecar && err == Errno::EEXIST {
+                paths::remove_quietly(dir, &text, &e.dir_path);
+            }
+            return Err(err);
+        }
+        self.made(parent, &e)
+    }
+
+    fn do_link(&self, ino: u64, newparent: u64, newname: &OsStr) -> FsResult<FileAttr> {
+        self.writable()?;
+        let (src, st) = self.stat_node(ino)?;
+        if attr::is_dir(&st) {
+            return Err(Errno(libc::EPERM));
+        }
+        let e = self.entry(newparent, newname)?;
+        self.names.put_long_name(e.dir.fd(), &e.name)?;
+        if let Some(sc) = target_sidecar_of(src.dir.fd(), &src.name, &st) {
+            if paths::dirname(&src.path) != e.dir_path.as_slice() {
+                paths::copy_target_sidecar(src.dir.fd(), &sc, e.dir.fd())?;
+            }
+        }
+        sys::linkat(src.dir.fd(), &src.name, e.dir.fd(), &e.cname)?;
+        self.made(newparent, &e)
+    }
+
+    fn do_rename(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        newparent: u64,
+        newname: &OsStr,
+        flags: RenameFlags,
+    ) -> FsResult<()> {
+        self.writable()?;
+        let known = RenameFlags::RENAME_NOREPLACE | RenameFlags::RENAME_EXCHANGE;
+        if !known.contains(flags) || flags == known {
+            return Err(Errno::EINVAL);
+        }
+        let exchange = flags.contains(RenameFlags::RENAME_EXCHANGE);
+        let s = self.entry(parent, name)?;
+        let d = self.entry(newparent, newname)?;
+        let (sdir, ddir) = (s.dir.fd(), d.dir.fd());
+        let sst = sys::fstatat(sdir, &s.cname)?;
+        let dst = match sys::fstatat(ddir, &d.cname) {
+            Ok(st) => Some(st),
+            Err(e) if sys::is_errno(&e, libc::ENOENT) => None,
+            Err(e) => return Err(e.into()),
+        };
+        if exchange && dst.is_none() {
+            return Err(Errno::ENOENT);
+        }
+        let cross_dir = s.dir_path != d.dir_path;
+        // Everything the entries will need in their new places comes first.
+        self.names.put_long_name(ddir, &d.name)?;
+        let s_sidecar = target_sidecar_of(sdir, &s.cname, &sst);
+        if let (true, Some(sc)) = (cross_dir, &s_sidecar) {
+            paths::copy_target_sidecar(sdir, sc, ddir)?;
+        }
+        let d_sidecar = dst.as_ref().and_then(|st| target_sidecar_of(ddir, &d.cname, st));
+        if let (true, true, Some(sc)) = (exchange, cross_dir, &d_sidecar) {
+            paths::copy_target_sidecar(ddir, sc, sdir)?;
+        }
+        let result = if exchange {
+            sys::renameat2(sdir, &s.cname, ddir, &d.cname, libc::RENAME_EXCHANGE)
+        } else if flags.contains(RenameFlags::RENAME_NOREPLACE) {
+            sys::rename_noreplace(sdir, &s.cname, ddir, &d.cname)
+        } else {
+            match sys::renameat2(sdir, &s.cname, ddir, &d.cname, 0) {
+                Err(e)
+                    if (sys::is_errno(&e, libc::ENOTEMPTY) || sys::is_errno(&e, libc::EEXIST))
+                        && attr::is_dir(&sst)
+                        && dst.as_ref().is_some_and(attr::is_dir) =>
+                {
+                    // The target is a Tresor directory: never empty in the
+                    // backing tree. Remove it if it is empty in plaintext.
+                    self.remove_dir(&d)?;
+                    sys::renameat2(sdir, &s.cname, ddir, &d.cname, 0)
+                }
+                other => other,
+            }
+        };
+        result?;
+        let same_object = dst.as_ref().is_some_and(|st| st.st_ino == sst.st_ino && st.st_dev == sst.st_dev);
+        if !exchange && !same_object {
+            self.names.drop_long_name(sdir, &s.name, &s.dir_path);
+            if let (Some(sc), Some(st)) = (&d_sidecar, &dst) {
+                if st.st_nlink <= 1 {
+                    paths::remove_quietly(ddir, sc, &d.dir_path);
+                }
+            }
+            if let (true, Some(sc)) = (cross_dir, &s_sidecar) {
+                if sst.st_nlink <= 1 {
+                    paths::remove_quietly(sdir, sc, &s.dir_path);
+                }
+            }
+        }
+        self.nodes.moved(self.nodes.id_of(sst.st_ino), newparent, OsStr::new(d.name.entry()));
+        if let (true, Some(st)) = (exchange, &dst) {
+            self.nodes.moved(self.nodes.id_of(st.st_ino), parent, OsStr::new(s.name.entry()));
+        }
+        Ok(())
+    }
+
+    fn do_mknod(
+        &self,
+        req: &Request,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        rdev: u32,
+    ) -> FsResult<FileAttr> {
+        match mode & libc::S_IFMT {
+            libc::S_IFREG => {
+                let (attr, fh) = self.do_create(req, parent, name, mode, umask, libc::O_EXCL | libc::O_RDWR)?;
+                self.files.write().unwrap_or_else(|e| e.into_inner()).remove(&fh);
+                Ok(attr)
+            }
+            libc::S_IFIFO | libc::S_IFSOCK | libc::S_IFCHR | libc::S_IFBLK => {
+                self.writable()?;
+                let e = self.entry(parent, name)?;
+                let dir = e.dir.fd();
+                let dir_st = sys::fstat(dir)?;
+                self.names.put_long_name(dir, &e.name)?;
+                sys::mknodat(dir, &e.cname, (mode & libc::S_IFMT) | (mode & !umask & 0o7777), rdev.into())?;
+                if let Some((uid, gid)) = self.owner(req, &dir_st) {
+                    sys::fchownat(dir, &e.cname, uid, gid)?;
+                }
+                self.made(parent, &e)
+            }
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    fn do_readlink(&self, ino: u64) -> FsResult<Vec<u8>> {
+        let (loc, _) = self.stat_node(ino)?;
+        self.names.read_target(loc.dir.fd(), &loc.name, &loc.path)
+    }
+
+    fn do_fsyncdir(&self, ino: u64, datasync: bool) -> FsResult<()> {
+        let loc = self.locate(ino)?;
+        let fd = sys::openat(loc.dir.fd(), &loc.name, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0)?;
+        Ok(sys::fsync(fd.as_fd(), datasync)?)
+    }
+
+    // ---- POSIX locks ----------------------------------------------------------------
+
+    /// A user lock range [start, end] (inclusive; end OFFSET_MAX or more
+    /// for "to EOF") as (start, len) below LOCK_BASE.
+    fn user_range(start: u64, end: u64) -> FsResult<(u64, u64)> {
+        if start >= LOCK_BASE || end < start {
+            return Err(Errno::EINVAL);
+        }
+        let len = if end >= LOCK_BASE - 1 { LOCK_BASE - start } else { end - start + 1 };
+        Ok((start, len))
+    }
+
+    fn lock_fd(&self, f: &OpenFile, owner: u64, create: bool) -> FsResult<Option<Arc<OwnedFd>>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(fd) = locks.get(&(f.node, owner)) {
+            return Ok(Some(fd.clone()));
+        }
+        if !create {
+            return Ok(None);
+        }
+        let flags = if f.writable { libc::O_RDWR } else { libc::O_RDONLY };
+        let fd = Arc::new(sys::reopen(f.fd(), flags)?);
+        locks.insert((f.node, owner), fd.clone());
+        let mut owners = f.lock_owners.lock().unwrap_or_else(|e| e.into_inner());
+        if !owners.contains(&owner) {
+            owners.push(owner);
+        }
+        Ok(Some(fd))
+    }
+
+    /// Drops every lock `owner` holds on `node` (POSIX: any close does).
+    fn release_locks(&self, node: u64, owner: u64) {
+        let fd = self.locks.lock().unwrap_or_else(|e| e.into_inner()).remove(&(node, owner));
+        if let Some(fd) = fd {
+            if let Err(e) = lock::set(fd.as_fd(), libc::F_UNLCK, 0, LOCK_BASE, false) {
+                tracing::warn!("releasing forwarded locks: {e}");
+            }
+        }
+    }
+
+    fn do_getlk(&self, fh: FileHandle, owner: u64, start: u64, end: u64, typ: i32) -> FsResult<(u64, u64, i32)> {
+        let f = self.file(fh)?;
+        let (start, len) = Self::user_range(start, end)?;
+        let fd = self.lock_fd(&f, owner, false)?;
+        let fd = fd.as_deref().map(|fd| fd.as_fd()).unwrap_or(f.fd());
+        Ok(match lock::get(fd, typ, start, len)? {
+            None => (0, 0, libc::F_UNLCK),
+            Some((t, s, l)) => {
+                let end = if l == 0 || s.saturating_add(l) >= LOCK_BASE { i64::MAX as u64 } else { s + l - 1 };
+                (s, end, t)
+            }
+        })
+    }
+}
+
+/// What a node-level operation acts on.
+enum Target<'a> {
+    /// An open handle (given, or the only way left to the node).
+    Handle(Arc<OpenFile>, libc::stat),
+    /// The backing entry.
+    Entry(Loc<'a>, libc::stat),
+}
+
+const DIRIV: &CStr = c"tresor.diriv";
+const POLICY: &CStr = c"tresor.policy";
+
+fn timespec(t: Option<TimeOrNow>) -> libc::timespec {
+    match t {
+        None => libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_OMIT },
+        Some(TimeOrNow::Now) => libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_NOW },
+        Some(TimeOrNow::SpecificTime(t)) => match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => libc::timespec { tv_sec: d.as_secs() as libc::time_t, tv_nsec: d.subsec_nanos() as _ },
+            Err(e) => {
+                let d = e.duration();
+                let (mut s, mut n) = (-(d.as_secs() as i64), -(d.subsec_nanos() as i64));
+                if n < 0 {
+                    s -= 1;
+                    n += 1_000_000_000;
+                }
+                libc::timespec { tv_sec: s as libc::time_t, tv_nsec: n as _ }
+            }
+        },
+    }
+}
+
+/// The long-target sidecar of backing symlink `name` in `dir`, if any.
+fn target_sidecar_of(dir: BorrowedFd<'_>, name: &CStr, st: &libc::stat) -> Option<CString> {
+    if attr::is_symlink(st) && st.st_size as usize == paths::TARGET_LINK_LEN {
+        paths::target_sidecar(dir, name)
+    } else {
+        None
+    }
+}
+
+/// Empties a holding or temporary directory of format metadata (open as
+/// `dir`; `path` for logs). Subdirectories (temporary directories of
+/// crashed mkdirs) are emptied and removed, a few levels deep at most.
+fn remove_tree(dir: OwnedFd, depth: u32, path: &[u8]) {
+    let listing = match sys::openat(dir.as_fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY, 0).and_then(sys::read_dir) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!("{}: emptying a holding directory: {e}", show(path));
+            return;
+        }
+    };
+    for ent in listing {
+        let Ok(name) = sys::cstring(&ent.name) else { continue };
+        if ent.d_type == libc::DT_DIR && depth < 4 {
+            if let Ok(sub) = sys::openat(dir.as_fd(), &name, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0) {
+                remove_tree(sub, depth + 1, path);
+            }
+            if let Err(e) = sys::unlinkat(dir.as_fd(), &name, true) {
+                tracing::warn!("{}: removing {}: {e}", show(path), name.to_string_lossy());
+            }
+        } else {
+            paths::remove_quietly(dir.as_fd(), &name, path);
+        }
+    }
+}
+
+/// `O_APPEND` handles bypass the page cache: the kernel then sends each
+/// `write(2)` as one request (split only at `max_write`, 1 MiB) instead of
+/// splitting it at page boundaries, and the mount appends each request
+/// whole at the real end of the file, found under the lock. So appends of
+/// up to 1 MiB from any number of nodes never overwrite or split each
+/// other. Other handles use the page cache.
+fn fopen_flags(open_flags: i32) -> FopenFlags {
+    if open_flags & libc::O_APPEND != 0 {
+        FopenFlags::FOPEN_DIRECT_IO
+    } else {
+        FopenFlags::empty()
+    }
+}
+
+fn errno(e: Errno) -> fuser::Errno {
+    fuser::Errno::from_i32(e.0)
+}
+
+impl OpenFile {
+    /// A handle on a file this mount just created (header written, key known).
+    fn created(
+        fd: OwnedFd,
+        node: u64,
+        path: Vec<u8>,
+        cipher: ContentCipher,
+        params: tresor_format::VolumeParams,
+        append: bool,
+    ) -> OpenFile {
+        OpenFile::from_parts(fd, node, path, cipher, Layout::new(params.header_len, params.block_size), true, append)
+    }
+}
+
+impl Filesystem for TresorFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        if let Err(max) = config.set_max_write(1 << 20) {
+            let _ = config.set_max_write(max);
+        }
+        if let Err(max) = config.set_max_readahead(u32::MAX) {
+            let _ = config.set_max_readahead(max);
+        }
+        use fuser::InitFlags as F;
+        for flag in [F::FUSE_POSIX_LOCKS, F::FUSE_ATOMIC_O_TRUNC, F::FUSE_AUTO_INVAL_DATA, F::FUSE_PARALLEL_DIROPS] {
+            if config.capabilities().contains(flag) {
+                let _ = config.add_capabilities(flag);
+            } else {
+                tracing::debug!("kernel lacks FUSE capability {flag:?}");
+            }
+        }
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        match self.do_lookup(parent.0, name) {
+            Ok(attr) => reply.entry(&self.ttl, &attr, Generation(0)),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.nodes.forget(ino.0, nlookup);
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.do_getattr(ino.0, fh) {
+            Ok(attr) => reply.attr(&self.ttl, &attr),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        match self.do_setattr(ino.0, mode, uid, gid, size, atime, mtime, fh) {
+            Ok(attr) => reply.attr(&self.ttl, &attr),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self.do_readlink(ino.0) {
+            Ok(target) => reply.data(&target),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
+        match self.do_mknod(req, parent.0, name, mode, umask, rdev) {
+            Ok(attr) => reply.entry(&self.ttl, &attr, Generation(0)),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+        match self.do_mkdir(req, parent.0, name, mode, umask) {
+            Ok(attr) => reply.entry(&self.ttl, &attr, Generation(0)),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.do_unlink(parent.0, name) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.do_rmdir(parent.0, name) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
+        match self.do_symlink(req, parent.0, link_name, target) {
+            Ok(attr) => reply.entry(&self.ttl, &attr, Generation(0)),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        match self.do_rename(parent.0, name, newparent.0, newname, flags) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn link(&self, _req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+        match self.do_link(ino.0, newparent.0, newname) {
+            Ok(attr) => reply.entry(&self.ttl, &attr, Generation(0)),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        match self.do_open(ino.0, flags.0) {
+            Ok(fh) => reply.opened(FileHandle(fh), fopen_flags(flags.0)),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let mut reply = Some(reply);
+        let result = self.file(fh).and_then(|f| {
+            f.read(offset, size, |data| {
+                if let Some(r) = reply.take() {
+                    r.data(data)
+                }
+            })
+        });
+        if let (Err(e), Some(r)) = (result, reply.take()) {
+            r.error(errno(e));
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let result = self.file(fh).and_then(|f| {
+            if !f.writable {
+                return Err(Errno::EBADF);
+            }
+            f.write(offset, data)
+        });
+        match result {
+            Ok(()) => reply.written(data.len() as u32),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn flush(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, lock_owner: LockOwner, reply: ReplyEmpty) {
+        if let Ok(f) = self.file(fh) {
+            self.release_locks(f.node, lock_owner.0);
+        }
+        reply.ok();
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        lock_owner: Option<LockOwner>,
+        flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        let f = self.files.write().unwrap_or_else(|e| e.into_inner()).remove(&fh.0);
+        if let Some(f) = &f {
+            if let (Some(owner), true) = (lock_owner, flush) {
+                self.release_locks(f.node, owner.0);
+            }
+            // OFD locks belong to the open file description this handle
+            // is: the kernel sends no unlock when it goes away, so drop the
+            // locks of every owner that locked through it. (A POSIX owner's
+            // locks went with its first close already, in `flush`.)
+            let owners = std::mem::take(&mut *f.lock_owners.lock().unwrap_or_else(|e| e.into_inner()));
+            for owner in owners {
+                self.release_locks(f.node, owner);
+            }
+        }
+        reply.ok();
+    }
+
+    fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
+        match self.file(fh).and_then(|f| Ok(sys::fsync(f.fd(), datasync)?)) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.do_opendir(ino.0) {
+            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn readdir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        let dir = self.dirs.lock().unwrap_or_else(|e| e.into_inner()).get(&fh.0).cloned();
+        let Some(dir) = dir else {
+            reply.error(fuser::Errno::EBADF);
+            return;
+        };
+        for (i, e) in dir.entries.iter().enumerate().skip(offset.min(usize::MAX as u64) as usize) {
+            if reply.add(INodeNo(e.ino), (i + 1) as u64, e.kind, &e.name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
+        self.dirs.lock().unwrap_or_else(|e| e.into_inner()).remove(&fh.0);
+        reply.ok();
+    }
+
+    fn fsyncdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
+        match self.do_fsyncdir(ino.0, datasync) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        match sys::fstatvfs(self.root()) {
+            Ok(s) => reply.statfs(
+                s.f_blocks,
+                s.f_bfree,
+                s.f_bavail,
+                s.f_files,
+                s.f_ffree,
+                s.f_bsize as u32,
+                tresor_format::names::NAME_MAX as u32,
+                s.f_frsize as u32,
+            ),
+            Err(e) => reply.error(errno(e.into())),
+        }
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        let result = self.writable().and_then(|()| {
+            let (fd, _) = self.xattr_target(ino.0)?;
+            xattr::set(self.names.cipher(), fd.as_fd(), name, value, flags)
+        });
+        match result {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let result = self
+            .xattr_target(ino.0)
+            .and_then(|(fd, path)| xattr::get(self.names.cipher(), fd.as_fd(), name, &show(&path)));
+        reply_xattr(result, size, reply);
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let result =
+            self.xattr_target(ino.0).and_then(|(fd, path)| xattr::list(self.names.cipher(), fd.as_fd(), &show(&path)));
+        reply_xattr(result, size, reply);
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let result = self.writable().and_then(|()| {
+            let (fd, _) = self.xattr_target(ino.0)?;
+            xattr::remove(self.names.cipher(), fd.as_fd(), name)
+        });
+        match result {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        match self.do_create(req, parent.0, name, mode, umask, flags) {
+            Ok((attr, fh)) => reply.created(&self.ttl, &attr, Generation(0), FileHandle(fh), fopen_flags(flags)),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn getlk(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        lock_owner: LockOwner,
+        start: u64,
+        end: u64,
+        typ: i32,
+        _pid: u32,
+        reply: ReplyLock,
+    ) {
+        match self.do_getlk(fh, lock_owner.0, start, end, typ) {
+            Ok((start, end, typ)) => reply.locked(start, end, typ, 0),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn setlk(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        lock_owner: LockOwner,
+        start: u64,
+        end: u64,
+        typ: i32,
+        _pid: u32,
+        sleep: bool,
+        reply: ReplyEmpty,
+    ) {
+        let prepared = self.file(fh).and_then(|f| {
+            if typ == libc::F_UNLCK && start >= LOCK_BASE {
+                return Ok(None);
+            }
+            let (start, len) = Self::user_range(start, end)?;
+            Ok(self.lock_fd(&f, lock_owner.0, typ != libc::F_UNLCK)?.map(|fd| (fd, start, len)))
+        });
+        let (fd, start, len) = match prepared {
+            Ok(Some(x)) => x,
+            Ok(None) => return reply.ok(), // unlocking what was never locked
+            Err(e) => return reply.error(errno(e)),
+        };
+        match lock::set(fd.as_fd(), typ, start, len, false) {
+            Ok(()) => reply.ok(),
+            Err(e) if sleep && (sys::is_errno(&e, libc::EAGAIN) || sys::is_errno(&e, libc::EACCES)) => {
+                // Wait on a thread of our own: a lock held for long must not
+                // block the threads serving the mount (the holder may need
+                // them to finish its work and unlock).
+                let spawned = std::thread::Builder::new().name("tresor-setlkw".into()).spawn(move || {
+                    match lock::set(fd.as_fd(), typ, start, len, true) {
+                        Ok(()) => reply.ok(),
+                        Err(e) => reply.error(errno(e.into())),
+                    }
+                });
+                if let Err(e) = spawned {
+                    tracing::error!("cannot start a thread to wait for a lock: {e}");
+                }
+            }
+            Err(e) => reply.error(errno(e.into())),
+        }
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        let result = self.file(fh).and_then(|f| {
+            if mode != 0 {
+                return Err(Errno(libc::EOPNOTSUPP));
+            }
+            if !f.writable {
+                return Err(Errno::EBADF);
+            }
+            f.grow_to(offset.checked_add(length).ok_or(Errno::EFBIG)?)
+        });
+        match result {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+}
+
+/// Answers getxattr/listxattr: the size when asked for 0 bytes, ERANGE
+/// when the caller's buffer is too small.
+fn reply_xattr(result: FsResult<Vec<u8>>, size: u32, reply: ReplyXattr) {
+    match result {
+        Ok(data) if size == 0 => reply.size(data.len() as u32),
+        Ok(data) if data.len() > size as usize => reply.error(errno(Errno(libc::ERANGE))),
+        Ok(data) => reply.data(&data),
+        Err(e) => reply.error(errno(e)),
+    }
+}

@@ -1,0 +1,322 @@
+//! The Tresor mount: a FUSE file system that shows the plaintext of a
+//! Tresor backing directory (see `docs/FORMAT.md`), for one member identity.
+//!
+//! ```text
+//! let mut config = MountConfig::new(backing, mountpoint, identity, pinned);
+//! parse_options("noatime,allow_other", &mut config)?;
+//! let prepared = prepare(config)?;   // all checks; nothing mounted, no threads
+//! let mounted = prepared.mount()?;   // the mount is live when this returns
+//! mounted.run()?;                    // serve until `fusermount3 -u` / `umount`
+//! ```
+//!
+//! | module | job |
+//! |---|---|
+//! | `config` | [`MountConfig`] and `-o` option parsing |
+//! | `volume` | load and verify `tresor.volume`; reload it when a steward changes it |
+//! | `nodes` | node ids (backing inode numbers) and where each node lives |
+//! | `paths` | plaintext names to backing entries: IVs, names, long names, symlink targets |
+//! | `file` | an open file: header, content cipher, read/write/truncate protocol |
+//! | `lock` | OFD byte-range locks: internal (ciphertext) and forwarded user locks |
+//! | `attr` | backing `stat` to FUSE attributes (sizes from lengths alone) |
+//! | `fs` | the `fuser::Filesystem` implementation: errno mapping, logging |
+//! | `sys` | safe wrappers over the libc calls used |
+//!
+//! # Shared storage
+//!
+//! Many nodes may mount one backing directory at once. Nothing another node
+//! can change is cached by default (`cache_timeout` 0): attributes and
+//! entries are re-read on every kernel request, each FUSE open has its own
+//! backing descriptor, and every read, write and truncate runs under OFD
+//! byte-range locks on the backing file (see `file`), so concurrent writers
+//! on different nodes never corrupt a block, a trailer or a header. Files and
+//! directories appear atomically with their header or IV (created under a
+//! temporary `tresor.tmp.*` name, then linked or renamed into place).
+//!
+//! This needs byte-range locks that the backing file system enforces
+//! between its clients: NFSv4 (or v3 with lockd, not `nolock`), Lustre
+//! mounted with `-o flock`, GPFS/Spectrum Scale, BeeGFS with global file
+//! locks. Where locks are only local to each node (Lustre `localflock`,
+//! NFS `nolock`), concurrent writes to one file from several nodes can lose
+//! updates; writes from one node are always safe.
+//!
+//! # How the mount is made
+//!
+//! `fuser` 0.18 is built without libfuse (its "pure-rust" mount): as root it
+//! calls `mount(2)` itself (`fuse` type; the `subtype` option is not passed
+//! that way, so `/proc/mounts` shows type `fuse` with source `tresor:<backing>`
+//! or the `fsname` given); as any other user `mount(2)` fails with EPERM and
+//! it runs the setuid `fusermount3` helper from the Debian `fuse3` package
+//! (which needs `user_allow_other` in /etc/fuse.conf for `allow_other`).
+//! Unmount with `fusermount3 -u MOUNTPOINT` or `umount MOUNTPOINT`.
+//!
+//! # Not done yet
+//!
+//! * Extended attributes: every xattr call returns ENOTSUP (an encrypted
+//!   xattr format comes later).
+//! * `flock(2)` locks are local to one node (the kernel handles them; only
+//!   POSIX/OFD `fcntl` locks are forwarded to the backing file).
+//! * No audit log yet.
+//! * No `lseek(SEEK_DATA/SEEK_HOLE)` or `copy_file_range` (the kernel falls
+//!   back to its generic versions: holes read as data, copies as reads and
+//!   writes).
+
+mod attr;
+mod config;
+mod file;
+mod fs;
+mod lock;
+mod nodes;
+mod paths;
+mod sys;
+mod volume;
+mod xattr;
+
+use std::fs::Metadata;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use config::{parse_options, MountConfig};
+use tresor_format::{DirIv, MemberId, Role};
+
+/// Why the mount could not be prepared, made or served.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    #[error("backing directory {path}: {source}")]
+    BackingMissing { path: PathBuf, source: std::io::Error },
+
+    #[error("backing directory {path} is not a directory")]
+    BackingNotDirectory { path: PathBuf },
+
+    #[error(
+        "{backing} is not a Tresor volume: it has no tresor.volume (create one with `tresor init`, or check the path)"
+    )]
+    NotAVolume { backing: PathBuf },
+
+    #[error("cannot read the volume file {path}: {source}")]
+    VolumeRead { path: PathBuf, source: std::io::Error },
+
+    #[error("the volume file {path} is invalid: {source}")]
+    VolumeInvalid { path: PathBuf, source: tresor_format::Error },
+
+    #[error("the member registry in {path} is signed by {signer}, which is not one of the pinned steward keys; if this steward is legitimate, pin its key, otherwise the volume file was replaced")]
+    StewardNotPinned { path: PathBuf, signer: MemberId },
+
+    #[error("this identity ({member}) is not a member of the volume; ask a steward to add it")]
+    NotMember { member: MemberId },
+
+    #[error("this identity ({member}) is an auditor: auditors may only mount read-only (-o ro)")]
+    AuditorMustBeReadOnly { member: MemberId },
+
+    #[error("cannot unwrap the volume name key for this identity: {source}")]
+    NameKey { source: tresor_format::Error },
+
+    #[error("the root directory IV {path} is missing or invalid: {reason}")]
+    RootDirIv { path: PathBuf, reason: String },
+
+    #[error("mount point {path}: {source}")]
+    MountpointMissing { path: PathBuf, source: std::io::Error },
+
+    #[error("mount point {path} is not a directory")]
+    MountpointNotDirectory { path: PathBuf },
+
+    #[error(
+        "mount point {path} is busy: something is already mounted there (unmount it first: fusermount3 -u {path})"
+    )]
+    MountpointBusy { path: PathBuf },
+
+    #[error("mount point {path} is inside the backing directory {backing}")]
+    MountpointInsideBacking { path: PathBuf, backing: PathBuf },
+
+    #[error("invalid mount option {option:?}: {reason}")]
+    InvalidOption { option: String, reason: String },
+
+    #[error("FUSE is not available: {path}: {source} (is the fuse kernel module loaded, and /dev/fuse present in this container?)")]
+    FuseUnavailable { path: PathBuf, source: std::io::Error },
+
+    #[error("mounting {mountpoint} failed: {source} (is fuse3 installed (fusermount3 for non-root mounts), /dev/fuse present and usable?)")]
+    Fuse { mountpoint: PathBuf, source: std::io::Error },
+
+    #[error("serving the mount at {mountpoint} failed: {source}")]
+    Session { mountpoint: PathBuf, source: std::io::Error },
+}
+
+/// A verified volume, ready to mount: nothing mounted, no threads started,
+/// nothing written.
+pub struct Prepared {
+    fs: fs::TresorFs,
+    mountpoint: PathBuf,
+    fuse: fuser::Config,
+}
+
+/// A live mount.
+pub struct Mounted {
+    session: fuser::Session<fs::TresorFs>,
+    mountpoint: PathBuf,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared").field("mountpoint", &self.mountpoint).finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Mounted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mounted").field("mountpoint", &self.mountpoint).finish_non_exhaustive()
+    }
+}
+
+/// Checks everything that can be checked before mounting: options, the
+/// backing directory, the volume file (against the pinned stewards), the
+/// identity's membership and name key, the root IV, the mount point, and
+/// that FUSE is available.
+pub fn prepare(config: MountConfig) -> Result<Prepared, MountError> {
+    if config.threads == 0 {
+        return Err(MountError::InvalidOption { option: "threads=0".into(), reason: "at least 1 thread".into() });
+    }
+    // Backing directory.
+    let backing_meta = std::fs::metadata(&config.backing)
+        .map_err(|source| MountError::BackingMissing { path: config.backing.clone(), source })?;
+    if !backing_meta.is_dir() {
+        return Err(MountError::BackingNotDirectory { path: config.backing.clone() });
+    }
+    let backing = config
+        .backing
+        .canonicalize()
+        .map_err(|source| MountError::BackingMissing { path: config.backing.clone(), source })?;
+    let fuse_options = config::fuse_options(&config, &backing)?;
+    let root = open_dir(&backing).map_err(|source| MountError::BackingMissing { path: backing.clone(), source })?;
+
+    // Volume file, membership, keys.
+    let volume = volume::load(&root, &backing, &config.pinned_stewards)?;
+    let member = volume.member(&config.identity.id()).ok_or(MountError::NotMember { member: config.identity.id() })?;
+    if member.role == Role::Auditor && !config.read_only {
+        return Err(MountError::AuditorMustBeReadOnly { member: config.identity.id() });
+    }
+    let name_key = volume.name_key(&config.identity).map_err(|source| MountError::NameKey { source })?;
+    let iv_path = backing.join("tresor.diriv");
+    let iv = sys::read_small(root.as_fd(), c"tresor.diriv", 64)
+        .map_err(|e| MountError::RootDirIv { path: iv_path.clone(), reason: e.to_string() })?;
+    DirIv::parse(&iv).map_err(|e| MountError::RootDirIv { path: iv_path, reason: e.to_string() })?;
+
+    // Mount point.
+    let mountpoint = check_mountpoint(&config.mountpoint, &backing)?;
+    std::fs::metadata("/dev/fuse")
+        .map_err(|source| MountError::FuseUnavailable { path: PathBuf::from("/dev/fuse"), source })?;
+
+    let mut fuse = fuser::Config::default();
+    fuse.mount_options = fuse_options;
+    fuse.acl = if config.allow_other { fuser::SessionACL::All } else { fuser::SessionACL::Owner };
+    fuse.n_threads = Some(config.threads);
+    fuse.clone_fd = config.threads > 1;
+
+    let root_ino =
+        sys::fstat(root.as_fd()).map_err(|source| MountError::BackingMissing { path: backing.clone(), source })?.st_ino;
+    let fs = fs::TresorFs::new(fs::Setup {
+        root: Arc::new(root),
+        root_ino,
+        backing: backing.clone(),
+        volume,
+        name_key,
+        identity: config.identity,
+        pinned: config.pinned_stewards,
+        read_only: config.read_only,
+        ttl: config.cache_timeout,
+    });
+    Ok(Prepared { fs, mountpoint, fuse })
+}
+
+fn open_dir(path: &Path) -> std::io::Result<OwnedFd> {
+    let c = sys::cstring(path.as_os_str().as_bytes())?;
+    let cwd = unsafe { std::os::fd::BorrowedFd::borrow_raw(libc::AT_FDCWD) };
+    sys::openat(cwd, &c, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+}
+
+fn check_mountpoint(path: &Path, backing: &Path) -> Result<PathBuf, MountError> {
+    let meta: Metadata =
+        std::fs::metadata(path).map_err(|source| MountError::MountpointMissing { path: path.to_owned(), source })?;
+    if !meta.is_dir() {
+        return Err(MountError::MountpointNotDirectory { path: path.to_owned() });
+    }
+    let canonical =
+        path.canonicalize().map_err(|source| MountError::MountpointMissing { path: path.to_owned(), source })?;
+    if canonical != backing && canonical.starts_with(backing) {
+        return Err(MountError::MountpointInsideBacking { path: canonical, backing: backing.to_owned() });
+    }
+    let busy = || MountError::MountpointBusy { path: canonical.clone() };
+    let parent = match canonical.parent() {
+        Some(p) => p,
+        None => return Err(busy()), // "/"
+    };
+    let parent_meta = std::fs::metadata(parent)
+        .map_err(|source| MountError::MountpointMissing { path: parent.to_owned(), source })?;
+    if parent_meta.dev() != meta.dev() || parent_meta.ino() == meta.ino() {
+        return Err(busy());
+    }
+    // Bind mounts of the same file system keep st_dev: ask the kernel.
+    if let Ok(info) = std::fs::read("/proc/self/mountinfo") {
+        let target = canonical.as_os_str().as_bytes();
+        for line in info.split(|&b| b == b'\n') {
+            if let Some(mp) = line.split(|&b| b == b' ').nth(4) {
+                if unescape_mountinfo(mp) == target {
+                    return Err(busy());
+                }
+            }
+        }
+    }
+    Ok(canonical)
+}
+
+/// Undoes the octal escapes (`\040` for a space, ...) of /proc/self/mountinfo.
+fn unescape_mountinfo(field: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(field.len());
+    let mut i = 0;
+    while i < field.len() {
+        if field[i] == b'\\' && i + 4 <= field.len() && field[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
+            out.push((field[i + 1] - b'0') * 64 + (field[i + 2] - b'0') * 8 + (field[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(field[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+impl Prepared {
+    /// Mounts the file system; it is live (answering requests is up to
+    /// [`Mounted::run`]) when this returns.
+    pub fn mount(self) -> Result<Mounted, MountError> {
+        let Prepared { fs, mountpoint, fuse } = self;
+        let session = fuser::Session::new(fs, &mountpoint, &fuse)
+            .map_err(|source| MountError::Fuse { mountpoint: mountpoint.clone(), source })?;
+        tracing::info!("mounted at {}", mountpoint.display());
+        Ok(Mounted { session, mountpoint })
+    }
+}
+
+impl Mounted {
+    pub fn mountpoint(&self) -> &Path {
+        &self.mountpoint
+    }
+
+    /// Serves requests until the file system is unmounted.
+    pub fn run(self) -> Result<(), MountError> {
+        let Mounted { session, mountpoint } = self;
+        session.run().map_err(|source| MountError::Session { mountpoint: mountpoint.clone(), source })?;
+        tracing::info!("unmounted {}", mountpoint.display());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(super::unescape_mountinfo(br"/mnt/a\040b\134c"), b"/mnt/a b\\c");
+        assert_eq!(super::unescape_mountinfo(br"/x\0"), b"/x\\0");
+    }
+}
