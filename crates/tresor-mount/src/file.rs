@@ -353,9 +353,9 @@ impl OpenFile {
             let to = end.min(block_start + blen as u64) - block_start;
             if from == 0 && to == blen as u64 {
                 let dst = (block_start - off) as usize;
-                self.cipher.open_block(k, ct, &mut st.out[dst..dst + blen]).map_err(|e| self.integrity(&e))?;
+                self.open_stored_block(k, ct, &mut st.out[dst..dst + blen], size)?;
             } else {
-                self.cipher.open_block(k, ct, &mut st.pt[..blen]).map_err(|e| self.integrity(&e))?;
+                self.open_stored_block(k, ct, &mut st.pt[..blen], size)?;
                 let dst = (block_start + from - off) as usize;
                 st.out[dst..dst + (to - from) as usize].copy_from_slice(&st.pt[from as usize..to as usize]);
             }
@@ -471,9 +471,18 @@ impl OpenFile {
             let k = new_size / b;
             let old_len = self.block_len(k, size);
             let new_len = (new_size - k * b) as usize;
-            self.open_old_block(st, k, old_len)?;
+            self.open_old_block(st, k, old_len, size)?;
             st.ct.resize(new_len + BLOCK_OVERHEAD, 0);
             self.cipher.seal_block(k, &st.pt[..new_len], &mut st.ct, &mut OsRng);
+            self.bo(k)
+        } else if count > 0 && self.is_hole(st, count - 1)? {
+            // Cut inside a sparse region: the new last block is a hole, and
+            // the last block is always sealed (FORMAT.md §7.2).
+            let (k, full) = (count - 1, b as usize);
+            st.pt.resize(full, 0);
+            st.pt.fill(0);
+            st.ct.resize(full + BLOCK_OVERHEAD, 0);
+            self.cipher.seal_block(k, &st.pt[..full], &mut st.ct, &mut OsRng);
             self.bo(k)
         } else {
             self.bo(count)
@@ -484,13 +493,32 @@ impl OpenFile {
         Ok(())
     }
 
-    /// Reads and opens old block `k` (`old_len` plaintext bytes) into `st.pt`.
-    fn open_old_block(&self, st: &mut Scratch, k: u64, old_len: usize) -> FsResult<()> {
+    /// Whether full-size block `k` is stored as a hole (all zeros).
+    fn is_hole(&self, st: &mut Scratch, k: u64) -> FsResult<bool> {
+        st.old.resize(self.bs() as usize + BLOCK_OVERHEAD, 0);
+        self.pread_into(&mut st.old, self.bo(k))?;
+        Ok(st.old.iter().all(|&x| x == 0))
+    }
+
+    /// Reads and opens old block `k` (`old_len` plaintext bytes) of a file
+    /// of `size` bytes into `st.pt`.
+    fn open_old_block(&self, st: &mut Scratch, k: u64, old_len: usize, size: u64) -> FsResult<()> {
         st.old.resize(old_len + BLOCK_OVERHEAD, 0);
         self.pread_into(&mut st.old, self.bo(k))?;
         st.pt.resize(self.bs() as usize, 0);
-        self.cipher.open_block(k, &st.old, &mut st.pt[..old_len]).map_err(|e| self.integrity(&e))?;
-        Ok(())
+        let (old, pt) = (&st.old, &mut st.pt[..old_len]);
+        self.open_stored_block(k, old, pt, size)
+    }
+
+    /// Opens stored block `k` of a file of `size` bytes. The last block is
+    /// never a hole (FORMAT.md §7.2): zeroing it must not read as zeros.
+    fn open_stored_block(&self, k: u64, ct: &[u8], out: &mut [u8], size: u64) -> FsResult<()> {
+        let opened = if k + 1 == self.layout.block_count(size) {
+            self.cipher.open_last_block(k, ct, out)
+        } else {
+            self.cipher.open_block(k, ct, out)
+        };
+        opened.map(drop).map_err(|e| self.integrity(&e))
     }
 
     /// Seals blocks `from..=to` of a file going from `size` to `new_size`
@@ -527,7 +555,7 @@ impl OpenFile {
                 None => (0, 0),
             };
             if old_len > 0 && !(lo == 0 && hi >= old_len) {
-                self.open_old_block(st, k, old_len)?;
+                self.open_old_block(st, k, old_len, size)?;
                 st.pt[old_len..new_len].fill(0);
             } else {
                 st.pt.resize(b as usize, 0);

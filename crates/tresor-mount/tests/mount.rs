@@ -664,6 +664,39 @@ fn a_tampered_block_fails_with_eio_for_its_range_only() {
 }
 
 #[test]
+fn a_zeroed_last_block_is_not_read_as_a_hole() {
+    // Inner all-zero blocks are holes; the last block is always sealed, so
+    // zeroing it on the storage must give EIO, not a tail of zeros.
+    let vol = Vol::new();
+    let m = vol.mount("alice");
+    let data = pattern(7, 3 * BLOCK as usize);
+    fs::write(m.p("f"), &data).unwrap();
+    let layout = vol.layout();
+    let bf = OpenOptions::new().write(true).open(vol.backing_path("f")).unwrap();
+    bf.write_all_at(&vec![0u8; BLOCK as usize + 28], layout.block_offset(2)).unwrap();
+    let f = open_direct(&m.p("f"));
+    assert_eq!(read_at(&f, 0, BLOCK as usize).unwrap(), data[..BLOCK as usize]);
+    assert!(eio(&read_at(&f, 2 * BLOCK, BLOCK as usize).unwrap_err()), "a zeroed last block read as zeros");
+    let w = OpenOptions::new().write(true).open(m.p("f")).unwrap();
+    assert!(eio(&w.write_at(b"x", 2 * BLOCK + 5).unwrap_err()), "read-modify-write over it must fail too");
+}
+
+#[test]
+fn truncating_into_a_sparse_region_leaves_a_readable_sealed_tail() {
+    let vol = Vol::new();
+    let m = vol.mount("alice");
+    let f = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(m.p("sparse")).unwrap();
+    f.write_all_at(b"end", 10 * BLOCK).unwrap(); // blocks 0..10 are holes
+    f.set_len(4 * BLOCK).unwrap(); // the new last block, 3, was a hole
+    drop(f);
+    assert_eq!(read_all(&m.p("sparse")), vec![0u8; 4 * BLOCK as usize]);
+    let layout = vol.layout();
+    let mut last = vec![0u8; BLOCK as usize + 28];
+    File::open(vol.backing_path("sparse")).unwrap().read_exact_at(&mut last, layout.block_offset(3)).unwrap();
+    assert!(last.iter().any(|&b| b != 0), "the last block must be sealed, never a hole");
+}
+
+#[test]
 fn a_file_cut_at_a_block_boundary_fails_with_eio_on_its_tail() {
     let vol = Vol::new();
     let m = vol.mount("alice");
