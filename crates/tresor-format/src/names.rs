@@ -160,17 +160,8 @@ impl NameCipher {
 
     pub fn encrypt_name(&self, dir: &DirIv, name: &[u8]) -> Result<EncryptedName> {
         check_name(name)?;
-        // PKCS#7: 1 to 16 bytes, each holding the pad length.
-        let pad = NAME_PAD - name.len() % NAME_PAD;
-        let mut buf = Vec::with_capacity(name.len() + pad + TAG_LEN);
-        buf.extend_from_slice(name);
-        buf.resize(name.len() + pad, pad as u8);
-        let nonce = dir.0[..NONCE_LEN].into();
-        let tag = self
-            .names
-            .encrypt_in_place_detached(nonce, &dir.0, &mut buf)
-            .expect("names are far below the AEAD length limit");
-        buf.extend_from_slice(&tag);
+        let nonce = dir.0[..NONCE_LEN].try_into().unwrap();
+        let buf = seal_padded(&self.names, nonce, &dir.0, name);
         let full = B64.encode(&buf);
         if full.len() <= SHORT_NAME_MAX {
             return Ok(EncryptedName::Short(full));
@@ -183,24 +174,8 @@ impl NameCipher {
     /// sidecar content. A long entry's hash is checked by `check_long_name`.
     pub fn decrypt_name(&self, dir: &DirIv, encrypted: &str) -> Result<Vec<u8>> {
         let what = Structure::Name;
-        let mut buf = B64.decode(encrypted).map_err(|_| Error::malformed(what, "not base64url"))?;
-        if buf.len() <= TAG_LEN {
-            return Err(Error::malformed(what, "too short"));
-        }
-        let tag_at = buf.len() - TAG_LEN;
-        let tag: [u8; TAG_LEN] = buf[tag_at..].try_into().unwrap();
-        buf.truncate(tag_at);
-        self.names
-            .decrypt_in_place_detached(dir.0[..NONCE_LEN].into(), &dir.0, &mut buf, (&tag).into())
-            .map_err(|_| Error::Tampered { what })?;
-        let pad = *buf.last().unwrap_or(&0) as usize;
-        if !(1..=NAME_PAD).contains(&pad)
-            || pad > buf.len()
-            || buf[buf.len() - pad..].iter().any(|&b| b as usize != pad)
-        {
-            return Err(Error::malformed(what, "invalid padding"));
-        }
-        buf.truncate(buf.len() - pad);
+        let sealed = B64.decode(encrypted).map_err(|_| Error::malformed(what, "not base64url"))?;
+        let buf = open_padded(&self.names, dir.0[..NONCE_LEN].try_into().unwrap(), &dir.0, sealed, what)?;
         check_name(&buf).map_err(|_| Error::malformed(what, "decrypts to an invalid name"))?;
         Ok(buf)
     }
@@ -292,15 +267,7 @@ impl NameCipher {
         if name.is_empty() || name.len() > XATTR_NAME_MAX || name.contains(&0) {
             return Err(Error::InvalidName("xattr names are 1 to 159 bytes after \"user.\", without NUL"));
         }
-        let pad = NAME_PAD - name.len() % NAME_PAD;
-        let mut buf = Vec::with_capacity(name.len() + pad + TAG_LEN);
-        buf.extend_from_slice(name);
-        buf.resize(name.len() + pad, pad as u8);
-        let tag = self
-            .xattrs
-            .encrypt_in_place_detached(&Default::default(), XATTR_NAME_AAD, &mut buf)
-            .expect("xattr names are far below the AEAD length limit");
-        buf.extend_from_slice(&tag);
+        let buf = seal_padded(&self.xattrs, &[0; NONCE_LEN], XATTR_NAME_AAD, name);
         Ok(format!("{XATTR_PREFIX}{}", B64.encode(&buf)))
     }
 
@@ -309,25 +276,8 @@ impl NameCipher {
         let what = Structure::Xattr;
         let encoded =
             backing.strip_prefix(XATTR_PREFIX).ok_or_else(|| Error::malformed(what, "not a Tresor attribute"))?;
-        let mut buf = B64.decode(encoded).map_err(|_| Error::malformed(what, "not base64url"))?;
-        if buf.len() <= TAG_LEN {
-            return Err(Error::malformed(what, "too short"));
-        }
-        let tag_at = buf.len() - TAG_LEN;
-        let tag: [u8; TAG_LEN] = buf[tag_at..].try_into().unwrap();
-        buf.truncate(tag_at);
-        self.xattrs
-            .decrypt_in_place_detached(&Default::default(), XATTR_NAME_AAD, &mut buf, (&tag).into())
-            .map_err(|_| Error::Tampered { what })?;
-        let pad = *buf.last().unwrap_or(&0) as usize;
-        if !(1..=NAME_PAD).contains(&pad)
-            || pad > buf.len()
-            || buf[buf.len() - pad..].iter().any(|&b| b as usize != pad)
-        {
-            return Err(Error::malformed(what, "invalid padding"));
-        }
-        buf.truncate(buf.len() - pad);
-        Ok(buf)
+        let sealed = B64.decode(encoded).map_err(|_| Error::malformed(what, "not base64url"))?;
+        open_padded(&self.xattrs, &[0; NONCE_LEN], XATTR_NAME_AAD, sealed, what)
     }
 
     /// Seals a value for the backing attribute `backing` (from
@@ -366,4 +316,42 @@ impl NameCipher {
             .map_err(|_| Error::Tampered { what })?;
         Ok(buf)
     }
+}
+
+/// Deterministic encryption of a short name: PKCS#7-padded to a multiple of
+/// 16 (1 to 16 bytes, each holding the pad length), then sealed: ct ‖ tag.
+fn seal_padded(cipher: &Aes256GcmSiv, nonce: &[u8; NONCE_LEN], aad: &[u8], name: &[u8]) -> Vec<u8> {
+    let pad = NAME_PAD - name.len() % NAME_PAD;
+    let mut buf = Vec::with_capacity(name.len() + pad + TAG_LEN);
+    buf.extend_from_slice(name);
+    buf.resize(name.len() + pad, pad as u8);
+    let tag =
+        cipher.encrypt_in_place_detached(nonce.into(), aad, &mut buf).expect("names are far below the AEAD limit");
+    buf.extend_from_slice(&tag);
+    buf
+}
+
+/// The inverse of `seal_padded`.
+fn open_padded(
+    cipher: &Aes256GcmSiv,
+    nonce: &[u8; NONCE_LEN],
+    aad: &[u8],
+    mut buf: Vec<u8>,
+    what: Structure,
+) -> Result<Vec<u8>> {
+    if buf.len() <= TAG_LEN {
+        return Err(Error::malformed(what, "too short"));
+    }
+    let tag_at = buf.len() - TAG_LEN;
+    let tag: [u8; TAG_LEN] = buf[tag_at..].try_into().unwrap();
+    buf.truncate(tag_at);
+    cipher
+        .decrypt_in_place_detached(nonce.into(), aad, &mut buf, (&tag).into())
+        .map_err(|_| Error::Tampered { what })?;
+    let pad = *buf.last().unwrap_or(&0) as usize;
+    if !(1..=NAME_PAD).contains(&pad) || pad > buf.len() || buf[buf.len() - pad..].iter().any(|&b| b as usize != pad) {
+        return Err(Error::malformed(what, "invalid padding"));
+    }
+    buf.truncate(buf.len() - pad);
+    Ok(buf)
 }
