@@ -83,28 +83,9 @@ pub fn show(path: &[u8]) -> String {
     String::from_utf8_lossy(path).into_owned()
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct IvStamp {
-    dev: u64,
-    ino: u64,
-    ctime: (i64, i64),
-    mtime: (i64, i64),
-}
-
-impl IvStamp {
-    fn of(st: &libc::stat) -> IvStamp {
-        IvStamp {
-            dev: st.st_dev,
-            ino: st.st_ino,
-            ctime: (st.st_ctime, st.st_ctime_nsec),
-            mtime: (st.st_mtime, st.st_mtime_nsec),
-        }
-    }
-}
-
 pub struct Names {
     cipher: NameCipher,
-    ivs: Mutex<HashMap<u64, (IvStamp, DirIv)>>,
+    ivs: Mutex<HashMap<u64, (sys::Stamp, DirIv)>>,
 }
 
 /// Maps a name the format refuses to the errno `open(2)` would give.
@@ -129,7 +110,7 @@ impl Names {
     /// The IV of directory node `dir_id`, open as `dir` (`path` for logs).
     pub fn dir_iv(&self, dir: BorrowedFd<'_>, dir_id: u64, path: &[u8]) -> FsResult<DirIv> {
         if let Ok(st) = sys::fstatat(dir, DIRIV) {
-            let stamp = IvStamp::of(&st);
+            let stamp = sys::Stamp::of(&st);
             let cache = self.ivs.lock().unwrap_or_else(|e| e.into_inner());
             if let Some((s, iv)) = cache.get(&dir_id) {
                 if *s == stamp {
@@ -295,7 +276,7 @@ enum IvError {
     Invalid(FormatError),
 }
 
-fn read_iv(dir: BorrowedFd<'_>) -> Result<(IvStamp, DirIv), IvError> {
+fn read_iv(dir: BorrowedFd<'_>) -> Result<(sys::Stamp, DirIv), IvError> {
     use std::os::fd::AsFd;
     let fd = sys::openat(dir, DIRIV, libc::O_RDONLY | libc::O_NOFOLLOW, 0).map_err(IvError::Io)?;
     let st = sys::fstat(fd.as_fd()).map_err(IvError::Io)?;
@@ -306,7 +287,7 @@ fn read_iv(dir: BorrowedFd<'_>) -> Result<(IvStamp, DirIv), IvError> {
     }
     sys::pread_exact(fd.as_fd(), &mut buf, 0).map_err(IvError::Io)?;
     let iv = DirIv::parse(&buf).map_err(IvError::Invalid)?;
-    Ok((IvStamp::of(&st), iv))
+    Ok((sys::Stamp::of(&st), iv))
 }
 
 fn read_text(dir: BorrowedFd<'_>, name: &[u8]) -> std::io::Result<String> {

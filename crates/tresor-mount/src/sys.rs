@@ -152,16 +152,43 @@ pub fn fstatvfs(fd: BorrowedFd<'_>) -> io::Result<libc::statvfs> {
     Ok(unsafe { st.assume_init() })
 }
 
+/// What identifies one version of a small file (the volume file, a
+/// directory IV) without reading it: a cache entry is valid while it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: i64,
+    ctime: (i64, i64),
+    mtime: (i64, i64),
+}
+
+impl Stamp {
+    pub fn of(st: &libc::stat) -> Stamp {
+        Stamp {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            size: st.st_size,
+            ctime: (st.st_ctime, st.st_ctime_nsec),
+            mtime: (st.st_mtime, st.st_mtime_nsec),
+        }
+    }
+}
+
+/// A byte count from pread/pwrite, or the error they set.
+fn cvt_len(n: isize) -> io::Result<usize> {
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
 /// Reads exactly `buf.len()` bytes at `offset`; a short file is `UnexpectedEof`.
 pub fn pread_exact(fd: BorrowedFd<'_>, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
     while !buf.is_empty() {
         let n = retry(|| {
-            let n = unsafe { libc::pread(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), offset_arg(offset)?) };
-            if n < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(n as usize)
-            }
+            cvt_len(unsafe { libc::pread(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), offset_arg(offset)?) })
         })?;
         if n == 0 {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "backing file is shorter than expected"));
@@ -176,12 +203,7 @@ pub fn pread_exact(fd: BorrowedFd<'_>, mut buf: &mut [u8], mut offset: u64) -> i
 pub fn pwrite_all(fd: BorrowedFd<'_>, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
     while !buf.is_empty() {
         let n = retry(|| {
-            let n = unsafe { libc::pwrite(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), offset_arg(offset)?) };
-            if n < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(n as usize)
-            }
+            cvt_len(unsafe { libc::pwrite(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), offset_arg(offset)?) })
         })?;
         if n == 0 {
             return Err(errno(libc::EIO));
@@ -278,11 +300,7 @@ pub fn symlinkat(target: &CStr, dir: BorrowedFd<'_>, path: &CStr) -> io::Result<
 
 pub fn readlinkat(dir: BorrowedFd<'_>, path: &CStr) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
-    let n = unsafe { libc::readlinkat(dir.as_raw_fd(), path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let n = n as usize;
+    let n = cvt_len(unsafe { libc::readlinkat(dir.as_raw_fd(), path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) })?;
     if n >= buf.len() {
         return Err(errno(libc::ENAMETOOLONG));
     }
@@ -364,14 +382,8 @@ pub fn read_small(dir: BorrowedFd<'_>, path: &CStr, max: usize) -> io::Result<Ve
     let mut out = vec![0u8; max + 1];
     let mut len = 0;
     loop {
-        let n = retry(|| {
-            let n = unsafe { libc::read(fd.as_raw_fd(), out[len..].as_mut_ptr().cast(), out.len() - len) };
-            if n < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(n as usize)
-            }
-        })?;
+        let n =
+            retry(|| cvt_len(unsafe { libc::read(fd.as_raw_fd(), out[len..].as_mut_ptr().cast(), out.len() - len) }))?;
         if n == 0 {
             break;
         }

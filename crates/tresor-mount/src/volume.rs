@@ -30,28 +30,6 @@ const VOLUME_FILE: &CStr = c"tresor.volume";
 const MAX_VOLUME_LEN: usize = 4 << 20;
 const RECHECK: Duration = Duration::from_secs(1);
 
-/// What identifies one version of the volume file without reading it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Stamp {
-    dev: u64,
-    ino: u64,
-    size: i64,
-    ctime: (i64, i64),
-    mtime: (i64, i64),
-}
-
-impl Stamp {
-    fn of(st: &libc::stat) -> Stamp {
-        Stamp {
-            dev: st.st_dev,
-            ino: st.st_ino,
-            size: st.st_size,
-            ctime: (st.st_ctime, st.st_ctime_nsec),
-            mtime: (st.st_mtime, st.st_mtime_nsec),
-        }
-    }
-}
-
 /// Reads and verifies the volume file (for `prepare`, with precise errors).
 pub fn load(root: &OwnedFd, backing: &Path, pinned: &[VerifyingKey]) -> Result<Volume, MountError> {
     let path = backing.join("tresor.volume");
@@ -100,7 +78,7 @@ pub struct VolumeState {
 
 struct Check {
     last: Instant,
-    stamp: Option<Stamp>,
+    stamp: Option<sys::Stamp>,
 }
 
 impl VolumeState {
@@ -111,7 +89,7 @@ impl VolumeState {
         identity: MemberId,
         volume: Volume,
     ) -> VolumeState {
-        let stamp = sys::fstatat(root.as_fd(), VOLUME_FILE).ok().map(|st| Stamp::of(&st));
+        let stamp = sys::fstatat(root.as_fd(), VOLUME_FILE).ok().map(|st| sys::Stamp::of(&st));
         VolumeState {
             root,
             path: backing.join("tresor.volume"),
@@ -148,7 +126,7 @@ impl VolumeState {
         }
         check.last = Instant::now();
         let stamp = match sys::fstatat(self.root.as_fd(), VOLUME_FILE) {
-            Ok(st) => Stamp::of(&st),
+            Ok(st) => sys::Stamp::of(&st),
             Err(e) => {
                 if check.stamp.take().is_some() {
                     tracing::error!("{}: {e}; keeping the registry already loaded", self.path.display());
