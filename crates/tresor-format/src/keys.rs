@@ -185,7 +185,6 @@ impl Stanza {
 pub(crate) mod domain {
     pub const VOLUME: &[u8] = b"tresor/v1/volume\0";
     pub const HEADER: &[u8] = b"tresor/v1/header\0";
-    pub const POLICY: &[u8] = b"tresor/v1/policy\0";
 }
 
 pub(crate) fn sign(identity: &Identity, domain: &[u8], body: &[u8]) -> [u8; SIGNATURE_LEN] {

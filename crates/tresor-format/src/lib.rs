@@ -12,7 +12,7 @@
 //! | [`header`] | the file header: recipient stanzas, writer signature |
 //! | [`content`] | content blocks, the end-of-file trailer, offset arithmetic |
 //! | [`names`] | encrypted names, long names, symlink targets, directory IVs |
-//! | [`policy`] | directory policies: default recipients |
+//! | [`policy`] | the member header rule (policies themselves are in the volume file) |
 
 pub mod content;
 pub mod error;
@@ -30,5 +30,5 @@ pub use header::Header;
 pub use identity::{Identity, KdfParams, PublicIdentity, SealedIdentity};
 pub use keys::{FileKey, MemberId, NameKey, Stanza};
 pub use names::{DirIv, EncryptedName, EncryptedTarget, NameCipher};
-pub use policy::Policy;
+pub use policy::RuleViolation;
 pub use volume::{Member, Role, Volume, VolumeParams};

@@ -26,7 +26,6 @@ pub const XATTR_NAME_MAX: usize = 159;
 pub const RESERVED_PREFIX: &str = "tresor.";
 pub const VOLUME_FILE: &str = "tresor.volume";
 pub const DIRIV_FILE: &str = "tresor.diriv";
-pub const POLICY_FILE: &str = "tresor.policy";
 pub const LONGNAME_PREFIX: &str = "tresor.longname.";
 pub const LONGNAME_SIDECAR_SUFFIX: &str = ".name";
 pub const LONGTARGET_PREFIX: &str = "tresor.longtarget.";
@@ -45,7 +44,7 @@ pub const TARGET_MAX: usize = 4095;
 pub const INLINE_TARGET_MAX: usize = 4095;
 
 /// A directory's IV, kept in `tresor.diriv` inside the directory.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct DirIv(pub [u8; DIRIV_LEN]);
 
 impl DirIv {

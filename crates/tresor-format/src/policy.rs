@@ -1,154 +1,68 @@
-//! Directory policy (`tresor.policy` in a directory): the default recipients
-//! of files created below it, signed by a steward. It is bound to the
-//! directory's IV, so it cannot be copied onto another directory.
+//! Directory policies and the member header rule (FORMAT.md §9,
+//! THREAT-MODEL.md §4).
+//!
+//! A directory policy (the default recipients of files created below a
+//! directory) is stored in the signed registry, keyed by the directory's IV:
+//! see [`Volume::policy`]. The policy *in force* for a file is that of the
+//! nearest directory, from the file's own directory up to the root, that has
+//! one; the caller walks the IVs (this crate does no I/O).
+//!
+//! The **member header rule** decides which recipients a header may name:
+//!
+//! * a header signed by a steward may name any steward or member;
+//! * a header signed by an ordinary member is valid only if every recipient
+//!   other than the writer is a steward of the current registry or a default
+//!   recipient of the policy in force for the file's current directory.
+//!
+//! It is a subset rule, not equality: leaving readers out never widens
+//! access, and stewards are fully trusted anyway. The format verifies the
+//! signature ([`Header::verify`]); the mount and the CLI apply this rule on
+//! top, because only they know the file's directory.
 
-use crate::error::{Error, Result, Structure};
-use crate::identity::Identity;
-use crate::keys::{self, domain, MemberId, SIGNATURE_LEN};
-use crate::names::DirIv;
+use crate::header::Header;
+use crate::keys::MemberId;
 use crate::volume::{Role, Volume};
-use crate::wire::{put_u16, put_u64, Reader};
 
-pub const POLICY_MAGIC: &[u8; 8] = b"TRSRPOLY";
-pub const POLICY_VERSION: u16 = 1;
-pub const MAX_DEFAULT_RECIPIENTS: usize = 1024;
-const P: Structure = Structure::Policy;
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Policy {
-    pub volume_id: [u8; 16],
-    pub dir_iv: DirIv,
-    pub issued_at: u64,
-    pub default_recipients: Vec<MemberId>,
-    signer: MemberId,
-    signature: [u8; SIGNATURE_LEN],
+/// Why a verified header breaks the member header rule.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RuleViolation {
+    /// A recipient is an auditor (whoever signed): auditors hold no content keys.
+    #[error("recipient {recipient} is an auditor; auditors hold no content keys")]
+    AuditorRecipient { recipient: MemberId },
+    /// A recipient is not in the registry any more (or never was).
+    #[error("recipient {recipient} is not a member of the volume")]
+    UnknownRecipient { recipient: MemberId },
+    /// A member-signed header names someone beyond the policy in force.
+    #[error(
+        "member {writer} signed a header naming {recipient}, who is neither a steward nor a default recipient of the \
+         directory policy in force; only a steward may widen a file's readers"
+    )]
+    BeyondPolicy { writer: MemberId, recipient: MemberId },
 }
 
-impl Policy {
-    /// A policy for the directory with IV `dir_iv`, signed by `steward`.
-    pub fn create(
-        volume: &Volume,
-        dir_iv: DirIv,
-        default_recipients: &[MemberId],
-        steward: &Identity,
-        issued_at: u64,
-    ) -> Result<Policy> {
-        let mut recipients: Vec<MemberId> = Vec::with_capacity(default_recipients.len());
-        for id in default_recipients {
-            match volume.member(id) {
-                None => return Err(Error::InvalidArgument(format!("{id} is not a member of this volume"))),
-                Some(m) if m.role == Role::Auditor => {
-                    return Err(Error::InvalidArgument(format!(
-                        "{} is an auditor: auditors hold no content keys",
-                        m.name
-                    )))
+/// Checks a header that already passed [`Header::verify`] against the
+/// member header rule, with `in_force` the default recipients of the policy
+/// in force for the file's directory (`None`: no directory up to the root has
+/// a policy).
+pub fn check_header(volume: &Volume, header: &Header, in_force: Option<&[MemberId]>) -> Result<(), RuleViolation> {
+    let writer = header.writer();
+    let writer_is_steward = volume.member(&writer).is_some_and(|m| m.role == Role::Steward);
+    for recipient in header.recipients() {
+        let role = volume.member(&recipient).map(|m| m.role);
+        match role {
+            Some(Role::Auditor) => return Err(RuleViolation::AuditorRecipient { recipient }),
+            // A removed member's stanza is what a revoke removes; it is not
+            // a widening, and verify already refused a removed *writer*.
+            None if writer_is_steward => {}
+            None => return Err(RuleViolation::UnknownRecipient { recipient }),
+            Some(_) if writer_is_steward || recipient == writer => {}
+            Some(Role::Steward) => {}
+            Some(Role::Member) => {
+                if !in_force.is_some_and(|d| d.contains(&recipient)) {
+                    return Err(RuleViolation::BeyondPolicy { writer, recipient });
                 }
-                Some(_) => {}
-            }
-            if !recipients.contains(id) {
-                recipients.push(*id);
             }
         }
-        if recipients.len() > MAX_DEFAULT_RECIPIENTS {
-            return Err(Error::InvalidArgument("too many default recipients".into()));
-        }
-        let mut policy = Policy {
-            volume_id: volume.id,
-            dir_iv,
-            issued_at,
-            default_recipients: recipients,
-            signer: steward.id(),
-            signature: [0; SIGNATURE_LEN],
-        };
-        check_signer(volume, &policy.signer)?;
-        policy.signature = keys::sign(steward, domain::POLICY, &policy.body());
-        Ok(policy)
     }
-
-    pub fn signer(&self) -> MemberId {
-        self.signer
-    }
-
-    fn body(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64 + 16 * self.default_recipients.len());
-        out.extend_from_slice(POLICY_MAGIC);
-        put_u16(&mut out, POLICY_VERSION);
-        out.extend_from_slice(&self.volume_id);
-        out.extend_from_slice(&self.dir_iv.0);
-        put_u64(&mut out, self.issued_at);
-        put_u16(&mut out, self.default_recipients.len() as u16);
-        for id in &self.default_recipients {
-            out.extend_from_slice(&id.0);
-        }
-        out.extend_from_slice(&self.signer.0);
-        out
-    }
-
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = self.body();
-        out.extend_from_slice(&self.signature);
-        out
-    }
-
-    /// Parses and verifies a policy file: what readers use.
-    pub fn open(bytes: &[u8], volume: &Volume, dir_iv: &DirIv) -> Result<Policy> {
-        let policy = Policy::parse(bytes)?;
-        policy.verify(volume, dir_iv)?;
-        Ok(policy)
-    }
-
-    /// Parses a policy file. Structure only: call `verify` before use.
-    pub fn parse(bytes: &[u8]) -> Result<Policy> {
-        let mut r = Reader::new(bytes, P);
-        r.magic_and_version(POLICY_MAGIC, POLICY_VERSION)?;
-        let volume_id = r.array()?;
-        let dir_iv = DirIv(r.array()?);
-        let issued_at = r.u64()?;
-        let count = r.u16()? as usize;
-        if count > MAX_DEFAULT_RECIPIENTS {
-            return Err(Error::malformed(P, "too many default recipients"));
-        }
-        let mut default_recipients = Vec::with_capacity(count);
-        let mut seen = std::collections::HashSet::with_capacity(count);
-        for _ in 0..count {
-            let id = MemberId(r.array()?);
-            if !seen.insert(id) {
-                return Err(Error::malformed(P, "duplicate recipient"));
-            }
-            default_recipients.push(id);
-        }
-        let signer = MemberId(r.array()?);
-        let signature = r.array()?;
-        r.finish()?;
-        Ok(Policy { volume_id, dir_iv, issued_at, default_recipients, signer, signature })
-    }
-
-    /// Verifies that the policy belongs to this volume and to the directory
-    /// with IV `dir_iv`, and is signed by one of the volume's stewards.
-    pub fn verify(&self, volume: &Volume, dir_iv: &DirIv) -> Result<()> {
-        if self.volume_id != volume.id {
-            return Err(Error::malformed(P, "belongs to another volume"));
-        }
-        if self.dir_iv != *dir_iv {
-            return Err(Error::malformed(P, "belongs to another directory (copied?)"));
-        }
-        let signer = check_signer(volume, &self.signer)?;
-        keys::verify(&signer.public.ed25519, domain::POLICY, &self.body(), &self.signature, P)?;
-        if self.default_recipients.iter().any(|id| volume.member(id).is_some_and(|m| m.role == Role::Auditor)) {
-            return Err(Error::malformed(P, "names an auditor as a recipient"));
-        }
-        Ok(())
-    }
-}
-
-fn check_signer<'v>(volume: &'v Volume, signer: &MemberId) -> Result<&'v crate::volume::Member> {
-    match volume.member(signer) {
-        Some(m) if m.role == Role::Steward => Ok(m),
-        Some(_) => Err(Error::SignerNotAllowed {
-            what: P,
-            signer: *signer,
-            reason: "only a steward may set a directory policy",
-        }),
-        None => Err(Error::UnknownSigner { what: P, signer: *signer }),
-    }
+    Ok(())
 }

@@ -1,21 +1,35 @@
 //! The volume file (`tresor.volume` at the root of the backing directory):
 //! volume parameters, the member registry with roles, the name key wrapped
-//! for each member, and a steward's signature over all of it.
+//! for each member, the directory policies (default recipients per
+//! directory IV), and a steward's signature over all of it.
+//!
+//! Policies live in the registry rather than in per-directory files so that
+//! the generation that protects the registry from rollback protects them
+//! too: a policy cannot be deleted or replaced with an older one without
+//! rolling back (or forging) the whole registry.
 
 use ed25519_dalek::VerifyingKey;
 use rand_core::CryptoRngCore;
+
+use std::collections::BTreeMap;
 
 use crate::content::Suite;
 use crate::error::{Error, Result, Structure};
 use crate::identity::{Identity, PublicIdentity};
 use crate::keys::{self, domain, MemberId, NameKey, Stanza, SIGNATURE_LEN};
+use crate::names::DirIv;
 use crate::wire::{check_display_name, put_short_str, put_u16, put_u32, put_u64, Reader};
 
 pub const VOLUME_MAGIC: &[u8; 8] = b"TRSRVOLM";
-pub const VOLUME_VERSION: u16 = 1;
+/// Version 2 added the directory policies (they were `tresor.policy` files).
+pub const VOLUME_VERSION: u16 = 2;
 pub const MIN_BLOCK_SIZE: u32 = 4096;
 pub const MAX_BLOCK_SIZE: u32 = 1 << 20;
 pub const MAX_MEMBERS: usize = 4096;
+/// Directories with a policy, per volume.
+pub const MAX_POLICIES: usize = 65536;
+/// Default recipients per directory policy.
+pub const MAX_DEFAULT_RECIPIENTS: usize = 1024;
 const W: Structure = Structure::VolumeFile;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -104,6 +118,9 @@ pub struct Volume {
     /// generation N can refuse an older file (registry rollback).
     pub generation: u64,
     members: Vec<Member>,
+    /// Directory IV → default recipients of files created below that
+    /// directory (FORMAT.md §9). Sorted by IV, as stored.
+    policies: BTreeMap<DirIv, Vec<MemberId>>,
     signer: MemberId,
     signature: [u8; SIGNATURE_LEN],
 }
@@ -124,6 +141,7 @@ impl Volume {
             params,
             generation: 0,
             members: Vec::new(),
+            policies: BTreeMap::new(),
             signer: steward.id(),
             signature: [0; SIGNATURE_LEN],
         };
@@ -168,15 +186,76 @@ impl Volume {
     /// Removes a member; the volume must be signed again before it is written.
     /// (The name key is not changed: names are volume-wide metadata, and a
     /// removed member's file access ends with their stanzas.)
+    /// The member is also dropped from every directory policy.
     pub fn remove_member(&mut self, id: &MemberId) -> Option<Member> {
         let at = self.members.iter().position(|m| m.id() == *id)?;
+        self.drop_from_policies(id);
         Some(self.members.remove(at))
     }
 
+    /// A member who becomes an auditor is dropped from every directory
+    /// policy: auditors hold no content keys.
     pub fn set_role(&mut self, id: &MemberId, role: Role) -> Result<()> {
         let member = self.members.iter_mut().find(|m| m.id() == *id);
         member.ok_or_else(|| Error::InvalidArgument(format!("{id} is not a member")))?.role = role;
+        if role == Role::Auditor {
+            self.drop_from_policies(id);
+        }
         Ok(())
+    }
+
+    fn drop_from_policies(&mut self, id: &MemberId) {
+        for defaults in self.policies.values_mut() {
+            defaults.retain(|d| d != id);
+        }
+    }
+
+    /// The default recipients of the directory with IV `dir`, if it has a
+    /// policy of its own (an empty list is a policy: "nobody by default").
+    pub fn policy(&self, dir: &DirIv) -> Option<&[MemberId]> {
+        self.policies.get(dir).map(Vec::as_slice)
+    }
+
+    /// Every directory policy, by directory IV.
+    pub fn policies(&self) -> impl Iterator<Item = (&DirIv, &[MemberId])> {
+        self.policies.iter().map(|(iv, d)| (iv, d.as_slice()))
+    }
+
+    /// Sets the policy of the directory with IV `dir`: files created below
+    /// it (down to the next directory with a policy) are wrapped for their
+    /// creator and `defaults`. Every default must be a steward or member.
+    /// The volume must be signed again before it is written.
+    pub fn set_policy(&mut self, dir: DirIv, defaults: &[MemberId]) -> Result<()> {
+        let mut list: Vec<MemberId> = Vec::with_capacity(defaults.len());
+        for id in defaults {
+            match self.member(id) {
+                None => return Err(Error::InvalidArgument(format!("{id} is not a member of this volume"))),
+                Some(m) if m.role == Role::Auditor => {
+                    return Err(Error::InvalidArgument(format!(
+                        "{} is an auditor: auditors hold no content keys",
+                        m.name
+                    )))
+                }
+                Some(_) => {}
+            }
+            if !list.contains(id) {
+                list.push(*id);
+            }
+        }
+        if list.len() > MAX_DEFAULT_RECIPIENTS {
+            return Err(Error::InvalidArgument(format!("at most {MAX_DEFAULT_RECIPIENTS} default recipients")));
+        }
+        if !self.policies.contains_key(&dir) && self.policies.len() >= MAX_POLICIES {
+            return Err(Error::InvalidArgument(format!("at most {MAX_POLICIES} directory policies per volume")));
+        }
+        self.policies.insert(dir, list);
+        Ok(())
+    }
+
+    /// Removes the policy of the directory with IV `dir` (its files then
+    /// follow the nearest ancestor's). Returns false if it had none.
+    pub fn remove_policy(&mut self, dir: &DirIv) -> bool {
+        self.policies.remove(dir).is_some()
     }
 
     /// Signs the registry as `steward`, who must be a steward in it, and
@@ -217,6 +296,14 @@ impl Volume {
             put_short_str(&mut out, &m.name);
             out.extend_from_slice(&m.public.to_bytes());
             m.name_key.write(&mut out);
+        }
+        put_u32(&mut out, self.policies.len() as u32);
+        for (iv, defaults) in &self.policies {
+            out.extend_from_slice(&iv.0);
+            put_u16(&mut out, defaults.len() as u16);
+            for id in defaults {
+                out.extend_from_slice(&id.0);
+            }
         }
         out.extend_from_slice(&self.signer.0);
         out
@@ -275,6 +362,7 @@ impl Volume {
             }
             members.push(Member { name, role, public, name_key, id });
         }
+        let policies = read_policies(&mut r, &members)?;
         let signer = MemberId(r.array()?);
         let body_len = r.pos();
         let signature = r.array()?;
@@ -287,7 +375,7 @@ impl Volume {
             None => return Err(Error::UnknownSigner { what: W, signer }),
         };
         keys::verify(&signer_key, domain::VOLUME, &bytes[..body_len], &signature, W)?;
-        Ok(Volume { id, params, generation, members, signer, signature })
+        Ok(Volume { id, params, generation, members, policies, signer, signature })
     }
 
     /// Unwraps the name key with a member's identity.
@@ -296,4 +384,44 @@ impl Volume {
         let key = member.name_key.unwrap(identity, &name_key_aad(&self.id))?;
         Ok(NameKey::from_bytes(*key))
     }
+}
+
+/// Reads the directory policies (FORMAT.md §9): strictly ascending IVs (one
+/// spelling per registry, and a duplicate is caught by a comparison, not a
+/// search), each default a listed steward or member, no duplicates.
+fn read_policies(r: &mut Reader<'_>, members: &[Member]) -> Result<BTreeMap<DirIv, Vec<MemberId>>> {
+    let count = r.u32()? as usize;
+    if count > MAX_POLICIES {
+        return Err(Error::malformed(W, "too many directory policies"));
+    }
+    let roles: std::collections::HashMap<MemberId, Role> = members.iter().map(|m| (m.id(), m.role)).collect();
+    let mut policies = BTreeMap::new();
+    let mut last: Option<DirIv> = None;
+    for _ in 0..count {
+        let iv = DirIv(r.array()?);
+        if last.is_some_and(|l| l >= iv) {
+            return Err(Error::malformed(W, "directory policies not in ascending IV order (or listed twice)"));
+        }
+        last = Some(iv);
+        let n = r.u16()? as usize;
+        if n > MAX_DEFAULT_RECIPIENTS {
+            return Err(Error::malformed(W, "too many default recipients in a directory policy"));
+        }
+        let mut defaults = Vec::with_capacity(n);
+        let mut seen = std::collections::HashSet::with_capacity(n);
+        for _ in 0..n {
+            let id = MemberId(r.array()?);
+            match roles.get(&id) {
+                None => return Err(Error::malformed(W, "a directory policy names someone who is not a member")),
+                Some(Role::Auditor) => return Err(Error::malformed(W, "a directory policy names an auditor")),
+                Some(_) => {}
+            }
+            if !seen.insert(id) {
+                return Err(Error::malformed(W, "a directory policy names a recipient twice"));
+            }
+            defaults.push(id);
+        }
+        policies.insert(iv, defaults);
+    }
+    Ok(policies)
 }

@@ -9,7 +9,8 @@ use tresor_format::{
     header::{self, DEFAULT_RESERVED_LEN},
     names::{self, classify, EntryKind},
     ContentCipher, DirIv, EncryptedName, EncryptedTarget, Error, Header, Identity, KdfParams, Layout, NameCipher,
-    Policy, PublicIdentity, Role, SealedIdentity, Structure, Suite, Volume,
+    policy::{check_header, RuleViolation},
+    PublicIdentity, Role, SealedIdentity, Structure, Suite, Volume,
 };
 
 const PASS: &[u8] = b"correct horse battery staple";
@@ -60,7 +61,8 @@ fn a_public_identity_string_has_exactly_one_spelling_and_uppercase_is_accepted()
 #[test]
 fn auditors_hold_no_content_keys_by_policy() {
     let c = cast();
-    let err = Policy::create(&c.volume, DirIv([3; 16]), &[c.carol.id()], &c.alice, 0).unwrap_err();
+    let mut volume = c.volume.clone();
+    let err = volume.set_policy(DirIv([3; 16]), &[c.carol.id()]).unwrap_err();
     assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
 }
 
@@ -493,7 +495,7 @@ fn invalid_names_are_refused() {
 #[test]
 fn format_metadata_is_never_shown_as_a_file() {
     for reserved in
-        [names::VOLUME_FILE, names::DIRIV_FILE, names::POLICY_FILE, "tresor.longtarget.abc", "tresor.longname.abc.name"]
+        [names::VOLUME_FILE, names::DIRIV_FILE, "tresor.policy", "tresor.longtarget.abc", "tresor.longname.abc.name"]
     {
         assert_eq!(classify(reserved), EntryKind::Reserved, "{reserved}");
     }
@@ -544,30 +546,87 @@ fn user_xattrs_are_encrypted_and_bound_to_their_name() {
     assert!(matches!(n.encrypt_xattr_name(&[b'x'; names::XATTR_NAME_MAX + 1]), Err(Error::InvalidName(_))));
 }
 
-// ---- directory policies ------------------------------------------------------
+// ---- directory policies and the member header rule -----------------------------
 
 #[test]
-fn a_policy_verifies_for_its_own_directory_only() {
+fn policies_are_part_of_the_signed_registry() {
     let c = cast();
-    let dir = DirIv([3; 16]);
-    let p = Policy::create(&c.volume, dir, &[c.alice.id(), c.bob.id()], &c.alice, 1_700_000_000).unwrap();
-    let parsed = Policy::parse(&p.to_bytes()).unwrap();
-    parsed.verify(&c.volume, &dir).unwrap();
-    assert_eq!(parsed.default_recipients, vec![c.alice.id(), c.bob.id()]);
-    assert!(matches!(parsed.verify(&c.volume, &DirIv([4; 16])), Err(Error::Malformed { what: Structure::Policy, .. })));
+    let mut volume = c.volume.clone();
+    volume.set_policy(DirIv([3; 16]), &[c.alice.id(), c.bob.id()]).unwrap();
+    volume.set_policy(DirIv([1; 16]), &[]).unwrap();
+    volume.sign(&c.alice).unwrap();
+    let bytes = volume.to_bytes();
+    let opened = Volume::open(&bytes, &[c.alice.public().ed25519]).unwrap();
+    assert_eq!(opened.policy(&DirIv([3; 16])), Some([c.alice.id(), c.bob.id()].as_slice()));
+    assert_eq!(opened.policy(&DirIv([1; 16])), Some([].as_slice()), "an empty policy is a policy");
+    assert_eq!(opened.policy(&DirIv([2; 16])), None);
+    // Stored in ascending IV order: [1;16] first. Swap bob for alice in the
+    // [3;16] policy: the signature no longer matches.
+    let sig_at = bytes.len() - 64 - 16;
+    let bob_at = sig_at - 16;
+    let mut edited = bytes.clone();
+    edited[bob_at..bob_at + 16].copy_from_slice(&c.carol.id().0);
+    assert!(Volume::open(&edited, &[c.alice.public().ed25519]).is_err());
+    edited[bob_at..bob_at + 16].copy_from_slice(&c.mallory.id().0);
+    assert!(matches!(
+        Volume::open(&edited, &[c.alice.public().ed25519]),
+        Err(Error::Malformed { what: Structure::VolumeFile, .. })
+    ));
+    let mut edited = bytes.clone();
+    edited[bob_at - 16 - 2 - 1] ^= 1; // the last byte of the [3;16] IV: still in order
+    assert_eq!(
+        Volume::open(&edited, &[c.alice.public().ed25519]).unwrap_err(),
+        Error::Tampered { what: Structure::VolumeFile }
+    );
+    // Deleting a policy means signing a new registry: only a steward can.
+    let mut forged = opened.clone();
+    assert!(forged.remove_policy(&DirIv([3; 16])));
+    assert!(matches!(forged.sign(&c.bob), Err(Error::SignerNotAllowed { .. })));
 }
 
 #[test]
-fn only_stewards_set_policies_and_forgeries_are_refused() {
+fn removing_a_member_drops_them_from_every_policy() {
     let c = cast();
-    let dir = DirIv([3; 16]);
-    assert!(matches!(Policy::create(&c.volume, dir, &[c.bob.id()], &c.bob, 0), Err(Error::SignerNotAllowed { .. })));
-    assert!(matches!(Policy::create(&c.volume, dir, &[c.mallory.id()], &c.alice, 0), Err(Error::InvalidArgument(_))));
-    let mut bytes = Policy::create(&c.volume, dir, &[c.alice.id()], &c.alice, 0).unwrap().to_bytes();
-    // Replace the recipient with bob: the signature no longer matches.
-    bytes[8 + 2 + 16 + 16 + 8 + 2..][..16].copy_from_slice(&c.bob.id().0);
+    let mut volume = c.volume.clone();
+    volume.set_policy(DirIv([3; 16]), &[c.alice.id(), c.bob.id()]).unwrap();
+    volume.remove_member(&c.bob.id()).unwrap();
+    assert_eq!(volume.policy(&DirIv([3; 16])), Some([c.alice.id()].as_slice()));
+    assert!(matches!(volume.set_policy(DirIv([4; 16]), &[c.mallory.id()]), Err(Error::InvalidArgument(_))));
+}
+
+/// alice steward, bob and mallory members, carol auditor.
+fn rule_cast() -> (common::Cast, Volume) {
+    let c = cast();
+    let mut volume = c.volume.clone();
+    volume.add_member(&c.name_key, c.mallory.public(), "mallory", Role::Member, &mut rng(9)).unwrap();
+    volume.sign(&c.alice).unwrap();
+    (c, volume)
+}
+
+#[test]
+fn a_member_signed_header_names_only_stewards_and_the_defaults_in_force() {
+    let (c, volume) = rule_cast();
+    let header = |writer: &Identity, to: &[&Identity]| {
+        let to: Vec<_> = to.iter().map(|i| *i.public()).collect();
+        Header::create(&volume, writer, &to, 1, &mut rng(1)).unwrap().0
+    };
+    // The writer plus a steward: always fine (stewards are fully trusted).
+    assert_eq!(check_header(&volume, &header(&c.bob, &[&c.bob, &c.alice]), None), Ok(()));
+    // The writer plus another member: only if the policy in force names them.
+    let widened = header(&c.bob, &[&c.bob, &c.mallory]);
     assert_eq!(
-        Policy::parse(&bytes).unwrap().verify(&c.volume, &dir).unwrap_err(),
-        Error::Tampered { what: Structure::Policy }
+        check_header(&volume, &widened, None),
+        Err(RuleViolation::BeyondPolicy { writer: c.bob.id(), recipient: c.mallory.id() })
+    );
+    assert!(check_header(&volume, &widened, Some(&[c.alice.id()])).is_err());
+    assert_eq!(check_header(&volume, &widened, Some(&[c.mallory.id()])), Ok(()));
+    // Subset, not equality: fewer readers than the defaults is fine.
+    assert_eq!(check_header(&volume, &header(&c.bob, &[&c.bob]), Some(&[c.mallory.id()])), Ok(()));
+    // A steward may name anyone who is a member.
+    assert_eq!(check_header(&volume, &header(&c.alice, &[&c.bob, &c.mallory]), None), Ok(()));
+    // Nobody may name an auditor.
+    assert_eq!(
+        check_header(&volume, &header(&c.alice, &[&c.alice, &c.carol]), None),
+        Err(RuleViolation::AuditorRecipient { recipient: c.carol.id() })
     );
 }

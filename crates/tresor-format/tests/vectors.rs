@@ -20,7 +20,7 @@ use tresor_format::{
     header::HEADER_FIXED_LEN,
     keys::{SIGNATURE_LEN, STANZA_LEN},
     ContentCipher, DirIv, EncryptedName, EncryptedTarget, Error, FileKey, Header, Identity, KdfParams, NameCipher,
-    NameKey, Policy, Role, Structure, Suite, Volume, VolumeParams,
+    NameKey, Role, Structure, Suite, Volume, VolumeParams,
 };
 
 /// Hands out the vector's random values in order.
@@ -195,6 +195,11 @@ fn build_volume(i: &Value) -> (Volume, NameKey) {
         volume.add_member(&name_key, person(cast, name).public(), name, role, &mut rng).unwrap();
         rng.assert_used_up();
     }
+    for p in i["policies"].as_array().unwrap() {
+        let ids: Vec<_> =
+            p["default_recipients"].as_array().unwrap().iter().map(|n| person(cast, n.as_str().unwrap()).id()).collect();
+        volume.set_policy(DirIv(h16(&p["dir_iv"])), &ids).unwrap();
+    }
     volume.sign(&steward).unwrap();
     (volume, name_key)
 }
@@ -205,6 +210,10 @@ fn volume_inputs() -> Value {
         "suite": Suite::Aes256Gcm as u8, "block_size": 65536, "header_len": 4096,
         "volume_id": hex::encode([0x71u8; 16]), "name_key": hex::encode([0x6eu8; 32]),
         "ephemeral_secrets": [hex::encode([0xe0u8; 32]), hex::encode([0xe1u8; 32]), hex::encode([0xe2u8; 32])],
+        "policies": [
+            {"dir_iv": hex::encode([0xd1u8; 16]), "default_recipients": ["alice", "bob"]},
+            {"dir_iv": hex::encode([0xd2u8; 16]), "default_recipients": []},
+        ],
     })
 }
 
@@ -212,7 +221,7 @@ fn volume_vector() -> Value {
     let build = |i: &Value| {
         let (volume, _) = build_volume(i);
         json!({
-            "description": "A volume created by steward alice, then bob (member) and carol (auditor) added and the registry signed again.",
+            "description": "A volume created by steward alice, then bob (member) and carol (auditor) added, two directory policies set (files below IV d1.. are readable by alice and bob; below IV d2.. by nobody by default), and the registry signed again.",
             "inputs": i,
             "generation": volume.generation,
             "file": hex::encode(volume.to_bytes()),
@@ -511,55 +520,19 @@ fn flip_encoded(encoded: &str, check: impl Fn(&str)) {
     for_each_bit_flip(&raw, |_, f| check(&B64.encode(f)));
 }
 
-// ---- directory policy --------------------------------------------------------------
+// ---- directory policies (in the volume file) ---------------------------------------
 
 #[test]
-fn directory_policy() {
-    let (volume, vv) = vector_volume();
-    let inputs = json!({
-        "cast": vv["inputs"]["cast"].clone(), "steward": "alice", "default_recipients": ["alice", "bob"],
-        "volume_id": vv["inputs"]["volume_id"].clone(),
-        "dir_iv": hex::encode([0xd1u8; 16]), "issued_at": 1_700_000_000u64,
-    });
-    let build = |i: &Value| {
-        let cast = &i["cast"];
-        let ids: Vec<_> = i["default_recipients"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| person(cast, n.as_str().unwrap()).id())
-            .collect();
-        let p = Policy::create(
-            &volume,
-            DirIv(h16(&i["dir_iv"])),
-            &ids,
-            &person(cast, i["steward"].as_str().unwrap()),
-            i["issued_at"].as_u64().unwrap(),
-        )
-        .unwrap();
-        json!({"description": "alice's policy: files created below this directory are readable by alice and bob.", "inputs": i, "policy": hex::encode(p.to_bytes())})
-    };
-    let stored = settle("policy", build(&inputs));
-    assert_eq!(build(&stored["inputs"]), stored);
-
-    let bytes = h(&stored["policy"]);
-    let dir = DirIv(h16(&stored["inputs"]["dir_iv"]));
-    let p = Policy::parse(&bytes).unwrap();
-    p.verify(&volume, &dir).unwrap();
-    assert_eq!(p.default_recipients.len(), 2);
-    let sig_at = bytes.len() - SIGNATURE_LEN;
-    for_each_bit_flip(&bytes, |i, f| {
-        let err = Policy::parse(f).and_then(|p| p.verify(&volume, &dir)).expect_err("a flipped policy must not verify");
-        let ok = match i {
-            0..=7 => err == Error::BadMagic { what: Structure::Policy },
-            8..=9 => matches!(err, Error::UnsupportedVersion { .. }),
-            // volume id and directory IV: it belongs elsewhere.
-            10..=41 => matches!(err, Error::Malformed { what: Structure::Policy, .. }),
-            50..=51 => matches!(err, Error::Malformed { what: Structure::Policy, .. }),
-            i if i >= sig_at => err == Error::Tampered { what: Structure::Policy },
-            i if i >= sig_at - 16 => matches!(err, Error::UnknownSigner { .. }),
-            _ => err == Error::Tampered { what: Structure::Policy },
-        };
-        assert!(ok, "flip in byte {i}: unexpected {err:?}");
-    });
+fn directory_policies_in_the_volume_vector() {
+    let (volume, v) = vector_volume();
+    let cast = &v["inputs"]["cast"];
+    let policies: Vec<_> = volume.policies().map(|(iv, d)| (*iv, d.to_vec())).collect();
+    assert_eq!(
+        policies,
+        [
+            (DirIv([0xd1; 16]), vec![person(cast, "alice").id(), person(cast, "bob").id()]),
+            (DirIv([0xd2; 16]), vec![]),
+        ]
+    );
+    assert_eq!(volume.policy(&DirIv([0xd3; 16])), None);
 }

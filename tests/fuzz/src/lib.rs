@@ -46,7 +46,7 @@ use tresor_format::{
     header::{header_len, max_recipients, MAX_RESERVED_LEN},
     names::{self, check_name, classify, long_name_sidecar, EntryKind},
     ContentCipher, DirIv, EncryptedName, EncryptedTarget, Error, FileKey, Header, Identity, KdfParams, Layout,
-    NameCipher, NameKey, Policy, PublicIdentity, Role, SealedIdentity, Structure, Suite, Volume, VolumeParams,
+    NameCipher, NameKey, PublicIdentity, Role, SealedIdentity, Structure, Suite, Volume, VolumeParams,
 };
 
 pub mod codec;
@@ -79,7 +79,6 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("content", content),
     ("file_content", file_content),
     ("names", names),
-    ("policy", policy),
     ("dir_iv", dir_iv),
     ("api", api),
 ];
@@ -114,7 +113,6 @@ pub struct Fixture {
     pub file_key: FileKey,
     /// A `ContentCipher` per suite for `header`'s file, block size 4096.
     pub ciphers: Vec<(Suite, ContentCipher)>,
-    pub policy: Policy,
 }
 
 impl Fixture {
@@ -139,6 +137,9 @@ pub fn fixture() -> &'static Fixture {
         let (mut volume, name_key) = Volume::create(&alice, params, &mut rng).unwrap();
         volume.add_member(&name_key, bob.public(), "bob", Role::Member, &mut rng).unwrap();
         volume.add_member(&name_key, carol.public(), "carol", Role::Auditor, &mut rng).unwrap();
+        let dir_iv = DirIv([0x5a; names::DIRIV_LEN]);
+        volume.set_policy(dir_iv, &[alice.id(), bob.id()]).unwrap();
+        volume.set_policy(DirIv([1; names::DIRIV_LEN]), &[]).unwrap();
         volume.sign(&alice).unwrap();
         let volume_bytes = volume.to_bytes();
         assert_eq!(Volume::open_self_signed(&volume_bytes).as_ref(), Ok(&volume));
@@ -149,8 +150,6 @@ pub fn fixture() -> &'static Fixture {
         header.verify(&volume).unwrap();
         let ciphers =
             Suite::ALL.iter().map(|&s| (s, ContentCipher::new(s, &file_key, &header.file_id, BLOCK_SIZE))).collect();
-        let dir_iv = DirIv([0x5a; names::DIRIV_LEN]);
-        let policy = Policy::create(&volume, dir_iv, &[alice.id(), bob.id()], &alice, SIGNED_AT).unwrap();
         Fixture {
             names: NameCipher::new(&name_key),
             alice,
@@ -165,7 +164,6 @@ pub fn fixture() -> &'static Fixture {
             header_bytes,
             file_key,
             ciphers,
-            policy,
         }
     })
 }
@@ -278,6 +276,19 @@ pub fn volume(data: &[u8]) {
         assert!(members[..i].iter().all(|o| o.id() != m.id()), "duplicate member accepted");
         assert_eq!(m.name_key.recipient, m.id());
         check_public_identity(&m.public);
+    }
+    let mut last = None;
+    for (iv, defaults) in volume.policies() {
+        assert!(last < Some(*iv), "policies out of order");
+        last = Some(*iv);
+        assert!(defaults.len() <= tresor_format::volume::MAX_DEFAULT_RECIPIENTS);
+        for (i, id) in defaults.iter().enumerate() {
+            assert!(!defaults[..i].contains(id), "duplicate default recipient accepted");
+            assert!(
+                volume.member(id).is_some_and(|m| m.role != Role::Auditor),
+                "a default recipient who is not a member, or an auditor"
+            );
+        }
     }
     let signer = volume.member(&volume.signer()).expect("the signer is a member");
     assert_eq!(signer.role, Role::Steward);
@@ -624,57 +635,20 @@ fn reference_classify(entry: &str) -> EntryKind {
     }
 }
 
-// ---- directory policy and IV ---------------------------------------------------------------
+// ---- directory IV ---------------------------------------------------------------------------
 
-/// `Policy::parse`; an accepted policy serializes to exactly the input, and
-/// verifies against the fixed volume and directory IV or not.
-pub fn policy(data: &[u8]) {
-    let f = fixture();
-    let Ok(policy) = Policy::parse(data) else {
-        assert!(Policy::open(data, &f.volume, &f.dir_iv).is_err(), "open accepted what parse refused");
-        return;
-    };
-    assert_eq!(policy.to_bytes(), data, "policy is not canonical");
-    assert_eq!(Policy::parse(data).as_ref(), Ok(&policy));
-    assert!(policy.default_recipients.len() <= tresor_format::policy::MAX_DEFAULT_RECIPIENTS);
-    let verified = policy.verify(&f.volume, &f.dir_iv);
-    assert_eq!(Policy::open(data, &f.volume, &f.dir_iv).ok().as_ref(), verified.is_ok().then_some(&policy));
-    match verified {
-        Ok(()) => {
-            assert_eq!(policy.volume_id, f.volume.id);
-            assert_eq!(policy.dir_iv, f.dir_iv);
-            assert_eq!(f.volume.member(&policy.signer()).map(|m| m.role), Some(Role::Steward));
-            for id in &policy.default_recipients {
-                assert_ne!(
-                    f.volume.member(id).map(|m| m.role),
-                    Some(Role::Auditor),
-                    "an auditor as a default recipient"
-                );
-            }
-        }
-        Err(e) => assert!(
-            matches!(
-                e,
-                Error::Malformed { .. }
-                    | Error::Tampered { .. }
-                    | Error::UnknownSigner { .. }
-                    | Error::SignerNotAllowed { .. }
-            ),
-            "{e:?}"
-        ),
-    }
-    let _ = policy.verify(&f.volume, &policy.dir_iv);
-}
-
-/// `DirIv::parse`: exactly 16 bytes, kept as they are; a policy bound to
-/// another directory does not verify under it.
+/// `DirIv::parse`: exactly 16 bytes, kept as they are; only the fixed
+/// directory has a policy in the fixed volume.
 pub fn dir_iv(data: &[u8]) {
     let f = fixture();
     match DirIv::parse(data) {
         Ok(iv) => {
             assert_eq!(iv.0.as_slice(), data);
-            let verified = f.policy.verify(&f.volume, &iv);
-            assert_eq!(verified.is_ok(), iv == f.dir_iv, "{verified:?}");
+            if iv == f.dir_iv {
+                assert_eq!(f.volume.policy(&iv), Some([f.alice.id(), f.bob.id()].as_slice()));
+            } else if iv != DirIv([1; names::DIRIV_LEN]) {
+                assert_eq!(f.volume.policy(&iv), None);
+            }
             let e = f.names.encrypt_name(&iv, b"a name").unwrap();
             assert_eq!(f.names.decrypt_name(&iv, e.entry()).unwrap(), b"a name");
         }
@@ -725,7 +699,7 @@ pub const API_MAX_OPS: usize = 12;
 
 /// Drives the builders (`Volume::create`/`add_member`/`remove_member`/
 /// `set_role`/`sign`, `Header::create`/`add_recipient`/`remove_recipient`/
-/// `rekey`/`sign`, `Policy::create`) with
+/// `rekey`/`sign`, `Volume::set_policy`) with
 /// operations read from the input, and checks that whatever they produce
 /// parses back to the same structure (and that a stale signature does not
 /// verify).
@@ -739,7 +713,6 @@ pub fn api(data: &[u8]) {
     let mut signed_volume = f.volume_bytes.clone();
     let mut header = f.header.clone();
     let mut file_key = f.file_key.clone();
-    let mut policy: Option<Policy> = None;
 
     for _ in 0..API_MAX_OPS {
         if script.done() {
@@ -843,19 +816,13 @@ pub fn api(data: &[u8]) {
                 let ids: Vec<_> =
                     pool.iter().enumerate().filter(|(i, _)| mask >> i & 1 == 1).map(|(_, id)| id.id()).collect();
                 let dir_iv = DirIv([script.u8(); names::DIRIV_LEN]);
-                match Policy::create(&volume, dir_iv, &ids, who, u64::from(script.u32())) {
-                    Ok(p) => {
-                        assert!(ids.iter().all(|id| volume.member(id).is_some()));
-                        p.verify(&volume, &dir_iv).expect("a new policy verifies");
-                        policy = Some(p);
+                let _ = who;
+                match volume.set_policy(dir_iv, &ids) {
+                    Ok(()) => {
+                        assert!(ids.iter().all(|id| volume.member(id).is_some_and(|m| m.role != Role::Auditor)));
+                        assert_eq!(volume.policy(&dir_iv).map(<[_]>::len), Some(ids.len()));
                     }
-                    Err(e) => assert!(
-                        matches!(
-                            e,
-                            Error::InvalidArgument(_) | Error::UnknownSigner { .. } | Error::SignerNotAllowed { .. }
-                        ),
-                        "{e:?}"
-                    ),
+                    Err(e) => assert!(matches!(e, Error::InvalidArgument(_)), "{e:?}"),
                 }
             }
             10 => {
@@ -884,10 +851,10 @@ pub fn api(data: &[u8]) {
                     Err(e) => assert!(matches!(e, Error::InvalidArgument(_)), "{e:?}"),
                 }
             }
-            _ => check_api_state(&volume, &signed_volume, &name_key, &header, &file_key, policy.as_ref()),
+            _ => check_api_state(&volume, &signed_volume, &name_key, &header, &file_key),
         }
     }
-    check_api_state(&volume, &signed_volume, &name_key, &header, &file_key, policy.as_ref());
+    check_api_state(&volume, &signed_volume, &name_key, &header, &file_key);
 }
 
 fn check_api_state(
@@ -896,7 +863,6 @@ fn check_api_state(
     name_key: &NameKey,
     header: &Header,
     file_key: &FileKey,
-    policy: Option<&Policy>,
 ) {
     let f = fixture();
     let bytes = volume.to_bytes();
@@ -932,16 +898,6 @@ fn check_api_state(
             Err(e) => {
                 assert!(!header.is_recipient(&id.id()), "a recipient could not unwrap: {e:?}");
             }
-        }
-    }
-    if let Some(p) = policy {
-        let bytes = p.to_bytes();
-        assert_eq!(Policy::parse(&bytes).as_ref(), Ok(p));
-        if p.volume_id == volume.id {
-            let steward = volume.member(&p.signer()).is_some_and(|m| m.role == Role::Steward);
-            let auditor =
-                p.default_recipients.iter().any(|id| volume.member(id).is_some_and(|m| m.role == Role::Auditor));
-            assert_eq!(p.verify(volume, &p.dir_iv).is_ok(), steward && !auditor);
         }
     }
 }
@@ -1055,15 +1011,10 @@ pub fn seed_corpus(target: &str) -> Vec<Vec<u8>> {
                     }
                 }
             }
-            for reserved in [names::DIRIV_FILE, names::POLICY_FILE, names::VOLUME_FILE, "."] {
+            for reserved in [names::DIRIV_FILE, names::VOLUME_FILE, "."] {
                 seeds.push(reserved.as_bytes().to_vec());
             }
             seeds
-        }
-        "policy" => {
-            let other = Policy::create(&f.volume, DirIv([1; 16]), &[], &f.alice, 0).unwrap();
-            let all = Policy::create(&f.volume, f.dir_iv, &[f.bob.id(), f.alice.id()], &f.alice, u64::MAX).unwrap();
-            vec![f.policy.to_bytes(), other.to_bytes(), all.to_bytes()]
         }
         "dir_iv" => vec![f.dir_iv.0.to_vec(), vec![0; 16], vec![0xff; 15], vec![1; 17]],
         "api" => vec![
@@ -1111,9 +1062,6 @@ mod tests {
         }
         for seed in seed_corpus("file_content") {
             assert!(f.ciphers.iter().any(|(_, c)| c.open_content(&seed).is_ok()));
-        }
-        for seed in seed_corpus("policy") {
-            Policy::parse(&seed).unwrap();
         }
         for seed in seed_corpus("public_identity").iter().take(5) {
             std::str::from_utf8(seed).unwrap().parse::<PublicIdentity>().unwrap();

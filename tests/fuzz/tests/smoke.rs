@@ -52,7 +52,6 @@ smoke_tests! {
     content: 10_000,
     file_content: 10_000,
     names: 10_000,
-    policy: 10_000,
     dir_iv: 10_000,
     // Each input runs up to a dozen key agreements and signatures.
     api: 2_000,
