@@ -10,7 +10,10 @@
 //! - `vectors`: rewrites `tests/vectors/*.json` from the inputs in
 //!   `crates/tresor-format/tests/vectors.rs`. Only for a format change, which
 //!   also bumps the version and changes docs/FORMAT.md.
+//! - `access-bench [--files N] [--mib M] [--tresor PATH]`: recursive grant
+//!   (files/s) and re-key (MB/s) figures with the real `tresor` binary.
 
+mod access_bench;
 mod bench;
 mod demo;
 
@@ -30,8 +33,9 @@ fn main() -> ExitCode {
         ),
         Some("vectors") => vectors(),
         Some("bench") => bench::run(&args[1..]),
+        Some("access-bench") => access_bench::run(&args[1..], &workspace()),
         _ => {
-            eprintln!("usage: cargo xtask demo [DIR] | cargo xtask bench [--quick] [--only LIST] [--help] | cargo xtask vectors");
+            eprintln!("usage: cargo xtask demo [DIR] | cargo xtask bench [--quick] [--only LIST] [--help] | cargo xtask vectors | cargo xtask access-bench [--help]");
             return ExitCode::from(2);
         }
     };

@@ -97,3 +97,23 @@ pub fn pin_for(volume_bytes: &[u8], explicit: Option<&PublicIdentity>) -> Result
     write_private(&path, format!("{signer}\n").as_bytes())?;
     Ok(Pin::FirstUse(signer))
 }
+
+/// Refuses a registry older than the newest this user has accepted for the
+/// volume (a rolled-back registry: members, roles and directory policies
+/// back as they were), and remembers a newer one.
+pub fn check_generation(volume: &Volume) -> Result<()> {
+    let mut path = pin_path(&volume.id);
+    path.set_extension("generation");
+    let seen: u64 = fs::read_to_string(&path).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0);
+    if volume.generation < seen {
+        anyhow::bail!(
+            "the registry is at generation {}, older than generation {seen} seen before: it was rolled back \
+             (restored from an older copy); ask a steward to check the volume file",
+            volume.generation
+        );
+    }
+    if volume.generation > seen {
+        write_private(&path, format!("{}\n", volume.generation).as_bytes())?;
+    }
+    Ok(())
+}

@@ -50,12 +50,17 @@ pub enum MemberCommand {
         #[command(flatten)]
         pass: PassSource,
     },
-    /// Remove a member from the registry. Their stanzas stay in file headers
-    /// until revoked: revoke their access first (`tresor revoke`).
+    /// Remove a member from the registry. Without --rekey their keys stay in
+    /// file headers until revoked (`tresor revoke -r`).
     Remove {
         backing: PathBuf,
         /// Member id or name.
         member: String,
+        /// First walk the whole volume: revoke the member and re-key every
+        /// file they could read, and re-sign every header they wrote (safe to
+        /// interrupt and rerun; the member is removed from the registry last).
+        #[arg(long)]
+        rekey: bool,
         #[arg(long, short, value_name = "FILE", env = "TRESOR_IDENTITY")]
         identity: Option<PathBuf>,
         #[command(flatten)]
@@ -79,17 +84,20 @@ pub fn load(backing: &Path) -> Result<Volume> {
     if let config::Pin::FirstUse(_) = pin {
         eprintln!("tresor: {}", pin.describe());
     }
-    Volume::open(&bytes, &[pin.key().ed25519]).with_context(|| format!("verifying {}", path.display()))
+    let volume = Volume::open(&bytes, &[pin.key().ed25519]).with_context(|| format!("verifying {}", path.display()))?;
+    config::check_generation(&volume)?;
+    Ok(volume)
 }
 
 /// Writes the volume file atomically: readers on any node see the old
 /// registry or the new one, never a mix.
-fn store(backing: &Path, volume: &Volume) -> Result<()> {
+pub fn store(backing: &Path, volume: &Volume) -> Result<()> {
     let path = backing.join(names::VOLUME_FILE);
     let tmp = backing.join(format!("tresor.tmp.volume.{}", std::process::id()));
     fs::write(&tmp, volume.to_bytes()).with_context(|| format!("writing {}", tmp.display()))?;
     fs::File::open(&tmp)?.sync_all()?;
     fs::rename(&tmp, &path).with_context(|| format!("replacing {}", path.display()))?;
+    config::check_generation(volume)?;
     Ok(())
 }
 
@@ -102,7 +110,7 @@ fn find<'v>(volume: &'v Volume, who: &str) -> Result<&'v tresor_format::Member> 
     }
 }
 
-pub fn run(cmd: MemberCommand) -> Result<()> {
+pub fn run(cmd: MemberCommand) -> Result<u8> {
     match cmd {
         MemberCommand::Add { backing, public, name, role, identity, pass } => {
             let mut volume = load(&backing)?;
@@ -117,20 +125,28 @@ pub fn run(cmd: MemberCommand) -> Result<()> {
                 Role::from(role).as_str(),
                 volume.generation
             );
-            Ok(())
+            Ok(0)
         }
-        MemberCommand::Remove { backing, member, identity, pass } => {
-            let mut volume = load(&backing)?;
+        MemberCommand::Remove { backing, member, rekey, identity, pass } => {
+            let volume = load(&backing)?;
             let id = find(&volume, &member)?.id();
             let steward = id::unlock(&identity.unwrap_or_else(config::default_identity), &pass)?;
             if id == steward.id() {
                 bail!("a steward cannot remove themselves; another steward can");
             }
+            if rekey {
+                let code = crate::access::remove_member_files(&backing, &steward, &id)?;
+                if code != 0 {
+                    bail!("some files could not be re-keyed (see above); the member stays in the registry: fix them and rerun");
+                }
+            }
+            let mut volume = load(&backing)?;
             let removed = volume.remove_member(&id).expect("found above");
             volume.sign(&steward)?;
             store(&backing, &volume)?;
             eprintln!("removed {} ({id}); registry generation {}", removed.name, volume.generation);
-            Ok(())
+            crate::access::audit_record("member remove", &removed.name, &id.to_string());
+            Ok(0)
         }
         MemberCommand::List { backing, json } => {
             let volume = load(&backing)?;
@@ -147,7 +163,7 @@ pub fn run(cmd: MemberCommand) -> Result<()> {
                     println!("{:<24} {:<8} {}", m.name, m.role.as_str(), m.id());
                 }
             }
-            Ok(())
+            Ok(0)
         }
     }
 }

@@ -8,8 +8,8 @@ use tresor_format::{
     content::{BLOCK_OVERHEAD, TRAILER_LEN},
     header::{self, DEFAULT_RESERVED_LEN},
     names::{self, classify, EntryKind},
-    ContentCipher, DirIv, EncryptedName, EncryptedTarget, Error, Header, Identity, KdfParams, Layout, NameCipher,
     policy::{check_header, RuleViolation},
+    ContentCipher, DirIv, EncryptedName, EncryptedTarget, Error, Header, Identity, KdfParams, Layout, NameCipher,
     PublicIdentity, Role, SealedIdentity, Structure, Suite, Volume,
 };
 

@@ -196,8 +196,12 @@ fn build_volume(i: &Value) -> (Volume, NameKey) {
         rng.assert_used_up();
     }
     for p in i["policies"].as_array().unwrap() {
-        let ids: Vec<_> =
-            p["default_recipients"].as_array().unwrap().iter().map(|n| person(cast, n.as_str().unwrap()).id()).collect();
+        let ids: Vec<_> = p["default_recipients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| person(cast, n.as_str().unwrap()).id())
+            .collect();
         volume.set_policy(DirIv(h16(&p["dir_iv"])), &ids).unwrap();
     }
     volume.sign(&steward).unwrap();
@@ -529,10 +533,7 @@ fn directory_policies_in_the_volume_vector() {
     let policies: Vec<_> = volume.policies().map(|(iv, d)| (*iv, d.to_vec())).collect();
     assert_eq!(
         policies,
-        [
-            (DirIv([0xd1; 16]), vec![person(cast, "alice").id(), person(cast, "bob").id()]),
-            (DirIv([0xd2; 16]), vec![]),
-        ]
+        [(DirIv([0xd1; 16]), vec![person(cast, "alice").id(), person(cast, "bob").id()]), (DirIv([0xd2; 16]), vec![]),]
     );
     assert_eq!(volume.policy(&DirIv([0xd3; 16])), None);
 }

@@ -54,6 +54,17 @@
 //! Any block or trailer that fails authentication makes that operation fail
 //! with EIO, logged with the backing path and the block number; no
 //! plaintext from a failed block is ever returned.
+//!
+//! # Re-keyed files
+//!
+//! `tresor revoke`/`rekey` (docs/FORMAT.md §6.5) writes a re-keyed copy
+//! under an exclusive internal lock on the whole file, renames it over the
+//! name, and overwrites the old inode's magic with [`MOVED_MAGIC`] before
+//! unlocking. Every operation here reads the size with `fstat` under its
+//! lock; when the link count is 0 it also reads the magic, and on
+//! `TRSRMOVD` fails with [`Errno::MOVED`]: the caller (`fs`) reopens the
+//! file by path (new header and key, or EACCES if no longer a recipient)
+//! and retries, so no write lands in the orphaned old inode.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Mutex;
@@ -70,6 +81,10 @@ use crate::sys::{self, Errno, FsResult};
 /// Ciphertext offsets stay below this, so `LOCK_BASE + offset` is a valid
 /// `off_t` (and far beyond any real file).
 const MAX_CIPHERTEXT: u64 = (1 << 62) - (1 << 32);
+
+/// What a re-key writes over the old inode's header magic once the new file
+/// has replaced it (see the module docs).
+pub const MOVED_MAGIC: &[u8; 8] = b"TRSRMOVD";
 
 pub struct OpenFile {
     fd: OwnedFd,
@@ -113,9 +128,11 @@ impl Drop for Scratch {
 }
 
 impl OpenFile {
-    /// Reads and verifies the header of the backing file open as `fd` and
-    /// unwraps its key. Not a recipient: EACCES (warned); an invalid header:
-    /// EIO (logged as an error).
+    /// Reads and verifies the header of the backing file open as `fd`,
+    /// applies the caller's access `rule` to it, and unwraps its key. Not a
+    /// recipient: EACCES (warned); an invalid header: EIO (logged as an
+    /// error); a file re-keyed away meanwhile: [`Errno::MOVED`].
+    #[allow(clippy::too_many_arguments)]
     pub fn open(
         fd: OwnedFd,
         node: u64,
@@ -124,6 +141,7 @@ impl OpenFile {
         append: bool,
         volume: &Volume,
         identity: &Identity,
+        rule: impl FnOnce(&Header) -> FsResult<()>,
     ) -> FsResult<OpenFile> {
         let header_len = volume.params.header_len;
         let mut bytes = vec![0u8; header_len as usize];
@@ -137,10 +155,14 @@ impl OpenFile {
                 return Err(e.into());
             }
         }
+        if bytes.starts_with(MOVED_MAGIC) {
+            return Err(Errno::MOVED);
+        }
         let header = Header::open(&bytes, volume).map_err(|e| {
             tracing::error!("{}: {e}", show(&path));
             Errno::EIO
         })?;
+        rule(&header)?;
         let key = header.file_key(identity).map_err(|e| match e {
             FormatError::NotRecipient { .. } => {
                 tracing::warn!("{}: access denied: {e}", show(&path));
@@ -209,7 +231,20 @@ impl OpenFile {
     /// was cut.
     fn try_size(&self) -> FsResult<Option<u64>> {
         let st = sys::fstat(self.fd())?;
+        if st.st_nlink == 0 && self.moved()? {
+            return Err(Errno::MOVED);
+        }
         Ok(self.layout.plaintext_size(st.st_size.max(0) as u64).ok())
+    }
+
+    /// Whether a re-key replaced this (unlinked) file: its magic says so.
+    fn moved(&self) -> FsResult<bool> {
+        let mut magic = [0u8; 8];
+        match sys::pread_exact(self.fd(), &mut magic, 0) {
+            Ok(()) => Ok(&magic == MOVED_MAGIC),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The size once no size-changing operation is under way: if the length
@@ -221,8 +256,13 @@ impl OpenFile {
             return Ok(size);
         }
         let _all = Guard::acquire(self.fd(), Kind::Shared, Range::to_eof(0))?;
-        let st = sys::fstat(self.fd())?;
-        self.layout.plaintext_size(st.st_size.max(0) as u64).map_err(|e| self.integrity(&e))
+        match self.try_size()? {
+            Some(size) => Ok(size),
+            None => {
+                let st = sys::fstat(self.fd())?;
+                self.layout.plaintext_size(st.st_size.max(0) as u64).map_err(|e| self.integrity(&e))
+            }
+        }
     }
 
     fn check_limit(&self, size: u64) -> FsResult<()> {

@@ -28,17 +28,17 @@
 //!   set; then it is hard-linked to its name (`EEXIST`: fail for `O_EXCL`,
 //!   else open the file that won) and the temporary name removed. On back
 //!   ends without hard links, `renameat2(RENAME_NOREPLACE)` is used instead.
-//!   Recipients: the creator plus the default recipients of the nearest
-//!   ancestor directory with a valid `tresor.policy` (a policy that does not
-//!   verify refuses the create with EIO); ids no longer in the registry and
-//!   auditors are skipped with a warning.
+//!   Recipients: the creator plus the default recipients of the policy in
+//!   force: the registry's policy for the nearest directory, from the
+//!   parent up to the root, whose IV has one (policies are part of the
+//!   signed registry, so there is no file to read per level).
 //! * `mkdir`: a `tresor.tmp.<random>` directory gets its `tresor.diriv`,
 //!   mode and owner, then is renamed into place without replacing
 //!   (`RENAME_NOREPLACE`; if the back end lacks it, a rename that fails on
 //!   the existing non-empty directory). No node ever sees a directory
 //!   without its IV.
-//! * `rmdir`: a backing directory always holds its IV (and maybe a policy,
-//!   orphan sidecars, temporary entries). If nothing else is in it, those
+//! * `rmdir`: a backing directory always holds its IV (and maybe orphan
+//!   sidecars, temporary entries). If nothing else is in it, those
 //!   are moved into a holding directory in the parent, the directory is
 //!   removed, and the holding directory deleted; if the removal fails (an
 //!   entry appeared meanwhile), everything is moved back and the answer is
@@ -93,9 +93,9 @@ use fuser::{
     ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use rand_core::OsRng;
-use tresor_format::names::{classify, EntryKind, POLICY_FILE};
+use tresor_format::names::{classify, EntryKind};
 use tresor_format::{
-    ContentCipher, DirIv, EncryptedName, Header, Identity, Layout, NameKey, Policy, PublicIdentity, Role, Volume,
+    ContentCipher, DirIv, EncryptedName, Header, Identity, Layout, NameKey, PublicIdentity, Role, Volume,
 };
 
 use crate::attr;
@@ -110,7 +110,6 @@ use crate::xattr;
 const TMP_PREFIX: &str = "tresor.tmp.";
 /// A temporary entry younger than this is another node's create in progress.
 const TMP_BUSY: Duration = Duration::from_secs(60);
-const POLICY_MAX: usize = 1 << 20;
 
 /// What `prepare` hands the file system.
 pub struct Setup {
@@ -415,7 +414,10 @@ impl TresorFs {
                 return Err(Errno::EINVAL);
             }
             match &target {
-                Target::Handle(f, _) => f.truncate(size)?,
+                Target::Handle(f, _) => match (f.truncate(size), fh) {
+                    (Err(Errno::MOVED), Some(fh)) => self.with_file(fh, |f| f.truncate(size))?,
+                    (result, _) => result?,
+                },
                 Target::Entry(loc, _) => self.open_file(ino, loc, libc::O_RDWR, false)?.truncate(size)?,
             }
         }
@@ -451,8 +453,30 @@ impl TresorFs {
 
     // ---- files ----------------------------------------------------------------
 
-    /// Opens the backing file of node `ino` and its header.
+    /// Opens the backing file of node `ino` and its header. A file re-keyed
+    /// between the `open` and the header read is opened again.
     fn open_file(&self, ino: u64, loc: &Loc<'_>, flags: i32, append: bool) -> FsResult<OpenFile> {
+        self.open_file_at(ino, loc, flags, append, true)
+    }
+
+    /// `open_file`; `same_node`: the entry must still be node `ino` (false
+    /// when reopening a handle whose file was re-keyed: the name now leads
+    /// to the new inode, and the handle keeps its node id).
+    fn open_file_at(&self, ino: u64, loc: &Loc<'_>, flags: i32, append: bool, same_node: bool) -> FsResult<OpenFile> {
+        let mut tries = 0;
+        loop {
+            match self.open_file_once(ino, loc, flags, append, same_node) {
+                Err(Errno::MOVED) if tries < 8 => tries += 1,
+                Err(Errno::MOVED) => {
+                    tracing::error!("{}: re-keyed again on every one of 8 opens; giving up", show(&loc.path));
+                    return Err(Errno::EIO);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn open_file_once(&self, ino: u64, loc: &Loc<'_>, flags: i32, append: bool, same_node: bool) -> FsResult<OpenFile> {
         let volume = self.volume.get();
         if !self.volume.is_member() {
             tracing::warn!(
@@ -486,11 +510,69 @@ impl TresorFs {
         if !attr::is_reg(&st) {
             return Err(if attr::is_dir(&st) { Errno(libc::EISDIR) } else { Errno::EINVAL });
         }
-        if self.nodes.id_of(st.st_ino) != ino {
+        if same_node && self.nodes.id_of(st.st_ino) != ino {
             return Err(Errno::ESTALE);
         }
         sys::clear_nonblock(fd.as_fd())?;
-        OpenFile::open(fd, ino, loc.path.clone(), writable, append, &volume, &self.identity)
+        let rule = |header: &Header| self.header_rule(&volume, ino, &loc.path, header);
+        OpenFile::open(fd, ino, loc.path.clone(), writable, append, &volume, &self.identity, rule)
+    }
+
+    /// The member header rule (tresor_format::policy): a header signed by an
+    /// ordinary member may name only the writer, stewards and the defaults
+    /// of the policy in force for the file's directory. A header that breaks
+    /// it was not written by a mount or the CLI: EACCES, logged with the
+    /// writer and the recipient beyond the policy.
+    fn header_rule(&self, volume: &Volume, ino: u64, path: &[u8], header: &Header) -> FsResult<()> {
+        let writer_is_steward = volume.member(&header.writer()).is_some_and(|m| m.role == Role::Steward);
+        let needs_policy = !writer_is_steward
+            && header
+                .recipients()
+                .any(|r| r != header.writer() && volume.member(&r).is_none_or(|m| m.role != Role::Steward));
+        let in_force = if needs_policy {
+            let parent = self.nodes.parent(ino).unwrap_or(0);
+            self.policy_in_force(volume, parent, paths::dirname(path))?
+        } else {
+            None
+        };
+        tresor_format::policy::check_header(volume, header, in_force.as_deref()).map_err(|v| {
+            tracing::error!("{}: access refused: the header breaks the member header rule: {v}", show(path));
+            Errno::EACCES
+        })
+    }
+
+    /// Runs `op` on handle `fh`; if the file was re-keyed under it
+    /// (`Errno::MOVED`), reopens the handle on the new file by path and
+    /// runs `op` again there.
+    fn with_file<T>(&self, fh: FileHandle, op: impl Fn(&OpenFile) -> FsResult<T>) -> FsResult<T> {
+        let mut tries = 0;
+        loop {
+            let f = self.file(fh)?;
+            match op(&f) {
+                Err(Errno::MOVED) if tries < 8 => {
+                    tries += 1;
+                    self.reopen(fh, &f)?;
+                }
+                Err(Errno::MOVED) => {
+                    tracing::error!("{}: re-keyed again on every one of 8 tries; giving up", show(&f.path));
+                    return Err(Errno::EIO);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Replaces handle `fh` (open on a file that was re-keyed) with a handle
+    /// on the file now at its path, with the same access mode.
+    fn reopen(&self, fh: FileHandle, old: &OpenFile) -> FsResult<()> {
+        let loc = self.locate(old.node)?;
+        let flags = if old.writable { libc::O_RDWR } else { libc::O_RDONLY };
+        let new = self.open_file_at(old.node, &loc, flags, old.append, false)?;
+        *new.lock_owners.lock().unwrap_or_else(|e| e.into_inner()) =
+            old.lock_owners.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        tracing::info!("{}: re-keyed by a steward; handle reopened on the new file", show(&loc.path));
+        self.files.write().unwrap_or_else(|e| e.into_inner()).insert(fh.0, Arc::new(new));
+        Ok(())
     }
 
     fn do_open(&self, ino: u64, flags: i32) -> FsResult<u64> {
@@ -504,50 +586,47 @@ impl TresorFs {
         Ok(fh)
     }
 
-    /// The recipients of a new file in directory `dir_path` (node `dir_id`):
-    /// the creator and the nearest policy's default recipients.
-    fn recipients(&self, volume: &Volume, dir_id: u64, dir_path: &[u8]) -> FsResult<Vec<PublicIdentity>> {
-        let mut out = vec![*self.identity.public()];
+    /// The default recipients of the policy in force for directory
+    /// `dir_path` (node `dir_id`): the policy in the registry of the nearest
+    /// directory, from this one up to the root, whose IV has one. `None`: no
+    /// directory on the way has a policy.
+    pub(crate) fn policy_in_force(
+        &self,
+        volume: &Volume,
+        dir_id: u64,
+        dir_path: &[u8],
+    ) -> FsResult<Option<Vec<tresor_format::MemberId>>> {
+        if volume.policies().next().is_none() {
+            return Ok(None);
+        }
         let mut cur = dir_path.to_vec();
         let mut cur_id = Some(dir_id);
         loop {
             let dir = self.dir(&cur)?;
-            let policy_path = join(&cur, POLICY_FILE.as_bytes());
-            match sys::read_small(dir.fd(), POLICY, POLICY_MAX) {
-                Ok(bytes) => {
-                    // Id 0 never names a node: an uncached IV lookup.
-                    let iv = self.names.dir_iv(dir.fd(), cur_id.unwrap_or(0), &cur)?;
-                    let policy = Policy::open(&bytes, volume, &iv).map_err(|e| {
-                        tracing::error!("{}: {e}; refusing to create files under it", show(&policy_path));
-                        Errno::EIO
-                    })?;
-                    for id in &policy.default_recipients {
-                        match volume.member(id) {
-                            Some(m) if m.role != Role::Auditor => out.push(m.public),
-                            Some(_) => tracing::warn!(
-                                "{}: default recipient {id} is an auditor; auditors hold no file keys: skipped",
-                                show(&policy_path)
-                            ),
-                            None => tracing::warn!(
-                                "{}: default recipient {id} is no longer a member: skipped",
-                                show(&policy_path)
-                            ),
-                        }
-                    }
-                    return Ok(out);
-                }
-                Err(e) if sys::is_errno(&e, libc::ENOENT) => {}
-                Err(e) => {
-                    tracing::error!("{}: {e}", show(&policy_path));
-                    return Err(e.into());
-                }
+            // Id 0 never names a node: an uncached IV lookup.
+            let iv = self.names.dir_iv(dir.fd(), cur_id.unwrap_or(0), &cur)?;
+            if let Some(defaults) = volume.policy(&iv) {
+                return Ok(Some(defaults.to_vec()));
             }
             if cur == b"." {
-                return Ok(out);
+                return Ok(None);
             }
             cur = paths::dirname(&cur).to_vec();
             cur_id = cur_id.and_then(|id| self.nodes.parent(id));
         }
+    }
+
+    /// The recipients of a new file in directory `dir_path` (node `dir_id`):
+    /// the creator and the default recipients of the policy in force.
+    fn recipients(&self, volume: &Volume, dir_id: u64, dir_path: &[u8]) -> FsResult<Vec<PublicIdentity>> {
+        let mut out = vec![*self.identity.public()];
+        for id in self.policy_in_force(volume, dir_id, dir_path)?.unwrap_or_default() {
+            // The registry checks that defaults are current stewards or members.
+            if let Some(m) = volume.member(&id) {
+                out.push(m.public);
+            }
+        }
+        Ok(out)
     }
 
     /// Creates and opens a new file. Returns its attributes and handle.
@@ -838,6 +917,56 @@ impl TresorFs {
         self.made(newparent, &e)
     }
 
+    /// Refuses with EXDEV a move of `from` (in node `from_parent`) into
+    /// directory `to_dir` (node `to_parent`) that changes the policy in force
+    /// for it when that would make the move break the member header rule:
+    /// a file whose member-signed header names someone the new policy does
+    /// not allow, or (for a mount that is not a steward's) a directory
+    /// without a policy of its own. EXDEV makes `mv` copy and delete
+    /// instead, and the copy gets the new directory's defaults.
+    fn check_move(
+        &self,
+        volume: &Volume,
+        from: &Entry<'_>,
+        from_parent: u64,
+        st: &libc::stat,
+        to_parent: u64,
+        to_dir: &[u8],
+    ) -> FsResult<()> {
+        if volume.policies().next().is_none() || !(attr::is_dir(st) || attr::is_reg(st)) {
+            return Ok(());
+        }
+        let before = self.policy_in_force(volume, from_parent, &from.dir_path)?;
+        let after = self.policy_in_force(volume, to_parent, to_dir)?;
+        if before == after {
+            return Ok(());
+        }
+        if attr::is_dir(st) {
+            let dir = self.dir(&from.path)?;
+            let iv = self.names.dir_iv(dir.fd(), 0, &from.path)?;
+            let steward = volume.member(&self.identity.id()).is_some_and(|m| m.role == Role::Steward);
+            if volume.policy(&iv).is_some() || steward {
+                return Ok(());
+            }
+            tracing::info!(
+                "{}: not moved into a directory under another policy (EXDEV: copy instead, so new files get its defaults)",
+                show(&from.path)
+            );
+            return Err(Errno(libc::EXDEV));
+        }
+        let fd = sys::openat(from.dir.fd(), &from.cname, libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK, 0)?;
+        let mut bytes = vec![0u8; volume.params.header_len as usize];
+        if sys::pread_exact(fd.as_fd(), &mut bytes, 0).is_err() {
+            return Ok(()); // not a valid file anyway; opening it reports that
+        }
+        let Ok(header) = Header::open(&bytes, volume) else { return Ok(()) };
+        if let Err(v) = tresor_format::policy::check_header(volume, &header, after.as_deref()) {
+            tracing::info!("{}: not moved: under the destination's policy {v} (EXDEV: copy instead)", show(&from.path));
+            return Err(Errno(libc::EXDEV));
+        }
+        Ok(())
+    }
+
     fn do_rename(
         &self,
         parent: u64,
@@ -865,6 +994,13 @@ impl TresorFs {
             return Err(Errno::ENOENT);
         }
         let cross_dir = s.dir_path != d.dir_path;
+        if cross_dir {
+            let volume = self.volume.get();
+            self.check_move(&volume, &s, parent, &sst, newparent, &d.dir_path)?;
+            if let (true, Some(dst)) = (exchange, &dst) {
+                self.check_move(&volume, &d, newparent, dst, parent, &s.dir_path)?;
+            }
+        }
         // Everything the entries will need in their new places comes first.
         self.names.put_long_name(ddir, &d.name)?;
         let s_sidecar = target_sidecar_of(sdir, &s.cname, &sst);
@@ -1022,7 +1158,6 @@ enum Target<'a> {
 }
 
 const DIRIV: &CStr = c"tresor.diriv";
-const POLICY: &CStr = c"tresor.policy";
 
 fn timespec(t: Option<TimeOrNow>) -> libc::timespec {
     match t {
@@ -1093,6 +1228,9 @@ fn fopen_flags(open_flags: i32) -> FopenFlags {
 }
 
 fn errno(e: Errno) -> fuser::Errno {
+    if e == Errno::MOVED {
+        return fuser::Errno::from_i32(libc::EIO);
+    }
     fuser::Errno::from_i32(e.0)
 }
 
@@ -1254,14 +1392,16 @@ impl Filesystem for TresorFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        let mut reply = Some(reply);
-        let result = self.file(fh).and_then(|f| {
+        let reply = Some(reply);
+        let reply = std::cell::RefCell::new(reply);
+        let result = self.with_file(fh, |f| {
             f.read(offset, size, |data| {
-                if let Some(r) = reply.take() {
+                if let Some(r) = reply.borrow_mut().take() {
                     r.data(data)
                 }
             })
         });
+        let mut reply = reply.into_inner();
         if let (Err(e), Some(r)) = (result, reply.take()) {
             r.error(errno(e));
         }
@@ -1279,7 +1419,7 @@ impl Filesystem for TresorFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        let result = self.file(fh).and_then(|f| {
+        let result = self.with_file(fh, |f| {
             if !f.writable {
                 return Err(Errno::EBADF);
             }
@@ -1514,7 +1654,7 @@ impl Filesystem for TresorFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        let result = self.file(fh).and_then(|f| {
+        let result = self.with_file(fh, |f| {
             if mode != 0 {
                 return Err(Errno(libc::EOPNOTSUPP));
             }

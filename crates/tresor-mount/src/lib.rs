@@ -64,7 +64,9 @@ mod attr;
 mod config;
 mod file;
 mod fs;
-mod lock;
+/// Public for `tresor grant/revoke/rekey`, which take the daemon's internal
+/// locks on the files they rewrite (docs/FORMAT.md §6.5).
+pub mod lock;
 mod nodes;
 mod paths;
 mod sys;
@@ -79,6 +81,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use config::{parse_options, MountConfig};
+pub use file::MOVED_MAGIC;
 use tresor_format::{DirIv, MemberId, Role};
 
 /// Why the mount could not be prepared, made or served.

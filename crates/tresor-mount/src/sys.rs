@@ -448,6 +448,10 @@ impl Errno {
     pub const EBADF: Errno = Errno(libc::EBADF);
     pub const EFBIG: Errno = Errno(libc::EFBIG);
     pub const ESTALE: Errno = Errno(libc::ESTALE);
+    /// Not an errno: the backing file was re-keyed away under this handle
+    /// (`file::MOVED_MAGIC`); the caller reopens by path and retries. Never
+    /// sent to the kernel (`fs::errno` maps it to EIO if it ever got there).
+    pub const MOVED: Errno = Errno(-1);
     pub const ENOTSUP: Errno = Errno(libc::ENOTSUP);
     pub const ENAMETOOLONG: Errno = Errno(libc::ENAMETOOLONG);
 }

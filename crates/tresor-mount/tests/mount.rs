@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use tresor_format::{
-    DirIv, EncryptedName, Header, Identity, Layout, NameCipher, NameKey, Policy, Role, Volume, VolumeParams,
+    ContentCipher, DirIv, EncryptedName, Header, Identity, Layout, NameCipher, NameKey, Role, Volume, VolumeParams,
 };
 use tresor_mount::{parse_options, prepare, MountConfig, MountError};
 
@@ -919,26 +919,65 @@ fn posix_locks_are_seen_across_mounts_and_never_block_the_mounts_own_io() {
 
 // ---- policies and the registry ---------------------------------------------------------------
 
+/// Signs `v` as alice, writes it, and waits for the mounts to reload it.
+fn publish(vol: &Vol, v: &mut Volume) {
+    v.sign(&identity("alice")).unwrap();
+    fs::write(vol.backing.join("tresor.volume"), v.to_bytes()).unwrap();
+    thread::sleep(Duration::from_millis(1100));
+}
+
 #[test]
 fn files_created_under_a_policy_are_readable_by_its_default_recipients() {
     let vol = Vol::new();
     let a = vol.mount("alice");
     fs::create_dir_all(a.p("study/raw")).unwrap();
     let iv = DirIv::parse(&fs::read(vol.backing_path("study").join("tresor.diriv")).unwrap()).unwrap();
-    let policy = Policy::create(&vol.volume, iv, &[identity("bob").id()], &identity("alice"), 1).unwrap();
-    fs::write(vol.backing_path("study").join("tresor.policy"), policy.to_bytes()).unwrap();
+    let mut v = vol.volume.clone();
+    v.set_policy(iv, &[identity("bob").id()]).unwrap();
+    publish(&vol, &mut v);
 
     fs::write(a.p("study/raw/new.csv"), b"for review").unwrap();
     fs::write(a.p("outside.csv"), b"alice only").unwrap();
     let b = vol.mount("bob");
     assert_eq!(fs::read(b.p("study/raw/new.csv")).unwrap(), b"for review");
     assert_eq!(File::open(b.p("outside.csv")).unwrap_err().kind(), ErrorKind::PermissionDenied);
+}
 
-    // A policy that does not verify (copied from another directory) stops creates under it.
-    fs::copy(vol.backing_path("study").join("tresor.policy"), vol.backing_path("study/raw").join("tresor.policy"))
-        .unwrap();
-    assert!(eio(&File::create(a.p("study/raw/blocked")).unwrap_err()));
-    assert!(!a.p("study/raw/blocked").exists());
+#[test]
+fn a_member_signed_header_beyond_the_policy_is_refused_and_moves_keep_the_rule() {
+    let vol = Vol::new();
+    let mut v = vol.volume.clone();
+    v.add_member(&vol.name_key, identity("dave").public(), "dave", Role::Member, &mut rng(3)).unwrap();
+    publish(&vol, &mut v);
+    let b = vol.mount("bob");
+    fs::create_dir(b.p("study")).unwrap();
+    fs::write(b.p("forged"), b"").unwrap();
+    // bob (a member) signs a header naming dave, with no policy allowing it.
+    let (header, key) =
+        Header::create(&v, &identity("bob"), &[*identity("bob").public(), *identity("dave").public()], 1, &mut rng(4))
+            .unwrap();
+    let cipher = ContentCipher::new(v.params.suite, &key, &header.file_id, v.params.block_size);
+    let mut bytes = header.to_bytes().unwrap();
+    bytes.extend_from_slice(&cipher.seal_trailer(0, &mut rng(5)));
+    fs::write(vol.backing_path("forged"), &bytes).unwrap();
+    let d = vol.mount("dave");
+    assert_eq!(File::open(d.p("forged")).unwrap_err().kind(), ErrorKind::PermissionDenied);
+    assert_eq!(File::open(b.p("forged")).unwrap_err().kind(), ErrorKind::PermissionDenied);
+
+    // With a policy naming dave on "study", the same header is valid there...
+    let iv = DirIv::parse(&fs::read(vol.backing_path("study").join("tresor.diriv")).unwrap()).unwrap();
+    v.set_policy(iv, &[identity("dave").id()]).unwrap();
+    publish(&vol, &mut v);
+    fs::write(b.p("study/report"), b"for dave").unwrap();
+    assert_eq!(fs::read(d.p("study/report")).unwrap(), b"for dave");
+    // ...and moving it out of "study" would break the rule: EXDEV (mv copies instead).
+    assert_eq!(fs::rename(b.p("study/report"), b.p("report")).unwrap_err().raw_os_error(), Some(libc::EXDEV));
+    // A directory without a policy of its own does not leave "study" either (bob is no steward).
+    fs::create_dir(b.p("study/sub")).unwrap();
+    assert_eq!(fs::rename(b.p("study/sub"), b.p("sub")).unwrap_err().raw_os_error(), Some(libc::EXDEV));
+    // Within the same policy, moves are plain renames.
+    fs::rename(b.p("study/report"), b.p("study/sub/report")).unwrap();
+    assert_eq!(fs::read(d.p("study/sub/report")).unwrap(), b"for dave");
 }
 
 #[test]

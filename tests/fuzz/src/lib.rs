@@ -857,13 +857,7 @@ pub fn api(data: &[u8]) {
     check_api_state(&volume, &signed_volume, &name_key, &header, &file_key);
 }
 
-fn check_api_state(
-    volume: &Volume,
-    signed_volume: &[u8],
-    name_key: &NameKey,
-    header: &Header,
-    file_key: &FileKey,
-) {
+fn check_api_state(volume: &Volume, signed_volume: &[u8], name_key: &NameKey, header: &Header, file_key: &FileKey) {
     let f = fixture();
     let bytes = volume.to_bytes();
     match Volume::open_self_signed(&bytes) {

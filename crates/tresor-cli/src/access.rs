@@ -1,0 +1,576 @@
+//! `tresor grant`, `revoke`, `rekey`, `acl`, `policy`: who can read which
+//! file. Every change is made by a steward, on the backing files, under the
+//! daemons' own locks (see `rewrite`), so it is safe while mounts on any
+//! node have the files open. Recursive runs are safe to interrupt and rerun:
+//! each file changes atomically, and a file already in the wanted state is
+//! skipped.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use tresor_format::{
+    names::{classify, EntryKind},
+    policy::check_header,
+    Identity, MemberId, NameCipher, Role, Volume,
+};
+
+use crate::{
+    config, id,
+    passphrase::PassSource,
+    resolve::{self, Target, Vol},
+    rewrite::{self, now},
+};
+
+/// Exit code of a recursive run in which some files failed (each is named
+/// on stderr); the others were done.
+pub const EXIT_SOME_FAILED: u8 = 3;
+
+#[derive(Args, Debug)]
+pub struct Who {
+    /// Your identity file (a steward's) [default: ~/.config/tresor/identity].
+    #[arg(long, short, value_name = "FILE", env = "TRESOR_IDENTITY")]
+    pub identity: Option<PathBuf>,
+    #[command(flatten)]
+    pub pass: PassSource,
+}
+
+#[derive(Args, Debug)]
+pub struct GrantArgs {
+    /// Files (or, with -r, directories): backing paths or paths in a live mount.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// The member to give read access: name or member id.
+    #[arg(long)]
+    to: String,
+    /// Walk directories.
+    #[arg(short, long)]
+    recursive: bool,
+    #[command(flatten)]
+    who: Who,
+}
+
+#[derive(Args, Debug)]
+pub struct RevokeArgs {
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// The member to take read access from: name or member id.
+    #[arg(long)]
+    from: String,
+    #[arg(short, long)]
+    recursive: bool,
+    /// Only remove the member's key from the header. Without a re-key, a
+    /// content key the member kept still opens the stored content.
+    #[arg(long)]
+    no_rekey: bool,
+    #[command(flatten)]
+    who: Who,
+}
+
+#[derive(Args, Debug)]
+pub struct RekeyArgs {
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    #[arg(short, long)]
+    recursive: bool,
+    #[command(flatten)]
+    who: Who,
+}
+
+#[derive(Args, Debug)]
+pub struct AclArgs {
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    #[arg(short, long)]
+    recursive: bool,
+    /// One JSON object per file, for scripts.
+    #[arg(long)]
+    json: bool,
+    /// Your identity, to show plaintext names for backing paths (optional).
+    #[arg(long, short, value_name = "FILE", env = "TRESOR_IDENTITY")]
+    identity: Option<PathBuf>,
+    #[command(flatten)]
+    pass: PassSource,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// Set the default recipients of files created below DIR (down to the
+    /// next directory with a policy of its own). Member-signed headers below
+    /// DIR that the new policy would no longer allow are re-signed by you.
+    Set {
+        dir: PathBuf,
+        /// Members (names or ids) every new file below DIR is readable by,
+        /// besides its creator. Give none to say "nobody by default".
+        #[arg(long = "default", num_args = 0.., value_name = "MEMBER")]
+        defaults: Vec<String>,
+        /// Remove DIR's policy instead: its files follow the nearest ancestor's.
+        #[arg(long, conflicts_with = "defaults")]
+        unset: bool,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Show DIR's own policy and the policy in force for it.
+    Show {
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, short, value_name = "FILE", env = "TRESOR_IDENTITY")]
+        identity: Option<PathBuf>,
+        #[command(flatten)]
+        pass: PassSource,
+    },
+}
+
+/// Records an access change. The audit log (crates/tresor-audit, issue 5)
+/// has not landed on this branch: this is the one place its CLI-session API
+/// is to be called from. Until then the record goes to stderr.
+pub fn audit_record(op: &str, path: &str, detail: &str) {
+    tracing::info!(target: "tresor::audit", op, path, detail);
+}
+
+fn steward(who: &Who) -> Result<Identity> {
+    id::unlock(&who.identity.clone().unwrap_or_else(config::default_identity), &who.pass)
+}
+
+fn open_vol(root: &Path, me: Option<&Identity>) -> Result<(Vol, Option<NameCipher>)> {
+    let volume = crate::member::load(root)?;
+    let names = match me {
+        Some(me) => Some(NameCipher::new(&volume.name_key(me).context("unwrapping the volume name key")?)),
+        None => None,
+    };
+    Ok((Vol { root: root.to_owned(), volume }, names))
+}
+
+fn member_of(volume: &Volume, who: &str) -> Result<MemberId> {
+    let found: Vec<_> = volume.members().iter().filter(|m| m.name == who || m.id().to_string() == who).collect();
+    match found.as_slice() {
+        [one] => Ok(one.id()),
+        [] => bail!("no member named or with id {who:?} (see `tresor member list`)"),
+        _ => bail!("{who:?} names several members: use the member id"),
+    }
+}
+
+fn name_of(volume: &Volume, id: &MemberId) -> String {
+    volume.member(id).map(|m| m.name.clone()).unwrap_or_else(|| format!("<removed {id}>"))
+}
+
+/// Progress on stderr: an indicatif bar when stderr is a terminal, else
+/// nothing (scripts get the per-file lines and the summary).
+pub struct Progress {
+    bar: indicatif::ProgressBar,
+}
+
+impl Progress {
+    pub fn new(what: &str) -> Progress {
+        let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {prefix} {pos} files, {msg} [{elapsed}]")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            bar.set_prefix(what.to_owned());
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+            bar
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        Progress { bar }
+    }
+
+    pub fn file(&self, shown: &str) {
+        self.bar.inc(1);
+        self.bar.set_message(shown.to_owned());
+    }
+
+    pub fn println(&self, line: String) {
+        if self.bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            self.bar.println(line);
+        }
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// Every regular file at or below `target`, with its display path: a file
+/// is itself; a directory needs `recursive`. Stale temporaries in the
+/// directories walked are removed on the way.
+fn files(
+    names: Option<&NameCipher>,
+    target: &Target,
+    recursive: bool,
+    each: &mut dyn FnMut(&Path, &str),
+) -> Result<()> {
+    let meta = fs::symlink_metadata(&target.backing).with_context(|| target.shown.clone())?;
+    if meta.is_file() {
+        each(&target.backing, &target.shown);
+        return Ok(());
+    }
+    if !meta.is_dir() {
+        bail!("{}: not a file or directory", target.shown);
+    }
+    if !recursive {
+        bail!("{} is a directory: use -r to include everything below it", target.shown);
+    }
+    walk(names, &target.backing, &target.shown, each)
+}
+
+fn walk(names: Option<&NameCipher>, dir: &Path, shown: &str, each: &mut dyn FnMut(&Path, &str)) -> Result<()> {
+    rewrite::clean_stale_tmp(dir);
+    let iv = resolve::read_iv(dir)?;
+    let mut entries: Vec<_> = fs::read_dir(dir)?.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let entry = e.file_name().to_string_lossy().into_owned();
+        if classify(&entry) == EntryKind::Reserved {
+            continue;
+        }
+        let plain = names
+            .and_then(|n| resolve::plain_name(n, dir, &iv, &entry))
+            .map(|p| String::from_utf8_lossy(&p).into_owned())
+            .unwrap_or_else(|| format!("<{entry}>"));
+        let shown = if shown == "/" || shown.is_empty() { plain } else { format!("{shown}/{plain}") };
+        let ft = e.file_type()?;
+        if ft.is_dir() {
+            walk(names, &e.path(), &shown, each)?;
+        } else if ft.is_file() {
+            each(&e.path(), &shown);
+        }
+    }
+    Ok(())
+}
+
+/// Resolves all PATHs (one volume per run) and calls `each` on every file.
+fn for_each_file(
+    paths: &[PathBuf],
+    recursive: bool,
+    me: Option<&Identity>,
+    what: &str,
+    mut each: impl FnMut(&Vol, &Path, &str, &Progress) -> Result<Outcome>,
+) -> Result<u8> {
+    let mut vols = Vec::new();
+    let mut targets = Vec::new();
+    for p in paths {
+        targets.push(resolve::resolve(p, &mut |root| open_vol(root, me), &mut vols)?);
+    }
+    let progress = Progress::new(what);
+    let (mut done, mut skipped, mut failed) = (0u64, 0u64, 0u64);
+    for (at, target) in &targets {
+        let (vol, names) = &vols[*at];
+        files(names.as_ref(), target, recursive, &mut |path, shown| {
+            progress.file(shown);
+            match each(vol, path, shown, &progress) {
+                Ok(Outcome::Done) => done += 1,
+                Ok(Outcome::Skipped) => skipped += 1,
+                Err(e) => {
+                    failed += 1;
+                    progress.println(format!("tresor: {shown}: {e:#}"));
+                }
+            }
+        })?;
+    }
+    progress.finish();
+    if !what.is_empty() {
+        eprintln!("{what}: {done} changed, {skipped} already so, {failed} failed");
+    }
+    Ok(if failed > 0 { EXIT_SOME_FAILED } else { 0 })
+}
+
+pub enum Outcome {
+    Done,
+    Skipped,
+}
+
+pub fn grant(args: GrantArgs) -> Result<u8> {
+    let me = steward(&args.who)?;
+    for_each_file(&args.paths, args.recursive, Some(&me), "grant", |vol, path, shown, _| {
+        let to = member_of(&vol.volume, &args.to)?;
+        let member = vol.volume.member(&to).expect("found");
+        if member.role == Role::Auditor {
+            bail!("{} is an auditor: auditors hold no content keys", member.name);
+        }
+        require_steward(&vol.volume, &me)?;
+        let locked = rewrite::lock_file(path, &vol.volume, u64::from(vol.volume.params.header_len))?;
+        if locked.header.is_recipient(&to) {
+            return Ok(Outcome::Skipped);
+        }
+        let key = locked.header.file_key(&me).map_err(|_| {
+            anyhow::anyhow!(
+                "you are not a recipient of {shown}; ask a recipient steward or add yourself to the tree's default recipients"
+            )
+        })?;
+        let mut header = locked.header.clone();
+        header.add_recipient(&key, &member.public, &mut rand_core::OsRng)?;
+        drop(key);
+        header.sign(&me, now())?;
+        rewrite::write_header(&locked, &header, path)?;
+        audit_record("grant", shown, &format!("to {}", member.id()));
+        Ok(Outcome::Done)
+    })
+}
+
+fn require_steward(volume: &Volume, me: &Identity) -> Result<()> {
+    match volume.member(&me.id()).map(|m| m.role) {
+        Some(Role::Steward) => Ok(()),
+        _ => bail!(
+            "only a steward may change who can read a file ({} is not a steward of this volume); ask a steward",
+            me.name()
+        ),
+    }
+}
+
+/// Revokes `from` on one file: re-key (default) or remove the stanza.
+pub fn revoke_file(
+    vol: &Vol,
+    me: &Identity,
+    path: &Path,
+    shown: &str,
+    from: &MemberId,
+    rekey: bool,
+) -> Result<Outcome> {
+    let volume = &vol.volume;
+    let len = if rekey { 0 } else { u64::from(volume.params.header_len) };
+    let locked = rewrite::lock_file(path, volume, len)?;
+    if !locked.header.is_recipient(from) {
+        return Ok(Outcome::Skipped);
+    }
+    if rekey {
+        let recipients = rewrite::publics(volume, locked.header.recipients().filter(|r| r != from));
+        rewrite::rekey(locked, path, volume, me, &recipients, |_| {})?;
+    } else {
+        let mut header = locked.header.clone();
+        header.remove_recipient(from);
+        header.sign(me, now())?;
+        rewrite::write_header(&locked, &header, path)?;
+    }
+    audit_record(if rekey { "revoke+rekey" } else { "revoke" }, shown, &format!("from {from}"));
+    Ok(Outcome::Done)
+}
+
+pub fn revoke(args: RevokeArgs) -> Result<u8> {
+    let me = steward(&args.who)?;
+    for_each_file(&args.paths, args.recursive, Some(&me), "revoke", |vol, path, shown, _| {
+        require_steward(&vol.volume, &me)?;
+        let from = member_of(&vol.volume, &args.from)?;
+        revoke_file(vol, &me, path, shown, &from, !args.no_rekey)
+    })
+}
+
+pub fn rekey(args: RekeyArgs) -> Result<u8> {
+    let me = steward(&args.who)?;
+    for_each_file(&args.paths, args.recursive, Some(&me), "rekey", |vol, path, shown, _| {
+        require_steward(&vol.volume, &me)?;
+        let locked = rewrite::lock_file(path, &vol.volume, 0)?;
+        let recipients = rewrite::publics(&vol.volume, locked.header.recipients());
+        rewrite::rekey(locked, path, &vol.volume, &me, &recipients, |_| {})?;
+        audit_record("rekey", shown, "");
+        Ok(Outcome::Done)
+    })
+}
+
+fn optional_identity(identity: &Option<PathBuf>, pass: &PassSource) -> Result<Option<Identity>> {
+    match identity {
+        Some(p) => Ok(Some(id::unlock(p, pass)?)),
+        None => Ok(None),
+    }
+}
+
+fn json_str(s: &str) -> String {
+    serde_json::to_string(s).expect("a string serializes")
+}
+
+pub fn acl(args: AclArgs) -> Result<u8> {
+    let me = optional_identity(&args.identity, &args.pass)?;
+    let json = args.json;
+    for_each_file(&args.paths, args.recursive, me.as_ref(), "", |vol, path, shown, _| {
+        let volume = &vol.volume;
+        let mut bytes = vec![0u8; volume.params.header_len as usize];
+        std::os::unix::fs::FileExt::read_exact_at(&fs::File::open(path)?, &mut bytes, 0)
+            .with_context(|| format!("{shown}: reading the header"))?;
+        let header = tresor_format::Header::open(&bytes, volume).with_context(|| format!("{shown}: file header"))?;
+        let in_force = resolve::policy_in_force(vol, path.parent().expect("a file has a directory"))?;
+        let violation = check_header(volume, &header, in_force.as_ref().map(|(_, d)| d.as_slice())).err();
+        let readers: Vec<(String, &str, String)> = header
+            .recipients()
+            .map(|r| {
+                let role = volume.member(&r).map(|m| m.role.as_str()).unwrap_or("removed");
+                (name_of(volume, &r), role, r.to_string())
+            })
+            .collect();
+        let writer = header.writer();
+        if json {
+            let readers: Vec<String> = readers
+                .iter()
+                .map(|(n, role, id)| format!("{{\"name\":{},\"role\":\"{role}\",\"id\":\"{id}\"}}", json_str(n)))
+                .collect();
+            println!(
+                "{{\"path\":{},\"readers\":[{}],\"signed_by\":{{\"name\":{},\"id\":\"{writer}\"}},\"signed_at\":{},\"violation\":{}}}",
+                json_str(shown),
+                readers.join(","),
+                json_str(&name_of(volume, &writer)),
+                header.signed_at(),
+                violation.as_ref().map(|v| json_str(&v.to_string())).unwrap_or_else(|| "null".into())
+            );
+        } else {
+            println!("{shown}");
+            for (n, role, id) in &readers {
+                println!("  reader  {n:<20} {role:<8} {id}");
+            }
+            println!("  signed by {} at {} (Unix time)", name_of(volume, &writer), header.signed_at());
+            if let Some(v) = &violation {
+                println!("  VIOLATION: {v}");
+            }
+        }
+        Ok(Outcome::Done)
+    })
+}
+
+/// `tresor member remove --rekey`: revoke (and re-key) the member on every
+/// file they can read, and re-sign every header they wrote, before the
+/// registry drops them (so a rerun after an interruption finds them still
+/// listed and continues).
+pub fn remove_member_files(backing: &Path, me: &Identity, gone: &MemberId) -> Result<u8> {
+    let (vol, names) = open_vol(backing, Some(me))?;
+    require_steward(&vol.volume, me)?;
+    let target = Target { backing: backing.to_owned(), shown: "/".into() };
+    let progress = Progress::new("member remove");
+    let (mut done, mut failed) = (0u64, 0u64);
+    files(names.as_ref(), &target, true, &mut |path, shown| {
+        progress.file(shown);
+        let result = (|| -> Result<()> {
+            match revoke_file(&vol, me, path, shown, gone, true)? {
+                Outcome::Done => done += 1,
+                Outcome::Skipped => {
+                    let locked = rewrite::lock_file(path, &vol.volume, u64::from(vol.volume.params.header_len))?;
+                    if locked.header.writer() == *gone {
+                        let mut header = locked.header.clone();
+                        header.sign(me, now())?;
+                        rewrite::write_header(&locked, &header, path)?;
+                        done += 1;
+                    }
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            failed += 1;
+            progress.println(format!("tresor: {shown}: {e:#}"));
+        }
+    })?;
+    progress.finish();
+    eprintln!("member remove: {done} files changed, {failed} failed");
+    Ok(if failed > 0 { EXIT_SOME_FAILED } else { 0 })
+}
+
+pub fn policy(cmd: PolicyCommand) -> Result<u8> {
+    match cmd {
+        PolicyCommand::Set { dir, defaults, unset, who } => {
+            let me = steward(&who)?;
+            let mut vols = Vec::new();
+            let (_, target) = resolve::resolve(&dir, &mut |root| open_vol(root, Some(&me)), &mut vols)?;
+            let (mut vol, names) = vols.pop().expect("resolved");
+            require_steward(&vol.volume, &me)?;
+            if !target.backing.is_dir() {
+                bail!("{} is not a directory", target.shown);
+            }
+            let iv = resolve::read_iv(&target.backing)?;
+            let ids = defaults.iter().map(|d| member_of(&vol.volume, d)).collect::<Result<Vec<_>>>()?;
+            if unset {
+                vol.volume.remove_policy(&iv);
+            } else {
+                vol.volume.set_policy(iv, &ids)?;
+            }
+            vol.volume.sign(&me)?;
+            crate::member::store(&vol.root, &vol.volume)?;
+            audit_record("policy set", &target.shown, &format!("{ids:?}"));
+            eprintln!(
+                "policy of {} {}; registry generation {}",
+                target.shown,
+                if unset {
+                    "removed".to_owned()
+                } else {
+                    format!("set: {}", ids.iter().map(|i| name_of(&vol.volume, i)).collect::<Vec<_>>().join(", "))
+                },
+                vol.volume.generation
+            );
+            // Headers below that the new policy no longer allows: re-sign.
+            let progress = Progress::new("re-signing");
+            let (mut done, mut failed) = (0u64, 0u64);
+            walk(names.as_ref(), &target.backing, &target.shown, &mut |path, shown| {
+                progress.file(shown);
+                let r = (|| -> Result<()> {
+                    let in_force = resolve::policy_in_force(&vol, path.parent().expect("in a dir"))?;
+                    let mut bytes = vec![0u8; vol.volume.params.header_len as usize];
+                    std::os::unix::fs::FileExt::read_exact_at(&fs::File::open(path)?, &mut bytes, 0)?;
+                    let header = tresor_format::Header::open(&bytes, &vol.volume)?;
+                    if check_header(&vol.volume, &header, in_force.as_ref().map(|(_, d)| d.as_slice())).is_ok() {
+                        return Ok(());
+                    }
+                    let locked = rewrite::lock_file(path, &vol.volume, u64::from(vol.volume.params.header_len))?;
+                    let mut header = locked.header.clone();
+                    header.sign(&me, now())?;
+                    rewrite::write_header(&locked, &header, path)?;
+                    done += 1;
+                    Ok(())
+                })();
+                if let Err(e) = r {
+                    failed += 1;
+                    progress.println(format!("tresor: {shown}: {e:#}"));
+                }
+            })?;
+            progress.finish();
+            if done + failed > 0 {
+                eprintln!("re-signed {done} headers the new policy would not allow, {failed} failed");
+            }
+            Ok(if failed > 0 { EXIT_SOME_FAILED } else { 0 })
+        }
+        PolicyCommand::Show { dir, json, identity, pass } => {
+            let me = optional_identity(&identity, &pass)?;
+            let mut vols = Vec::new();
+            let (_, target) = resolve::resolve(&dir, &mut |root| open_vol(root, me.as_ref()), &mut vols)?;
+            let (vol, names) = vols.pop().expect("resolved");
+            let iv = resolve::read_iv(&target.backing)?;
+            let own = vol.volume.policy(&iv).map(<[_]>::to_vec);
+            let in_force = resolve::policy_in_force(&vol, &target.backing)?;
+            let list = |ids: &[MemberId]| -> Vec<String> { ids.iter().map(|i| name_of(&vol.volume, i)).collect() };
+            let from = in_force.as_ref().map(|(d, _)| match names.as_ref() {
+                Some(n) => resolve::show(n, &vol.root, d),
+                None => d.strip_prefix(&vol.root).unwrap_or(d).display().to_string(),
+            });
+            if json {
+                let arr = |ids: &[MemberId]| {
+                    let items: Vec<String> = ids
+                        .iter()
+                        .map(|i| format!("{{\"name\":{},\"id\":\"{i}\"}}", json_str(&name_of(&vol.volume, i))))
+                        .collect();
+                    format!("[{}]", items.join(","))
+                };
+                println!(
+                    "{{\"dir\":{},\"own\":{},\"in_force\":{},\"in_force_from\":{},\"generation\":{}}}",
+                    json_str(&target.shown),
+                    own.as_deref().map(arr).unwrap_or_else(|| "null".into()),
+                    in_force.as_ref().map(|(_, d)| arr(d)).unwrap_or_else(|| "null".into()),
+                    from.as_deref().map(json_str).unwrap_or_else(|| "null".into()),
+                    vol.volume.generation
+                );
+            } else {
+                match &own {
+                    Some(d) => println!("{}: default recipients {}", target.shown, list(d).join(", ")),
+                    None => println!("{}: no policy of its own", target.shown),
+                }
+                match (&in_force, &from) {
+                    (Some((_, d)), Some(f)) => println!("in force: {} (set on {f})", list(d).join(", ")),
+                    _ => println!("in force: none (new files are readable by their creator only)"),
+                }
+            }
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! From a PATH on the command line to a backing file of a volume.
+//!
+//! A PATH is either a path in a backing directory (the volume root is the
+//! nearest ancestor holding `tresor.volume`) or a plaintext path inside a
+//! live Tresor mount on this node: the mount is found in
+//! `/proc/self/mountinfo` by its source `tresor:<backing>`, and each
+//! plaintext component below the mount point is encrypted with the name key
+//! and its directory's IV (long names map to `tresor.longname.*`). The CLI
+//! never reads through the mount: it works on the backing files, with the
+//! same locks as the daemons, so it works while any node has the files open.
+
+use std::{
+    ffi::OsString,
+    fs,
+    os::unix::ffi::{OsStrExt, OsStringExt},
+    path::{Component, Path, PathBuf},
+};
+
+use anyhow::{bail, Context, Result};
+use tresor_format::{
+    names::{self, classify, EntryKind},
+    DirIv, EncryptedName, MemberId, NameCipher, Volume,
+};
+
+/// A volume as the CLI sees it: its backing root and verified registry.
+pub struct Vol {
+    pub root: PathBuf,
+    pub volume: Volume,
+}
+
+/// A volume opened for a run, with the name cipher if an identity was given.
+pub type Opened = (Vol, Option<NameCipher>);
+
+/// A resolved PATH: the backing path, and the plaintext path relative to
+/// the volume root for display (`<entry>` where a name cannot be decrypted).
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub backing: PathBuf,
+    pub shown: String,
+}
+
+/// Finds the volume root of a backing path: the nearest ancestor (or the
+/// path itself) that holds `tresor.volume`.
+pub fn volume_root(backing: &Path) -> Option<PathBuf> {
+    let mut cur = Some(backing);
+    while let Some(dir) = cur {
+        if dir.join(names::VOLUME_FILE).is_file() {
+            return Some(dir.to_owned());
+        }
+        cur = dir.parent();
+    }
+    None
+}
+
+/// The live Tresor mount containing `abs` (an absolute, lexical path), as
+/// (mount point, backing root).
+fn tresor_mount_of(abs: &Path) -> Result<Option<(PathBuf, PathBuf)>> {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut best: Option<(PathBuf, String)> = None;
+    for line in info.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let Some(sep) = fields.iter().position(|f| *f == "-") else { continue };
+        let (Some(mnt), Some(source)) = (fields.get(4), fields.get(sep + 2)) else { continue };
+        let mnt = PathBuf::from(unescape(mnt));
+        if abs.starts_with(&mnt) && best.as_ref().is_none_or(|(b, _)| mnt.as_os_str().len() > b.as_os_str().len()) {
+            best = Some((mnt, unescape(source)));
+        }
+    }
+    let Some((mnt, source)) = best else { return Ok(None) };
+    match source.strip_prefix("tresor:") {
+        Some(backing) => Ok(Some((mnt, PathBuf::from(backing)))),
+        None if source.contains("tresor") || fs::metadata(abs).is_err() => bail!(
+            "{} is in the mount {} whose source is {source:?}, not tresor:<backing>; give the backing path instead",
+            abs.display(),
+            mnt.display()
+        ),
+        None => Ok(None),
+    }
+}
+
+/// `/proc/self/mountinfo` escapes space, tab, newline and backslash as `\ooo`.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub fn read_iv(dir: &Path) -> Result<DirIv> {
+    let p = dir.join(names::DIRIV_FILE);
+    let bytes = fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+    DirIv::parse(&bytes).with_context(|| format!("{} is invalid", p.display()))
+}
+
+/// The backing entry name of plaintext `name` in backing directory `dir`.
+fn entry_of(names: &NameCipher, dir: &Path, name: &[u8]) -> Result<String> {
+    let iv = read_iv(dir)?;
+    Ok(match names.encrypt_name(&iv, name)? {
+        EncryptedName::Short(e) => e,
+        EncryptedName::Long { entry, .. } => entry,
+    })
+}
+
+/// The plaintext name of backing entry `entry` in `dir`, if it has one.
+pub fn plain_name(names: &NameCipher, dir: &Path, iv: &DirIv, entry: &str) -> Option<Vec<u8>> {
+    match classify(entry) {
+        EntryKind::Short => names.decrypt_name(iv, entry).ok(),
+        EntryKind::Long => {
+            let full = fs::read_to_string(dir.join(names::long_name_sidecar(entry))).ok()?;
+            NameCipher::check_long_name(entry, &full).ok()?;
+            names.decrypt_name(iv, &full).ok()
+        }
+        EntryKind::Reserved => None,
+    }
+}
+
+/// Resolves command-line paths. `open` loads and verifies the volume (with
+/// the CLI's pinned steward key) the first time a root is seen; the name
+/// cipher is needed for plaintext paths and display.
+pub fn resolve(
+    arg: &Path,
+    open: &mut dyn FnMut(&Path) -> Result<Opened>,
+    vols: &mut Vec<Opened>,
+) -> Result<(usize, Target)> {
+    let abs = std::path::absolute(arg).with_context(|| format!("{}", arg.display()))?;
+    let (root, backing, plain_rel) = match tresor_mount_of(&abs)? {
+        Some((mnt, backing_root)) => {
+            let rel = abs.strip_prefix(&mnt).expect("checked").to_owned();
+            (backing_root.clone(), None, Some(rel))
+        }
+        None => {
+            let canon = fs::canonicalize(&abs).with_context(|| format!("{}", arg.display()))?;
+            let Some(root) = volume_root(&canon) else {
+                bail!(
+                    "{} is neither inside a Tresor backing directory (no tresor.volume above it) nor inside a live Tresor mount",
+                    arg.display()
+                )
+            };
+            (root, Some(canon), None)
+        }
+    };
+    let at = match vols.iter().position(|(v, _)| v.root == root) {
+        Some(i) => i,
+        None => {
+            vols.push(open(&root)?);
+            vols.len() - 1
+        }
+    };
+    let (vol, names) = &vols[at];
+    let target = match (backing, plain_rel) {
+        (Some(backing), _) => {
+            let shown = match names {
+                Some(n) => show(n, &vol.root, &backing),
+                None => backing.strip_prefix(&vol.root).unwrap_or(&backing).display().to_string(),
+            };
+            Target { backing, shown }
+        }
+        (None, Some(rel)) => {
+            let names = names.as_ref().context("a plaintext path needs your identity (it holds the name key)")?;
+            let mut dir = vol.root.clone();
+            for part in rel.components() {
+                match part {
+                    Component::Normal(p) => {
+                        let entry = entry_of(names, &dir, p.as_bytes())?;
+                        dir = dir.join(entry);
+                    }
+                    Component::CurDir => {}
+                    _ => bail!("{}: use a path without `..` inside a mount", arg.display()),
+                }
+            }
+            if fs::symlink_metadata(&dir).is_err() {
+                bail!("{}: no such file or directory in the volume", arg.display());
+            }
+            Target { backing: dir, shown: rel.display().to_string() }
+        }
+        _ => unreachable!(),
+    };
+    Ok((at, target))
+}
+
+/// The plaintext path of backing path `backing` below `root`, for display.
+pub fn show(names: &NameCipher, root: &Path, backing: &Path) -> String {
+    let Ok(rel) = backing.strip_prefix(root) else { return backing.display().to_string() };
+    let mut dir = root.to_owned();
+    let mut out: Vec<u8> = Vec::new();
+    for part in rel.components() {
+        let Component::Normal(p) = part else { continue };
+        let name = read_iv(&dir)
+            .ok()
+            .and_then(|iv| plain_name(names, &dir, &iv, &p.to_string_lossy()))
+            .unwrap_or_else(|| format!("<{}>", p.to_string_lossy()).into_bytes());
+        if !out.is_empty() {
+            out.push(b'/');
+        }
+        out.extend_from_slice(&name);
+        dir = dir.join(p);
+    }
+    if out.is_empty() {
+        return "/".into();
+    }
+    String::from_utf8_lossy(&OsString::from_vec(out).into_vec()).into_owned()
+}
+
+/// The default recipients of the policy in force for backing directory
+/// `dir` (the nearest directory from `dir` up to `root` with a policy in
+/// the registry), and the directory that sets it.
+pub fn policy_in_force(vol: &Vol, dir: &Path) -> Result<Option<(PathBuf, Vec<MemberId>)>> {
+    let mut cur = dir.to_owned();
+    loop {
+        let iv = read_iv(&cur)?;
+        if let Some(d) = vol.volume.policy(&iv) {
+            return Ok(Some((cur, d.to_vec())));
+        }
+        if cur == vol.root {
+            return Ok(None);
+        }
+        match cur.parent() {
+            Some(p) if p.starts_with(&vol.root) => cur = p.to_owned(),
+            _ => return Ok(None),
+        }
+    }
+}

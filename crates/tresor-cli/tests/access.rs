@@ -1,0 +1,416 @@
+//! Access management end to end: `tresor grant`, `revoke`, `rekey`, `acl`,
+//! `policy`, `member remove --rekey`, against real mounts.
+//!
+//! The cast: `steward` (steward), `alice` and `bob` (members), `mallory` (not
+//! a member: someone with write access to the backing directory only).
+
+mod common;
+
+use std::{
+    fs::{self, File, OpenOptions},
+    io::{ErrorKind, Read, Write},
+    os::unix::fs::FileExt,
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::{run_ok, Scratch, PASS};
+use rand_core::{OsRng, RngCore};
+use tresor_format::{
+    content::BLOCK_OVERHEAD, ContentCipher, Header, Identity, Layout, NameCipher, PublicIdentity, Volume,
+};
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A volume with steward, alice and bob, and the steward as the default
+/// recipient of everything (so the steward can grant and re-key).
+struct Project {
+    s: Scratch,
+}
+
+impl Project {
+    fn new(name: &str) -> Project {
+        let s = Scratch::new(name);
+        s.identity("steward");
+        s.init("backing", "steward", &[]);
+        let p = Project { s };
+        for who in ["alice", "bob"] {
+            let public = p.s.identity(who);
+            p.ok(&["member", "add", p.backing().to_str().unwrap(), &public, "--name", who]);
+        }
+        p.ok(&["policy", "set", p.backing().to_str().unwrap(), "--default", "steward"]);
+        p
+    }
+
+    fn backing(&self) -> PathBuf {
+        self.s.path("backing")
+    }
+
+    /// `tresor ARGS -i steward.id --passfile pass`.
+    fn cmd_as(&self, who: &str, args: &[&str]) -> Command {
+        let mut cmd = self.s.tresor();
+        cmd.args(args).arg("-i").arg(self.s.path(&format!("{who}.id"))).arg("--passfile").arg(self.s.path("pass"));
+        cmd
+    }
+
+    fn ok(&self, args: &[&str]) -> Output {
+        run_ok(&mut self.cmd_as("steward", args))
+    }
+
+    fn fails_as(&self, who: &str, args: &[&str]) -> String {
+        let out = self.cmd_as(who, args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} as {who} should fail");
+        stderr(&out)
+    }
+
+    fn unseal(&self, who: &str) -> Identity {
+        Identity::unseal(&fs::read(self.s.path(&format!("{who}.id"))).unwrap(), PASS.as_bytes()).unwrap()
+    }
+
+    fn volume(&self) -> Volume {
+        Volume::open_self_signed(&fs::read(self.backing().join("tresor.volume")).unwrap()).unwrap()
+    }
+
+    /// The backing file of plaintext `name` in the volume root.
+    fn backing_of(&self, name: &str) -> PathBuf {
+        let volume = self.volume();
+        let names = NameCipher::new(&volume.name_key(&self.unseal("steward")).unwrap());
+        let iv = tresor_format::DirIv::parse(&fs::read(self.backing().join("tresor.diriv")).unwrap()).unwrap();
+        match names.encrypt_name(&iv, name.as_bytes()).unwrap() {
+            tresor_format::EncryptedName::Short(e) => self.backing().join(e),
+            tresor_format::EncryptedName::Long { entry, .. } => self.backing().join(entry),
+        }
+    }
+
+    fn header_of(&self, backing: &Path) -> Header {
+        let volume = self.volume();
+        let mut bytes = vec![0u8; volume.params.header_len as usize];
+        File::open(backing).unwrap().read_exact_at(&mut bytes, 0).unwrap();
+        Header::open(&bytes, &volume).unwrap()
+    }
+
+    fn tmp_leftovers(&self) -> Vec<String> {
+        fs::read_dir(self.backing())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with("tresor.tmp."))
+            .collect()
+    }
+}
+
+/// Data with a recognisable pattern: `len` bytes from `seed`.
+fn data(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 12) as u8).collect()
+}
+
+/// Whether `key`'s content cipher (for `file_id`) opens any stored block of
+/// the backing file.
+fn opens_any_block(volume: &Volume, backing: &Path, cipher: &ContentCipher) -> bool {
+    let layout = Layout::new(volume.params.header_len, volume.params.block_size);
+    let bytes = fs::read(backing).unwrap();
+    let size = layout.plaintext_size(bytes.len() as u64).unwrap();
+    let b = volume.params.block_size as u64;
+    let mut out = vec![0u8; b as usize];
+    (0..layout.block_count(size)).any(|k| {
+        let len = (size - k * b).min(b) as usize + BLOCK_OVERHEAD;
+        let at = layout.block_offset(k) as usize;
+        cipher.open_block(k, &bytes[at..at + len], &mut out).is_ok()
+    })
+}
+
+#[test]
+fn a_steward_grants_and_revokes_and_the_old_key_opens_nothing_stored_afterwards() {
+    let p = Project::new("scenario");
+    let a = p.s.mount("backing", "alice", "alice", &[]);
+    let first = data(3 * 4096 + 100, 1);
+    fs::write(a.path.join("results.csv"), &first).unwrap();
+    // A plaintext path inside alice's live mount works as well as a backing path.
+    let b = p.s.mount("backing", "bob", "bob", &[]);
+    assert_eq!(File::open(b.path.join("results.csv")).unwrap_err().kind(), ErrorKind::PermissionDenied);
+    p.ok(&["grant", a.path.join("results.csv").to_str().unwrap(), "--to", "bob"]);
+    assert_eq!(fs::read(b.path.join("results.csv")).unwrap(), first);
+
+    // What bob could keep: his unwrapped content key.
+    let volume = p.volume();
+    let backing = p.backing_of("results.csv");
+    let before = p.header_of(&backing);
+    let bobs_key = before.file_key(&p.unseal("bob")).unwrap();
+    let old = ContentCipher::new(volume.params.suite, &bobs_key, &before.file_id, volume.params.block_size);
+    assert!(opens_any_block(&volume, &backing, &old), "the key opens the file before the revoke");
+    // bob keeps a handle open across the revoke.
+    let mut held = File::open(b.path.join("results.csv")).unwrap();
+
+    let out = p.ok(&["revoke", backing.to_str().unwrap(), "--from", "bob"]);
+    assert!(stderr(&out).contains("1 changed"), "{}", stderr(&out));
+    assert_eq!(File::open(b.path.join("results.csv")).unwrap_err().kind(), ErrorKind::PermissionDenied);
+    let mut buf = Vec::new();
+    assert_eq!(held.read_to_end(&mut buf).unwrap_err().kind(), ErrorKind::PermissionDenied, "the open handle too");
+    // alice still reads and writes; nothing stored after the revoke opens
+    // with bob's old key (under the old or the new file id).
+    assert_eq!(fs::read(a.path.join("results.csv")).unwrap(), first);
+    OpenOptions::new().append(true).open(a.path.join("results.csv")).unwrap().write_all(&data(5000, 2)).unwrap();
+    let after = p.header_of(&backing);
+    assert!(!after.is_recipient(&p.unseal("bob").id()));
+    let old_new_id = ContentCipher::new(volume.params.suite, &bobs_key, &after.file_id, volume.params.block_size);
+    assert!(!opens_any_block(&volume, &backing, &old));
+    assert!(!opens_any_block(&volume, &backing, &old_new_id));
+    // A rerun finds nothing to do.
+    let out = p.ok(&["revoke", backing.to_str().unwrap(), "--from", "bob"]);
+    assert!(stderr(&out).contains("0 changed, 1 already so"), "{}", stderr(&out));
+}
+
+#[test]
+fn acl_shows_readers_roles_and_signer_also_as_json() {
+    let p = Project::new("acl");
+    let a = p.s.mount("backing", "alice", "alice", &[]);
+    fs::write(a.path.join("notes.txt"), b"x").unwrap();
+    let out = run_ok(
+        p.s.tresor()
+            .args(["acl", "--json"])
+            .arg(a.path.join("notes.txt"))
+            .arg("-i")
+            .arg(p.s.path("alice.id"))
+            .arg("--passfile")
+            .arg(p.s.path("pass")),
+    );
+    let line = String::from_utf8(out.stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(v["path"], "notes.txt");
+    let mut readers: Vec<_> = v["readers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap().to_owned(), r["role"].as_str().unwrap().to_owned()))
+        .collect();
+    readers.sort();
+    assert_eq!(readers, [("alice".into(), "member".into()), ("steward".into(), "steward".into())]);
+    assert_eq!(v["signed_by"]["name"], "alice");
+    assert_eq!(v["violation"], serde_json::Value::Null);
+    // Without -r a directory is refused with a hint; with -r it is walked.
+    let out = p.s.tresor().arg("acl").arg(p.backing()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("use -r"), "{}", stderr(&out));
+    let out = run_ok(p.s.tresor().args(["acl", "-r"]).arg(p.backing()));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("signed by alice"));
+}
+
+#[test]
+fn a_member_cannot_widen_readers_and_a_forged_header_is_a_violation() {
+    let p = Project::new("member-widen");
+    let a = p.s.mount("backing", "alice", "alice", &[]);
+    fs::write(a.path.join("draft"), b"alice's draft").unwrap();
+    let path = a.path.join("draft");
+    let err = p.fails_as("alice", &["grant", path.to_str().unwrap(), "--to", "bob"]);
+    assert!(err.contains("only a steward"), "{err}");
+    let err = p.fails_as("alice", &["policy", "set", p.backing().to_str().unwrap(), "--default", "bob"]);
+    assert!(err.contains("steward"), "{err}");
+
+    // alice forges a header naming bob with the format crate.
+    let volume = p.volume();
+    let alice = p.unseal("alice");
+    let bob: PublicIdentity = *p.unseal("bob").public();
+    let (header, key) = Header::create(&volume, &alice, &[*alice.public(), bob], 1, &mut OsRng).unwrap();
+    let cipher = ContentCipher::new(volume.params.suite, &key, &header.file_id, volume.params.block_size);
+    let mut bytes = header.to_bytes().unwrap();
+    bytes.extend_from_slice(&cipher.seal_trailer(0, &mut OsRng));
+    let backing = p.backing_of("draft");
+    fs::write(&backing, &bytes).unwrap();
+    let b = p.s.mount("backing", "bob", "bob", &[]);
+    assert_eq!(File::open(b.path.join("draft")).unwrap_err().kind(), ErrorKind::PermissionDenied);
+    let out = run_ok(p.s.tresor().args(["acl"]).arg(&backing));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("VIOLATION"), "{}", String::from_utf8_lossy(&out.stdout));
+    // A steward's policy naming bob makes the same header valid (it is the rule, not a signature check).
+    p.ok(&["policy", "set", p.backing().to_str().unwrap(), "--default", "steward", "bob"]);
+    let out = run_ok(p.s.tresor().args(["acl"]).arg(&backing));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("VIOLATION"));
+    // Narrowing the policy again re-signs the header as the steward, so it stays valid.
+    let out = p.ok(&["policy", "set", p.backing().to_str().unwrap(), "--default", "steward"]);
+    assert!(stderr(&out).contains("re-signed 1"), "{}", stderr(&out));
+    assert_eq!(p.header_of(&backing).writer(), p.unseal("steward").id());
+}
+
+#[test]
+fn storage_tampering_is_refused_with_a_clear_error() {
+    let p = Project::new("tamper");
+    let a = p.s.mount("backing", "alice", "alice", &[]);
+    fs::write(a.path.join("one"), data(10_000, 3)).unwrap();
+    fs::write(a.path.join("two"), data(10_000, 4)).unwrap();
+    let (one, two) = (p.backing_of("one"), p.backing_of("two"));
+    let volume = p.volume();
+    let h = volume.params.header_len as usize;
+    let acl_err = |path: &Path| {
+        let out = p.s.tresor().arg("acl").arg(path).output().unwrap();
+        assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+        stderr(&out)
+    };
+    let original = fs::read(&one).unwrap();
+
+    // 1. A stanza added (copied from another header) without a signature.
+    let mut bytes = original.clone();
+    let hdr = Header::parse(&bytes[..h]).unwrap();
+    let c = hdr.stanzas().len();
+    let other = fs::read(&two).unwrap();
+    let stanza = &other[108..108 + 96];
+    let sig = bytes[108 + 96 * c..108 + 96 * c + 64].to_vec();
+    bytes[108 + 96 * c..108 + 96 * c + 96].copy_from_slice(stanza);
+    bytes[108 + 96 * (c + 1)..108 + 96 * (c + 1) + 64].copy_from_slice(&sig);
+    bytes[10..12].copy_from_slice(&((c + 1) as u16).to_le_bytes());
+    bytes[12..16].copy_from_slice(&((172 + 96 * (c + 1)) as u32).to_le_bytes());
+    fs::write(&one, &bytes).unwrap();
+    assert!(acl_err(&one).contains("file header"));
+    assert_eq!(fs::read(a.path.join("one")).unwrap_err().raw_os_error(), Some(libc::EIO));
+
+    // 2. The header of another file swapped in: the content no longer opens.
+    let mut bytes = original.clone();
+    bytes[..h].copy_from_slice(&other[..h]);
+    fs::write(&one, &bytes).unwrap();
+    assert_eq!(fs::read(a.path.join("one")).unwrap_err().raw_os_error(), Some(libc::EIO));
+    let err = p.fails_as("steward", &["rekey", one.to_str().unwrap()]);
+    assert!(err.contains("damaged"), "{err}");
+
+    // 3. A file of mallory's own, signed with a key that is not a member's.
+    let mallory = Identity::generate("mallory", &mut OsRng).unwrap();
+    let (header, key) = Header::create(&volume, &mallory, &[*mallory.public()], 1, &mut OsRng).unwrap();
+    let cipher = ContentCipher::new(volume.params.suite, &key, &header.file_id, volume.params.block_size);
+    let mut bytes = header.to_bytes().unwrap();
+    bytes.extend_from_slice(&cipher.seal_trailer(0, &mut OsRng));
+    fs::write(&one, &bytes).unwrap();
+    let err = acl_err(&one);
+    assert!(err.contains("not a key this volume trusts"), "{err}");
+    assert_eq!(fs::read(a.path.join("one")).unwrap_err().raw_os_error(), Some(libc::EIO));
+
+    // 4. The registry (and the policies in it) edited: the signature fails.
+    let vol_path = p.backing().join("tresor.volume");
+    let good = fs::read(&vol_path).unwrap();
+    let mut edited = good.clone();
+    let at = edited.len() - 64 - 16 - 16; // the last default recipient id of the last policy
+    edited[at] ^= 1;
+    fs::write(&vol_path, &edited).unwrap();
+    let err = p.fails_as("steward", &["policy", "show", p.backing().to_str().unwrap()]);
+    assert!(err.contains("volume file"), "{err}");
+
+    // 5. A policy rolled back (the registry of an earlier generation) or deleted
+    //    (the same registry without it, which needs a steward's signature).
+    fs::write(&vol_path, &good).unwrap();
+    fs::write(&one, &original).unwrap();
+    p.ok(&["policy", "set", p.backing().to_str().unwrap(), "--default", "steward", "bob"]);
+    p.ok(&["policy", "show", p.backing().to_str().unwrap()]);
+    fs::write(&vol_path, &good).unwrap();
+    let err = p.fails_as("steward", &["policy", "show", p.backing().to_str().unwrap()]);
+    assert!(err.contains("rolled back"), "{err}");
+    // A policy file planted the old way is not read by anything.
+    fs::write(p.backing().join("tresor.policy"), b"TRSRPOLY").unwrap();
+}
+
+/// Grants bob back (in place) if a revoke removed him.
+fn ensure_bob(p: &Project, path: &Path) {
+    if !p.header_of(path).is_recipient(&p.unseal("bob").id()) {
+        p.ok(&["grant", path.to_str().unwrap(), "--to", "bob"]);
+    }
+}
+
+#[test]
+fn a_revoke_killed_at_random_moments_leaves_the_old_or_the_new_file() {
+    let mib: usize = if std::env::var_os("TRESOR_BIG_TESTS").is_some() { 256 } else { 16 };
+    let p = Project::new("kill");
+    let a = p.s.mount("backing", "alice", "alice", &[]);
+    let content = data(mib << 20, 5);
+    fs::write(a.path.join("big"), &content).unwrap();
+    let path = p.backing_of("big");
+    ensure_bob(&p, &path);
+    // How long one uninterrupted revoke takes (identity unlock included).
+    let start = Instant::now();
+    p.ok(&["revoke", path.to_str().unwrap(), "--from", "bob"]);
+    let full = start.elapsed();
+    for round in 0..20 {
+        ensure_bob(&p, &path);
+        let before = p.header_of(&path);
+        let mut child = p
+            .cmd_as("steward", &["revoke", path.to_str().unwrap(), "--from", "bob"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let at = Duration::from_micros(OsRng.next_u64() % (full.as_micros() as u64 * 6 / 5).max(1));
+        std::thread::sleep(at);
+        let _ = child.kill(); // SIGKILL
+        child.wait().unwrap();
+        // Exactly one key set: the header verifies and every block and the
+        // trailer open under it (a full read through the mount).
+        let after = p.header_of(&path);
+        assert!(after == before || after.file_id != before.file_id, "round {round}: a mixed header");
+        assert!(
+            fs::read(a.path.join("big")).unwrap() == content,
+            "round {round} (killed after {at:?}): content changed"
+        );
+    }
+    // Leftover temporaries of killed runs are removed by the next run once stale.
+    for tmp in p.tmp_leftovers() {
+        let t = p.backing().join(tmp);
+        run_ok(Command::new("touch").args(["-d", "2 minutes ago"]).arg(&t));
+    }
+    ensure_bob(&p, &path);
+    p.ok(&["revoke", "-r", p.backing().to_str().unwrap(), "--from", "bob"]);
+    assert_eq!(p.tmp_leftovers(), Vec::<String>::new());
+    assert!(!p.header_of(&path).is_recipient(&p.unseal("bob").id()));
+    assert!(fs::read(a.path.join("big")).unwrap() == content);
+}
+
+#[test]
+fn a_writer_through_a_mount_loses_nothing_during_re_keys() {
+    let p = Project::new("concurrent");
+    let a = p.s.mount("backing", "alice", "alice", &[]);
+    let len = 2 << 20;
+    let mut model = data(len, 6);
+    fs::write(a.path.join("live"), &model).unwrap();
+    let path = p.backing_of("live");
+    let file = a.path.join("live");
+    let writer = std::thread::spawn(move || {
+        let f = OpenOptions::new().read(true).write(true).open(&file).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(4);
+        let mut n = 0u32;
+        while Instant::now() < deadline {
+            let off = (OsRng.next_u64() % (len as u64 - 10_000)) as usize;
+            let chunk = data(1 + (OsRng.next_u32() % 9_000) as usize, n as u8);
+            f.write_all_at(&chunk, off as u64).unwrap();
+            model[off..off + chunk.len()].copy_from_slice(&chunk);
+            n += 1;
+        }
+        (model, n)
+    });
+    let mut rekeys = 0;
+    while !writer.is_finished() {
+        p.ok(&["rekey", path.to_str().unwrap()]);
+        rekeys += 1;
+    }
+    let (model, writes) = writer.join().unwrap();
+    assert!(rekeys >= 2 && writes > 10, "{rekeys} re-keys, {writes} writes");
+    assert!(fs::read(a.path.join("live")).unwrap() == model, "after {rekeys} re-keys and {writes} writes");
+}
+
+#[test]
+fn removing_a_member_with_rekey_revokes_every_file_and_re_signs_what_they_wrote() {
+    let p = Project::new("remove");
+    p.ok(&["policy", "set", p.backing().to_str().unwrap(), "--default", "steward", "bob"]);
+    std::thread::sleep(Duration::from_millis(1100)); // mounts reload the registry once a second
+    let a = p.s.mount("backing", "alice", "alice", &[]);
+    fs::create_dir(a.path.join("sub")).unwrap();
+    fs::write(a.path.join("sub/by-alice"), b"alice's").unwrap();
+    drop(a);
+    let b = p.s.mount("backing", "bob", "bob", &[]);
+    fs::write(b.path.join("by-bob"), b"bob's").unwrap();
+    drop(b);
+    p.ok(&["member", "remove", p.backing().to_str().unwrap(), "bob", "--rekey"]);
+    let steward = p.unseal("steward").id();
+    // Verifies although bob, its writer, is gone: the steward re-signed it.
+    assert_eq!(p.header_of(&p.backing_of("by-bob")).writer(), steward);
+    let out = run_ok(p.s.tresor().args(["acl", "-r", "--json"]).arg(p.backing()));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(!text.contains("\"bob\""), "{text}");
+    let a = p.s.mount("backing", "alice", "alice", &[]);
+    assert_eq!(fs::read(a.path.join("sub/by-alice")).unwrap(), b"alice's");
+}
