@@ -162,6 +162,9 @@ fn name_of(volume: &Volume, id: &MemberId) -> String {
 /// nothing (scripts get the per-file lines and the summary).
 pub struct Progress {
     bar: indicatif::ProgressBar,
+    /// Ciphertext bytes re-keyed so far (shown for big files).
+    bytes: std::cell::Cell<u64>,
+    current: std::cell::RefCell<String>,
 }
 
 impl Progress {
@@ -178,12 +181,22 @@ impl Progress {
         } else {
             indicatif::ProgressBar::hidden()
         };
-        Progress { bar }
+        Progress { bar, bytes: Default::default(), current: Default::default() }
     }
 
     pub fn file(&self, shown: &str) {
         self.bar.inc(1);
         self.bar.set_message(shown.to_owned());
+        *self.current.borrow_mut() = shown.to_owned();
+    }
+
+    /// `n` more bytes of the current file re-keyed.
+    pub fn add_bytes(&self, n: u64) {
+        self.bytes.set(self.bytes.get() + n);
+        if !self.bar.is_hidden() {
+            let mib = self.bytes.get() as f64 / (1 << 20) as f64;
+            self.bar.set_message(format!("{} ({mib:.0} MiB re-keyed)", self.current.borrow()));
+        }
     }
 
     pub fn println(&self, line: String) {
@@ -334,6 +347,7 @@ pub fn revoke_file(
     shown: &str,
     from: &MemberId,
     rekey: bool,
+    progress: &Progress,
 ) -> Result<Outcome> {
     let volume = &vol.volume;
     let len = if rekey { 0 } else { u64::from(volume.params.header_len) };
@@ -343,7 +357,7 @@ pub fn revoke_file(
     }
     if rekey {
         let recipients = rewrite::publics(volume, locked.header.recipients().filter(|r| r != from));
-        rewrite::rekey(locked, path, volume, me, &recipients, |_| {})?;
+        rewrite::rekey(locked, path, volume, me, &recipients, |n| progress.add_bytes(n))?;
     } else {
         let mut header = locked.header.clone();
         header.remove_recipient(from);
@@ -356,20 +370,20 @@ pub fn revoke_file(
 
 pub fn revoke(args: RevokeArgs) -> Result<u8> {
     let me = steward(&args.who)?;
-    for_each_file(&args.paths, args.recursive, Some(&me), "revoke", |vol, path, shown, _| {
+    for_each_file(&args.paths, args.recursive, Some(&me), "revoke", |vol, path, shown, progress| {
         require_steward(&vol.volume, &me)?;
         let from = member_of(&vol.volume, &args.from)?;
-        revoke_file(vol, &me, path, shown, &from, !args.no_rekey)
+        revoke_file(vol, &me, path, shown, &from, !args.no_rekey, progress)
     })
 }
 
 pub fn rekey(args: RekeyArgs) -> Result<u8> {
     let me = steward(&args.who)?;
-    for_each_file(&args.paths, args.recursive, Some(&me), "rekey", |vol, path, shown, _| {
+    for_each_file(&args.paths, args.recursive, Some(&me), "rekey", |vol, path, shown, progress| {
         require_steward(&vol.volume, &me)?;
         let locked = rewrite::lock_file(path, &vol.volume, 0)?;
         let recipients = rewrite::publics(&vol.volume, locked.header.recipients());
-        rewrite::rekey(locked, path, &vol.volume, &me, &recipients, |_| {})?;
+        rewrite::rekey(locked, path, &vol.volume, &me, &recipients, |n| progress.add_bytes(n))?;
         audit_record("rekey", shown, "");
         Ok(Outcome::Done)
     })
@@ -445,7 +459,7 @@ pub fn remove_member_files(backing: &Path, me: &Identity, gone: &MemberId) -> Re
     files(names.as_ref(), &target, true, &mut |path, shown| {
         progress.file(shown);
         let result = (|| -> Result<()> {
-            match revoke_file(&vol, me, path, shown, gone, true)? {
+            match revoke_file(&vol, me, path, shown, gone, true, &progress)? {
                 Outcome::Done => done += 1,
                 Outcome::Skipped => {
                     let locked = rewrite::lock_file(path, &vol.volume, u64::from(vol.volume.params.header_len))?;

@@ -56,25 +56,33 @@ pub fn volume_root(backing: &Path) -> Option<PathBuf> {
 /// (mount point, backing root).
 fn tresor_mount_of(abs: &Path) -> Result<Option<(PathBuf, PathBuf)>> {
     let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut best: Option<(PathBuf, String)> = None;
+    let mut best: Option<(PathBuf, String, String)> = None;
     for line in info.lines() {
         let fields: Vec<&str> = line.split(' ').collect();
         let Some(sep) = fields.iter().position(|f| *f == "-") else { continue };
-        let (Some(mnt), Some(source)) = (fields.get(4), fields.get(sep + 2)) else { continue };
+        let (Some(mnt), Some(fstype), Some(source)) = (fields.get(4), fields.get(sep + 1), fields.get(sep + 2)) else {
+            continue;
+        };
         let mnt = PathBuf::from(unescape(mnt));
-        if abs.starts_with(&mnt) && best.as_ref().is_none_or(|(b, _)| mnt.as_os_str().len() > b.as_os_str().len()) {
-            best = Some((mnt, unescape(source)));
+        if abs.starts_with(&mnt) && best.as_ref().is_none_or(|(b, ..)| mnt.as_os_str().len() > b.as_os_str().len()) {
+            best = Some((mnt, fstype.to_string(), unescape(source)));
         }
     }
-    let Some((mnt, source)) = best else { return Ok(None) };
+    let Some((mnt, fstype, source)) = best else { return Ok(None) };
+    // Tresor mounts show as type `fuse` (or `fuse.tresor` through libfuse);
+    // other file systems (a GlusterFS or NFS backing store) are not mounts
+    // of ours.
+    if fstype != "fuse" && fstype != "fuse.tresor" {
+        return Ok(None);
+    }
     match source.strip_prefix("tresor:") {
         Some(backing) => Ok(Some((mnt, PathBuf::from(backing)))),
-        None if source.contains("tresor") || fs::metadata(abs).is_err() => bail!(
-            "{} is in the mount {} whose source is {source:?}, not tresor:<backing>; give the backing path instead",
+        None => bail!(
+            "{} is in the FUSE mount {} whose source is {source:?}, not tresor:<backing> (a Tresor mount with its own \
+             fsname?); give the backing path instead",
             abs.display(),
             mnt.display()
         ),
-        None => Ok(None),
     }
 }
 
