@@ -7,9 +7,13 @@
 //! Backing I/O errors pass through as their errno. Format errors map as:
 //! not a recipient of a file's header → EACCES (warning); anything that
 //! fails authentication or is malformed (header, block, trailer, name,
-//! symlink target, directory IV or policy) → EIO, logged as an error with
-//! the backing path (and block number). Names longer than 255 bytes →
-//! ENAMETOOLONG. No callback panics or leaves a request unanswered.
+//! symlink target or directory IV) → EIO, logged as an error with the
+//! backing path (and block number). A verified header that breaks the
+//! member header rule (signed by a member, naming someone who is neither a
+//! steward nor a default of the policy in force for the file's directory;
+//! THREAT-MODEL.md §4) → EACCES, logged as an error naming the writer and
+//! the extra recipient. Names longer than 255 bytes → ENAMETOOLONG. No
+//! callback panics or leaves a request unanswered.
 //!
 //! # Resolving backing paths
 //!
@@ -47,7 +51,13 @@
 //! * `rename` supports `RENAME_NOREPLACE` and `RENAME_EXCHANGE`, across
 //!   directories and for directories (a directory's IV lives inside it). A
 //!   plain rename onto an empty directory removes it first (two steps: not
-//!   atomic).
+//!   atomic). A move that changes the policy in force is refused with EXDEV
+//!   (so `mv` copies, and the copy gets the new defaults) when it would
+//!   break the member header rule: a file with a member-signed header the
+//!   new policy does not allow; a directory without a policy of its own,
+//!   unless this mount's identity is a steward.
+//! * A handle whose file a steward re-keyed (`file.rs`, "Re-keyed files")
+//!   is reopened by path and the operation retried (`with_file`).
 //!
 //! # Locks
 //!
