@@ -57,7 +57,8 @@ pub struct GrantArgs {
 pub struct RevokeArgs {
     #[arg(required = true)]
     paths: Vec<PathBuf>,
-    /// The member to take read access from: name or member id.
+    /// The member to take read access from: name or member id (also the id
+    /// of someone already removed from the registry).
     #[arg(long)]
     from: String,
     #[arg(short, long)]
@@ -368,11 +369,25 @@ pub fn revoke_file(
     Ok(Outcome::Done)
 }
 
+/// A member by name or id; for a revoke also the id of someone already
+/// removed from the registry, whose keys can still be in headers.
+fn member_or_removed(volume: &Volume, who: &str) -> Result<MemberId> {
+    member_of(volume, who).or_else(|e| {
+        let bytes: Option<Vec<u8>> = (who.len() == 32 && who.bytes().all(|c| c.is_ascii_hexdigit()))
+            .then(|| (0..16).map(|i| u8::from_str_radix(&who[2 * i..2 * i + 2], 16).ok()).collect())
+            .flatten();
+        match bytes {
+            Some(b) => Ok(MemberId(b.try_into().expect("16 bytes"))),
+            None => Err(e),
+        }
+    })
+}
+
 pub fn revoke(args: RevokeArgs) -> Result<u8> {
     let me = steward(&args.who)?;
     for_each_file(&args.paths, args.recursive, Some(&me), "revoke", |vol, path, shown, progress| {
         require_steward(&vol.volume, &me)?;
-        let from = member_of(&vol.volume, &args.from)?;
+        let from = member_or_removed(&vol.volume, &args.from)?;
         revoke_file(vol, &me, path, shown, &from, !args.no_rekey, progress)
     })
 }

@@ -145,6 +145,15 @@ pub fn run(cmd: MemberCommand) -> Result<u8> {
             volume.sign(&steward)?;
             store(&backing, &volume)?;
             eprintln!("removed {} ({id}); registry generation {}", removed.name, volume.generation);
+            if !rekey {
+                eprintln!(
+                    "note: files that named {} keep their key in the header until a steward revokes it; headers signed \
+                     by members that name them are refused until re-keyed: `tresor revoke -r {} --from {id}`, or next \
+                     time use `member remove --rekey`",
+                    removed.name,
+                    backing.display()
+                );
+            }
             crate::access::audit_record("member remove", &removed.name, &id.to_string());
             Ok(0)
         }

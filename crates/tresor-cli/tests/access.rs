@@ -414,3 +414,22 @@ fn removing_a_member_with_rekey_revokes_every_file_and_re_signs_what_they_wrote(
     let a = p.s.mount("backing", "alice", "alice", &[]);
     assert_eq!(fs::read(a.path.join("sub/by-alice")).unwrap(), b"alice's");
 }
+
+#[test]
+fn a_member_removed_without_rekey_is_revoked_by_id_afterwards() {
+    let p = Project::new("remove-later");
+    let backing = p.backing();
+    let backing = backing.to_str().unwrap();
+    p.ok(&["policy", "set", backing, "--default", "steward", "bob"]);
+    std::thread::sleep(Duration::from_millis(1100));
+    let a = p.s.mount("backing", "alice", "alice", &[]);
+    fs::write(a.path.join("shared"), b"for the team").unwrap();
+    let bob = p.unseal("bob").id().to_string();
+    let out = p.ok(&["member", "remove", backing, "bob"]);
+    assert!(stderr(&out).contains("--rekey"), "{}", stderr(&out));
+    std::thread::sleep(Duration::from_millis(1100));
+    // alice's header still names bob, who is no member: refused until a steward re-keys.
+    assert_eq!(fs::read(a.path.join("shared")).unwrap_err().kind(), ErrorKind::PermissionDenied);
+    p.ok(&["revoke", "-r", backing, "--from", &bob]);
+    assert_eq!(fs::read(a.path.join("shared")).unwrap(), b"for the team");
+}
