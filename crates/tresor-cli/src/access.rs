@@ -28,6 +28,8 @@ use crate::{
 /// Exit code of a recursive run in which some files failed (each is named
 /// on stderr); the others were done.
 pub const EXIT_SOME_FAILED: u8 = 3;
+/// Exit code of a run stopped by Ctrl-C (128 + SIGINT, as shells report).
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Args, Debug)]
 pub struct Who {
@@ -275,10 +277,16 @@ fn for_each_file(
         targets.push(resolve::resolve(p, &mut |root| open_vol(root, me), &mut vols)?);
     }
     let progress = Progress::new(what);
+    if !what.is_empty() {
+        rewrite::catch_interrupt();
+    }
     let (mut done, mut skipped, mut failed) = (0u64, 0u64, 0u64);
     for (at, target) in &targets {
         let (vol, names) = &vols[*at];
         files(names.as_ref(), target, recursive, &mut |path, shown| {
+            if rewrite::interrupted() {
+                return;
+            }
             progress.file(shown);
             match each(vol, path, shown, &progress) {
                 Ok(Outcome::Done) => done += 1,
@@ -293,6 +301,10 @@ fn for_each_file(
     progress.finish();
     if !what.is_empty() {
         eprintln!("{what}: {done} changed, {skipped} already so, {failed} failed");
+    }
+    if rewrite::interrupted() {
+        eprintln!("{what}: interrupted; every file is either done or unchanged: rerun the same command to continue");
+        return Ok(EXIT_INTERRUPTED);
     }
     Ok(if failed > 0 { EXIT_SOME_FAILED } else { 0 })
 }
@@ -470,8 +482,12 @@ pub fn remove_member_files(backing: &Path, me: &Identity, gone: &MemberId) -> Re
     require_steward(&vol.volume, me)?;
     let target = Target { backing: backing.to_owned(), shown: "/".into() };
     let progress = Progress::new("member remove");
+    rewrite::catch_interrupt();
     let (mut done, mut failed) = (0u64, 0u64);
     files(names.as_ref(), &target, true, &mut |path, shown| {
+        if rewrite::interrupted() {
+            return;
+        }
         progress.file(shown);
         let result = (|| -> Result<()> {
             match revoke_file(&vol, me, path, shown, gone, true, &progress)? {
@@ -495,6 +511,9 @@ pub fn remove_member_files(backing: &Path, me: &Identity, gone: &MemberId) -> Re
     })?;
     progress.finish();
     eprintln!("member remove: {done} files changed, {failed} failed");
+    if rewrite::interrupted() {
+        return Ok(EXIT_INTERRUPTED);
+    }
     Ok(if failed > 0 { EXIT_SOME_FAILED } else { 0 })
 }
 

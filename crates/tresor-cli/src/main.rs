@@ -3,7 +3,8 @@
 //!
 //! Exit codes: 0 success; 1 an error (the message says what to do next);
 //! 2 a usage error; 3 a recursive run in which some files failed (each
-//! named on stderr; the others were done, and a rerun continues).
+//! named on stderr; the others were done, and a rerun continues); 130 a
+//! run stopped by Ctrl-C (every file done or unchanged; rerun to continue).
 
 mod access;
 mod config;
@@ -32,7 +33,8 @@ PATH arguments may be backing paths (inside a directory holding tresor.volume) o
 Tresor mount on this node; changes are made on the backing files under the mounts' own locks, so they are safe \
 while files are open on any node.
 
-Exit codes: 0 success; 1 error; 2 usage error; 3 some files of a recursive run failed (rerun to continue)."
+Exit codes: 0 success; 1 error; 2 usage error; 3 some files of a recursive run failed (rerun to continue); \
+130 interrupted by Ctrl-C (every file done or unchanged; rerun to continue)."
 )]
 struct Cli {
     #[command(subcommand)]

@@ -136,6 +136,10 @@ pub fn run(cmd: MemberCommand) -> Result<u8> {
             }
             if rekey {
                 let code = crate::access::remove_member_files(&backing, &steward, &id)?;
+                if code == crate::access::EXIT_INTERRUPTED {
+                    eprintln!("interrupted; the member stays in the registry: rerun the same command to continue");
+                    return Ok(code);
+                }
                 if code != 0 {
                     bail!("some files could not be re-keyed (see above); the member stays in the registry: fix them and rerun");
                 }

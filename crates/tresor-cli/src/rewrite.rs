@@ -41,6 +41,29 @@ use tresor_mount::{lock, MOVED_MAGIC};
 use zeroize::Zeroize;
 
 pub const TMP_PREFIX: &str = "tresor.tmp.";
+
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_: libc::c_int) {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// From now on Ctrl-C (SIGINT) and SIGTERM stop the run between chunks and
+/// files instead of killing it: the file being re-keyed keeps its old
+/// version and its temporary is removed at once. (Call after any
+/// passphrase prompt, which must stay interruptible.)
+pub fn catch_interrupt() {
+    let handler = on_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        libc::signal(libc::SIGINT, handler);
+        libc::signal(libc::SIGTERM, handler);
+    }
+}
+
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
 /// A temporary entry older than this is a crashed run's leftover.
 const TMP_STALE: Duration = Duration::from_secs(60);
 
@@ -162,6 +185,9 @@ pub fn rekey(
         let mut pt = vec![0u8; b];
         let mut k = 0u64;
         while k < n {
+            if interrupted() {
+                bail!("interrupted; the file is unchanged");
+            }
             let count = (n - k).min(per as u64);
             let start = layout.block_offset(k);
             let end = layout.block_offset(k + count - 1)

@@ -359,36 +359,59 @@ fn a_revoke_killed_at_random_moments_leaves_the_old_or_the_new_file() {
     assert!(fs::read(a.path.join("big")).unwrap() == content);
 }
 
+/// Random writes to `[lo, hi)` of `file` for `secs`, applied to `model`.
+fn write_randomly(file: PathBuf, mut model: Vec<u8>, lo: usize, hi: usize, secs: u64) -> (Vec<u8>, u32) {
+    let f = OpenOptions::new().read(true).write(true).open(&file).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut n = 0u32;
+    while Instant::now() < deadline {
+        let len = 1 + (OsRng.next_u32() % 9_000) as usize;
+        let off = lo + (OsRng.next_u64() % (hi - lo - len) as u64) as usize;
+        let chunk = data(len, n as u8);
+        f.write_all_at(&chunk, off as u64).unwrap();
+        model[off..off + len].copy_from_slice(&chunk);
+        n += 1;
+    }
+    (model, n)
+}
+
 #[test]
-fn a_writer_through_a_mount_loses_nothing_during_re_keys() {
+fn writers_on_two_nodes_lose_nothing_during_re_keys() {
     let p = Project::new("concurrent");
-    let a = p.s.mount("backing", "alice", "alice", &[]);
+    // Two daemons on one backing directory: two nodes, as far as locks go.
+    let node_a = p.s.mount("backing", "node-a", "alice", &[]);
+    let node_b = p.s.mount("backing", "node-b", "alice", &[]);
     let len = 2 << 20;
-    let mut model = data(len, 6);
-    fs::write(a.path.join("live"), &model).unwrap();
+    let model = data(len, 6);
+    fs::write(node_a.path.join("live"), &model).unwrap();
     let path = p.backing_of("live");
-    let file = a.path.join("live");
-    let writer = std::thread::spawn(move || {
-        let f = OpenOptions::new().read(true).write(true).open(&file).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(4);
-        let mut n = 0u32;
-        while Instant::now() < deadline {
-            let off = (OsRng.next_u64() % (len as u64 - 10_000)) as usize;
-            let chunk = data(1 + (OsRng.next_u32() % 9_000) as usize, n as u8);
-            f.write_all_at(&chunk, off as u64).unwrap();
-            model[off..off + chunk.len()].copy_from_slice(&chunk);
-            n += 1;
-        }
-        (model, n)
-    });
+    let (ma, mb) = (model.clone(), model.clone());
+    let (fa, fb) = (node_a.path.join("live"), node_b.path.join("live"));
+    let a = std::thread::spawn(move || write_randomly(fa, ma, 0, len / 2, 4));
+    let b = std::thread::spawn(move || write_randomly(fb, mb, len / 2, len, 4));
     let mut rekeys = 0;
-    while !writer.is_finished() {
+    while !(a.is_finished() && b.is_finished()) {
         p.ok(&["rekey", path.to_str().unwrap()]);
         rekeys += 1;
     }
-    let (model, writes) = writer.join().unwrap();
-    assert!(rekeys >= 2 && writes > 10, "{rekeys} re-keys, {writes} writes");
-    assert!(fs::read(a.path.join("live")).unwrap() == model, "after {rekeys} re-keys and {writes} writes");
+    let ((ma, wa), (mb, wb)) = (a.join().unwrap(), b.join().unwrap());
+    let mut want = ma[..len / 2].to_vec();
+    want.extend_from_slice(&mb[len / 2..]);
+    assert!(rekeys >= 2 && wa > 10 && wb > 10, "{rekeys} re-keys, {wa} + {wb} writes");
+    for node in [&node_a, &node_b] {
+        assert!(fs::read(node.path.join("live")).unwrap() == want, "after {rekeys} re-keys and {wa} + {wb} writes");
+    }
+}
+
+#[test]
+fn a_file_with_hard_links_is_not_re_keyed() {
+    let p = Project::new("hardlink");
+    let a = p.s.mount("backing", "alice", "alice", &[]);
+    fs::write(a.path.join("one"), b"linked").unwrap();
+    fs::hard_link(a.path.join("one"), a.path.join("two")).unwrap();
+    let err = p.fails_as("steward", &["rekey", a.path.join("one").to_str().unwrap()]);
+    assert!(err.contains("hard links"), "{err}");
+    assert_eq!(fs::read(a.path.join("two")).unwrap(), b"linked");
 }
 
 #[test]
@@ -432,4 +455,37 @@ fn a_member_removed_without_rekey_is_revoked_by_id_afterwards() {
     assert_eq!(fs::read(a.path.join("shared")).unwrap_err().kind(), ErrorKind::PermissionDenied);
     p.ok(&["revoke", "-r", backing, "--from", &bob]);
     assert_eq!(fs::read(a.path.join("shared")).unwrap(), b"for the team");
+}
+
+#[test]
+fn ctrl_c_stops_a_re_key_cleanly_and_a_rerun_continues() {
+    let p = Project::new("sigint");
+    let a = p.s.mount("backing", "alice", "alice", &[]);
+    let content = data(32 << 20, 7);
+    fs::write(a.path.join("big"), &content).unwrap();
+    let path = p.backing_of("big");
+    let mut stopped = 0;
+    for _ in 0..5 {
+        let before = p.header_of(&path);
+        let mut child = p.cmd_as("steward", &["rekey", path.to_str().unwrap()]).stderr(Stdio::piped()).spawn().unwrap();
+        // Wait until the new file is being written, then press Ctrl-C.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while p.tmp_leftovers().is_empty() && Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let out = child.wait_with_output().unwrap();
+        if out.status.code() == Some(130) {
+            stopped += 1;
+            assert!(stderr(&out).contains("rerun the same command"), "{}", stderr(&out));
+            assert_eq!(p.header_of(&path), before, "interrupted: the old file stays");
+            assert_eq!(p.tmp_leftovers(), Vec::<String>::new(), "and its temporary is gone at once");
+        } else {
+            assert!(out.status.success(), "{}", stderr(&out));
+        }
+        assert!(fs::read(a.path.join("big")).unwrap() == content);
+    }
+    assert!(stopped > 0, "Ctrl-C never landed during a re-key");
+    p.ok(&["rekey", path.to_str().unwrap()]);
+    assert!(fs::read(a.path.join("big")).unwrap() == content);
 }
