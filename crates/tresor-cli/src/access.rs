@@ -48,7 +48,8 @@ pub struct GrantArgs {
     /// The member to give read access: name or member id.
     #[arg(long)]
     to: String,
-    /// Walk directories.
+    /// Include everything below directories (stale tresor.tmp.* leftovers of
+    /// interrupted runs found on the way are removed).
     #[arg(short, long)]
     recursive: bool,
     #[command(flatten)]
@@ -57,12 +58,15 @@ pub struct GrantArgs {
 
 #[derive(Args, Debug)]
 pub struct RevokeArgs {
+    /// Files (or, with -r, directories): backing paths or paths in a live mount.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
     /// The member to take read access from: name or member id (also the id
     /// of someone already removed from the registry).
     #[arg(long)]
     from: String,
+    /// Include everything below directories (stale tresor.tmp.* leftovers of
+    /// interrupted runs found on the way are removed).
     #[arg(short, long)]
     recursive: bool,
     /// Only remove the member's key from the header. Without a re-key, a
@@ -75,8 +79,11 @@ pub struct RevokeArgs {
 
 #[derive(Args, Debug)]
 pub struct RekeyArgs {
+    /// Files (or, with -r, directories): backing paths or paths in a live mount.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
+    /// Include everything below directories (stale tresor.tmp.* leftovers of
+    /// interrupted runs found on the way are removed).
     #[arg(short, long)]
     recursive: bool,
     #[command(flatten)]
@@ -85,14 +92,17 @@ pub struct RekeyArgs {
 
 #[derive(Args, Debug)]
 pub struct AclArgs {
+    /// Files (or, with -r, directories): backing paths or paths in a live mount.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
+    /// Include everything below directories (stale tresor.tmp.* leftovers of
+    /// interrupted runs found on the way are removed).
     #[arg(short, long)]
     recursive: bool,
     /// One JSON object per file, for scripts.
     #[arg(long)]
     json: bool,
-    /// Your identity, to show plaintext names for backing paths (optional).
+    /// Your identity, to show plaintext names (needed for a path in a mount).
     #[arg(long, short, value_name = "FILE", env = "TRESOR_IDENTITY")]
     identity: Option<PathBuf>,
     #[command(flatten)]
@@ -105,6 +115,7 @@ pub enum PolicyCommand {
     /// next directory with a policy of its own). Member-signed headers below
     /// DIR that the new policy would no longer allow are re-signed by you.
     Set {
+        /// The directory: a backing path or a path in a live mount.
         dir: PathBuf,
         /// Members (names or ids) every new file below DIR is readable by,
         /// besides its creator. Give none to say "nobody by default".
@@ -118,9 +129,12 @@ pub enum PolicyCommand {
     },
     /// Show DIR's own policy and the policy in force for it.
     Show {
+        /// The directory: a backing path or a path in a live mount.
         dir: PathBuf,
+        /// One JSON object, for scripts.
         #[arg(long)]
         json: bool,
+        /// Your identity, to show plaintext names (needed for a path in a mount).
         #[arg(long, short, value_name = "FILE", env = "TRESOR_IDENTITY")]
         identity: Option<PathBuf>,
         #[command(flatten)]
