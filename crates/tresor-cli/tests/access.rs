@@ -489,3 +489,26 @@ fn ctrl_c_stops_a_re_key_cleanly_and_a_rerun_continues() {
     p.ok(&["rekey", path.to_str().unwrap()]);
     assert!(fs::read(a.path.join("big")).unwrap() == content);
 }
+
+#[test]
+fn policy_show_reports_the_own_and_the_inherited_policy_and_unset_removes_it() {
+    let p = Project::new("policy-show");
+    let a = p.s.mount("backing", "alice", "alice", &[]);
+    fs::create_dir_all(a.path.join("outputs/tables")).unwrap();
+    let tables = a.path.join("outputs/tables");
+    let show = |dir: &Path| -> serde_json::Value {
+        let out = run_ok(&mut p.cmd_as("alice", &["policy", "show", "--json", dir.to_str().unwrap()]));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let v = show(&tables);
+    assert_eq!(v["own"], serde_json::Value::Null);
+    assert_eq!(v["in_force"][0]["name"], "steward");
+    assert_eq!(v["in_force_from"], "/");
+    p.ok(&["policy", "set", a.path.join("outputs").to_str().unwrap(), "--default", "steward", "bob"]);
+    let v = show(&tables);
+    let names: Vec<_> = v["in_force"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["steward", "bob"]);
+    assert_eq!(v["in_force_from"], "outputs");
+    p.ok(&["policy", "set", a.path.join("outputs").to_str().unwrap(), "--unset"]);
+    assert_eq!(show(&tables)["in_force_from"], "/");
+}
