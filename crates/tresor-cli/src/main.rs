@@ -3,6 +3,7 @@
 //! Exit codes: 0 success; 1 an error (the message says what to do next);
 //! 2 a usage error.
 
+mod audit;
 mod config;
 mod id;
 mod init;
@@ -42,6 +43,9 @@ enum Command {
     ///
     /// Unmount with `fusermount3 -u MOUNTPOINT` or `umount MOUNTPOINT`.
     Mount(mount::MountArgs),
+    /// Verify, show and question audit logs.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +60,14 @@ fn main() -> ExitCode {
             Command::Init(args) => init::run(args),
             Command::Member(cmd) => member::run(cmd),
             Command::Mount(args) => mount::run(args),
+            Command::Audit(cmd) => match audit::run(cmd) {
+                Ok(code) => return code,
+                Err(e) if e.downcast_ref::<audit::Usage>().is_some() => {
+                    eprintln!("tresor: {e:#}");
+                    return ExitCode::from(2);
+                }
+                Err(e) => Err(e),
+            },
         }
     };
     match result {

@@ -56,6 +56,7 @@
 //! plaintext from a failed block is ever returned.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 
 use rand_core::OsRng;
@@ -86,6 +87,13 @@ pub struct OpenFile {
     pub append: bool,
     /// Lock owners that set forwarded POSIX/OFD locks through this handle.
     pub lock_owners: Mutex<Vec<u64>>,
+    /// Plaintext bytes read and written through this handle, for the audit
+    /// record at release.
+    pub bytes_read: AtomicU64,
+    pub bytes_written: AtomicU64,
+    /// For a file this handle created: the member ids its header was made
+    /// for (the audit record of the create names them).
+    pub created_for: Vec<[u8; 16]>,
     io: Mutex<Scratch>,
 }
 
@@ -176,6 +184,9 @@ impl OpenFile {
             writable,
             append,
             lock_owners: Mutex::new(Vec::new()),
+            bytes_read: AtomicU64::new(0),
+            bytes_written: AtomicU64::new(0),
+            created_for: Vec::new(),
             io: Mutex::new(Scratch::default()),
         }
     }
