@@ -80,7 +80,7 @@ fn time_ns(t: Option<TimeOrNow>) -> Option<i64> {
     })
 }
 
-/// The fields a setattr changes.
+/// The fields a setattr changes (the mode as permission bits).
 pub fn setattr_fields(
     mode: Option<u32>,
     uid: Option<u32>,
@@ -89,7 +89,7 @@ pub fn setattr_fields(
     atime: Option<TimeOrNow>,
     mtime: Option<TimeOrNow>,
 ) -> SetAttr {
-    SetAttr { mode, uid, gid, size, atime: time_ns(atime), mtime: time_ns(mtime) }
+    SetAttr { mode: mode.map(|m| m & 0o7777), uid, gid, size, atime: time_ns(atime), mtime: time_ns(mtime) }
 }
 
 #[cfg(test)]
