@@ -138,9 +138,15 @@ pub fn access(entries: &[Entry], path: &str, at_ns: u64) -> Access {
         let r = &e.record;
         let (p, np) = (e.path().map(str::to_owned), e.new_path().map(str::to_owned));
         match (r.op, p, np) {
-            (Op::Create | Op::Mknod, Some(p), _) => {
-                files.insert(p, r.recipients.iter().flatten().copied().collect());
-            }
+            (Op::Create | Op::Mknod, Some(p), _) => match &r.recipients {
+                Some(ids) => {
+                    files.insert(p, ids.iter().copied().collect());
+                }
+                // A create that opened an existing file, or a mknod: no new header.
+                None => {
+                    files.entry(p).or_default();
+                }
+            },
             (Op::Rename, Some(from), Some(to)) => {
                 let moved: Vec<String> = files.keys().filter(|k| under(k, &from)).cloned().collect();
                 files.retain(|k, _| !under(k, &to) || under(k, &from));
@@ -186,5 +192,73 @@ pub fn access(entries: &[Entry], path: &str, at_ns: u64) -> Access {
         None => Access::Unknown(format!(
             "no record creates {path} before that time in these logs (it predates them, or the logs are incomplete)"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(t: u64, op: Op, path: &str, new_path: Option<&str>) -> Entry {
+        let mut record = Record::new(op);
+        record.time_ns = t;
+        Entry {
+            record,
+            path: Some(Ok(path.to_owned())),
+            new_path: new_path.map(|p| Ok(p.to_owned())),
+            xattr: None,
+            log: 0,
+        }
+    }
+
+    fn with(mut e: Entry, f: impl FnOnce(&mut Record)) -> Entry {
+        f(&mut e.record);
+        e
+    }
+
+    const A: [u8; 16] = [1; 16];
+    const B: [u8; 16] = [2; 16];
+    const C: [u8; 16] = [3; 16];
+
+    #[test]
+    fn access_follows_creates_grants_revokes_renames_and_removals() {
+        let log = vec![
+            with(entry(10, Op::Create, "d/f", None), |r| r.recipients = Some(vec![A])),
+            with(entry(20, Op::Grant, "d/f", None), |r| r.subject = Some(B.to_vec())),
+            entry(30, Op::Rename, "d", Some("e")),
+            with(entry(40, Op::Revoke, "e/f", None), |r| {
+                r.subject = Some(A.to_vec());
+                r.recipients = Some(vec![B, C]);
+            }),
+            with(entry(45, Op::Create, "e/f", None), |r| r.result = libc::EACCES),
+            with(entry(50, Op::MemberRemove, "", None), |r| r.subject = Some(C.to_vec())),
+            entry(60, Op::Unlink, "e/f", None),
+        ];
+        let readers = |path, t| match access(&log, path, t) {
+            Access::Readers(r) => r.into_iter().collect::<Vec<_>>(),
+            Access::Unknown(why) => panic!("{why}"),
+        };
+        assert_eq!(readers("d/f", 15), [A]);
+        assert_eq!(readers("d/f", 25), [A, B]);
+        assert_eq!(readers("e/f", 35), [A, B], "renamed with its directory");
+        assert!(matches!(access(&log, "d/f", 35), Access::Unknown(_)), "no longer under that name");
+        assert_eq!(readers("e/f", 47), [B, C], "a failed create changes nothing");
+        assert_eq!(readers("e/f", 55), [B], "removed members read nothing");
+        assert!(matches!(access(&log, "e/f", 65), Access::Unknown(_)));
+        assert!(matches!(access(&log, "d/f", 5), Access::Unknown(_)), "before its creation");
+    }
+
+    #[test]
+    fn filters_and_who_match_paths_at_component_boundaries() {
+        let log = vec![
+            entry(1, Op::Open, "ab/c", None),
+            entry(2, Op::Open, "a/b", None),
+            entry(3, Op::Rename, "x", Some("a/b")),
+        ];
+        let f = Filter { path_prefix: Some("/a/".into()), ..Filter::default() };
+        assert_eq!(log.iter().filter(|e| f.matches(e)).count(), 2);
+        assert_eq!(who(&log, "./a/b").len(), 2);
+        let f = Filter { since_ns: Some(2), op: Some(Op::Open), ..Filter::default() };
+        assert_eq!(log.iter().filter(|e| f.matches(e)).map(|e| e.record.time_ns).collect::<Vec<_>>(), [2]);
     }
 }

@@ -350,6 +350,12 @@ fn field(f: &Option<Result<String, query::Unreadable>>) -> Option<String> {
     f.as_ref().map(|p| p.clone().unwrap_or_else(|_| "<sealed: not readable with this key>".into()))
 }
 
+/// Text from the log as one harmless line: file and process names may
+/// hold newlines or terminal escapes (JSON output escapes them itself).
+fn clean(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
 fn print_entry(e: &Entry, names: &HashMap<[u8; 16], String>, logs: &[PathBuf], json: bool) {
     let r = &e.record;
     let member = names.get(&r.member).cloned().unwrap_or_else(|| hex(&r.member));
@@ -426,7 +432,7 @@ fn print_entry(e: &Entry, names: &HashMap<[u8; 16], String>, logs: &[PathBuf], j
         detail.push(f.join(","));
     }
     if let Some(x) = field(&e.xattr) {
-        detail.push(format!("xattr={x}"));
+        detail.push(format!("xattr={}", clean(&x)));
     }
     if let Some(s) = subject {
         detail.push(format!("member={s}"));
@@ -441,9 +447,9 @@ fn print_entry(e: &Entry, names: &HashMap<[u8; 16], String>, logs: &[PathBuf], j
         detail.push(format!("offset={o}"));
     }
     if let Some(o) = &r.options {
-        detail.push(format!("options={o}"));
+        detail.push(format!("options={}", clean(o)));
     }
-    let path = match (field(&e.path), field(&e.new_path)) {
+    let path = match (field(&e.path).map(|p| clean(&p)), field(&e.new_path).map(|p| clean(&p))) {
         (Some(p), Some(n)) => format!("{p} -> {n}"),
         (Some(p), None) => p,
         _ => String::new(),
@@ -451,12 +457,12 @@ fn print_entry(e: &Entry, names: &HashMap<[u8; 16], String>, logs: &[PathBuf], j
     println!(
         "{}  {:<12} {:>6}  {:<10} uid={:<5} pid={:<7} {:<15} {:<12} {:<7} {}{}{}",
         &time::format_ns(r.time_ns)[..23],
-        r.host,
+        clean(&r.host),
         r.seq,
         member,
         r.uid,
         r.pid,
-        r.process,
+        clean(&r.process),
         r.op.as_str(),
         errno_name(r.result),
         path,

@@ -1560,7 +1560,9 @@ impl Filesystem for TresorFs {
             drop(self.files.write().unwrap_or_else(|e| e.into_inner()).remove(&fh));
             self.nodes.forget(a.ino.0, 1);
         };
-        let recipients = |fh: u64| self.file(FileHandle(fh)).ok().map(|f| f.created_for.clone());
+        // Empty when the file existed already (opened, not made, by this call).
+        let recipients =
+            |fh: u64| self.file(FileHandle(fh)).ok().map(|f| f.created_for.clone()).filter(|r| !r.is_empty());
         let (path, intent) = (self.plain_child(parent.0, name), intent(flags));
         let rcpt = result.as_ref().ok().and_then(|(_, fh)| recipients(*fh));
         let result = self.audited(
