@@ -440,15 +440,13 @@ impl AuditLog {
                 unsafe { libc::getgid() },
                 std::process::id(),
             );
-            let r = if st.failed.is_some() {
-                Err(shared.refusal(&st).unwrap_err())
-            } else {
+            let r = shared.refusal(&st).and_then(|()| {
                 shared
                     .append_locked(&mut st, end)
                     .and_then(|()| shared.checkpoint_locked(&mut st))
                     .and_then(|()| st.file.sync_data().map_err(|e| format!("fdatasync: {e}")))
                     .map_err(|reason| AuditError::Failed { path: shared.path.clone(), reason })
-            };
+            });
             st.closed = true;
             st.anchors = None; // the anchor thread ends once it has sent what is queued
             r
@@ -593,7 +591,7 @@ impl Shared {
             if st.closed {
                 return;
             }
-            if st.failed.is_none()
+            if self.refusal(&st).is_ok()
                 && st.since_checkpoint > 0
                 && st.last_checkpoint.elapsed() >= self.config.checkpoint_interval
             {
@@ -609,7 +607,7 @@ impl Shared {
                 st = self.lock();
                 if let Err(e) = synced {
                     st.dirty = true;
-                    if st.failed.is_none() {
+                    if self.refusal(&st).is_ok() {
                         let _ = self.failed(&mut st, format!("fdatasync: {e}"));
                     }
                 }
