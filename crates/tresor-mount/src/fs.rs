@@ -63,6 +63,15 @@
 //! are clamped below the internal locks' base, so a whole-file user lock
 //! never blocks the mount's own I/O.
 //!
+//! # Audit records
+//!
+//! The callback wrappers record each operation (docs/AUDIT.md) once its
+//! result is known and before it is answered: `audited` for the calls that
+//! are always recorded (checked first with `audit.ready()`, so a failed log
+//! refuses them before they are done), `audit_failure` for the frequent
+//! calls recorded only when they return EACCES or EIO. The `do_*` methods
+//! know nothing of the log. Plaintext paths come from the node table.
+//!
 //! # Known limits
 //!
 //! * Plain rename onto an empty directory is two steps (remove, rename).
