@@ -71,3 +71,30 @@ fn a_full_disk_fails_the_log_closed_unless_the_operator_chose_to_continue() {
         assert_eq!(report.closed, on_error == OnError::Continue, "{report:?}");
     }
 }
+
+#[test]
+fn a_log_gets_a_timed_checkpoint_once_records_were_added() {
+    let node = Arc::new(Identity::from_seed(&[2; 32], "node").unwrap());
+    let (volume, name_key) = Volume::create(&node, VolumeParams::default(), &mut OsRng).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = AuditConfig::new(tmp.path());
+    config.checkpoint_interval = std::time::Duration::from_millis(100);
+    config.sync = tresor_audit::SyncMode::Every(std::time::Duration::from_millis(20));
+    let start =
+        Start { identity: node.clone(), volume: &volume, name_key: &name_key, op: Op::Mount, options: String::new() };
+    let log = AuditLog::open(config, start).unwrap();
+    log.append(Event::new(Op::Open).by(1, 1, 1).path("f").intent("r")).unwrap();
+    // Polled, not timed: the checkpoint comes once the interval has passed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let report = loop {
+        let report = verify(&std::fs::read(log.path()).unwrap(), &volume, &[]);
+        if report.verified_up_to == Some(3) || std::time::Instant::now() > deadline {
+            break report;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!((report.records, report.verified_up_to), (4, Some(3)), "mount, checkpoint, open, checkpoint");
+    // Nothing new, no new checkpoint.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(verify(&std::fs::read(log.path()).unwrap(), &volume, &[]).records, 4);
+}
