@@ -155,6 +155,7 @@ fn a_workload_through_two_mounts_is_recorded_verified_and_replayed() {
     let releases = find(&all, "release", "study/cohort.csv");
     assert!(releases.iter().any(|r| r["bytes_written"] == 16 && r["bytes_read"] == 0), "{releases:?}");
     assert!(releases.iter().any(|r| r["bytes_read"] == 16), "{releases:?}");
+    assert!(releases.iter().all(|r| r["pid"] != 0 && r["process"] != ""), "the opener is named: {releases:?}");
     let rename = find(&all, "rename", "study/cohort.csv");
     assert_eq!(rename[0]["new_path"], "study/final.csv");
     assert_eq!(find(&all, "setattr", "study/final.csv")[0]["setattr"]["mode"], 0o640);

@@ -57,7 +57,7 @@
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::AtomicU64;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use rand_core::OsRng;
 use tresor_format::content::{BLOCK_OVERHEAD, TRAILER_LEN};
@@ -94,6 +94,9 @@ pub struct OpenFile {
     /// For a file this handle created: the member ids its header was made
     /// for (the audit record of the create names them).
     pub created_for: Vec<[u8; 16]>,
+    /// uid, gid and pid of the open (the release record names them: the
+    /// kernel's release request often carries no process).
+    pub opened_by: OnceLock<(u32, u32, u32)>,
     io: Mutex<Scratch>,
 }
 
@@ -187,6 +190,7 @@ impl OpenFile {
             bytes_read: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
             created_for: Vec::new(),
+            opened_by: OnceLock::new(),
             io: Mutex::new(Scratch::default()),
         }
     }

@@ -1350,6 +1350,9 @@ impl Filesystem for TresorFs {
         let result = self.audit.ready().and_then(|()| self.do_open(ino.0, flags.0));
         let close = |fh: u64| drop(self.files.write().unwrap_or_else(|e| e.into_inner()).remove(&fh));
         let result = self.audited(req, Op::Open, result, |e| e.path(self.plain(ino.0)).intent(intent(flags.0)), close);
+        if let Some(f) = result.as_ref().ok().and_then(|fh| self.file(FileHandle(*fh)).ok()) {
+            let _ = f.opened_by.set((req.uid(), req.gid(), req.pid()));
+        }
         match result {
             Ok(fh) => reply.opened(FileHandle(fh), fopen_flags(flags.0)),
             Err(e) => reply.error(errno(e)),
@@ -1441,7 +1444,14 @@ impl Filesystem for TresorFs {
             }
             let (read, written) = (f.bytes_read.load(Ordering::Relaxed), f.bytes_written.load(Ordering::Relaxed));
             // Nothing to refuse any more: a failure here is logged by the writer.
-            let _ = self.audited(req, Op::Release, Ok(()), |e| e.path(self.plain(f.node)).bytes(read, written), drop);
+            let (uid, gid, pid) = f.opened_by.get().copied().unwrap_or((req.uid(), req.gid(), req.pid()));
+            let _ = self.audited(
+                req,
+                Op::Release,
+                Ok(()),
+                |e| e.by(uid, gid, pid).path(self.plain(f.node)).bytes(read, written),
+                drop,
+            );
         }
         reply.ok();
     }
@@ -1587,6 +1597,9 @@ impl Filesystem for TresorFs {
             },
             undo,
         );
+        if let Some(f) = result.as_ref().ok().and_then(|(_, fh)| self.file(FileHandle(*fh)).ok()) {
+            let _ = f.opened_by.set((req.uid(), req.gid(), req.pid()));
+        }
         match result {
             Ok((attr, fh)) => reply.created(&self.ttl, &attr, Generation(0), FileHandle(fh), fopen_flags(flags)),
             Err(e) => reply.error(errno(e)),
