@@ -183,6 +183,33 @@ impl Event {
     pub fn op(&self) -> Op {
         self.record.op
     }
+
+    /// The record as built so far: for writers that stamp the fields the
+    /// log's writer otherwise fills in (test vectors, tools).
+    pub fn record_mut(&mut self) -> &mut Record {
+        &mut self.record
+    }
+}
+
+/// Completes a stamped record (seq, time, host, mount id, member, process
+/// set) as the writer does: seals its confidential fields, links it to
+/// `prev`, and for a checkpoint adds the chain hash and the signature.
+/// Pure, so the test vectors build logs byte for byte.
+pub fn complete(event: Event, sealer: &PathSealer, identity: &Identity, prev: &[u8; 32]) -> Record {
+    let Event { mut record, path, new_path, xattr } = event;
+    let (mount_id, seq) = (record.mount_id, record.seq);
+    let seal = |field, plain: Option<Vec<u8>>| plain.map(|p| sealer.seal(&mount_id, seq, field, &p));
+    record.path = seal(Field::Path, path);
+    record.new_path = seal(Field::NewPath, new_path);
+    record.xattr = seal(Field::Xattr, xattr);
+    record.prev = *prev;
+    if record.op == Op::Checkpoint {
+        record.chain = Some(prev.to_vec());
+        record.sig = None;
+        let body = chain::checkpoint_body(&mount_id, seq, prev, &record.to_bytes());
+        record.sig = Some(tresor_format::audit::sign_checkpoint(identity, &body).to_vec());
+    }
+    record
 }
 
 /// How a log starts: the mount (or session) record's contents.
@@ -526,28 +553,18 @@ impl Shared {
     }
 
     /// Builds, seals, frames and writes one record with one `write(2)`.
-    fn append_locked(&self, st: &mut State, event: Event) -> Result<(), String> {
-        let Event { mut record, path, new_path, xattr } = event;
-        let seq = st.seq;
-        record.seq = seq;
+    fn append_locked(&self, st: &mut State, mut event: Event) -> Result<(), String> {
+        let record = &mut event.record;
+        record.seq = st.seq;
         record.time_ns = now_ns();
         record.host.clone_from(&self.host);
         record.mount_id = self.mount_id;
         record.member = self.member;
         if record.op != Op::Checkpoint {
-            record.process = self.comm(st, record.pid);
+            let pid = record.pid;
+            event.record.process = self.comm(st, pid);
         }
-        let seal = |field, plain: Option<Vec<u8>>| plain.map(|p| self.sealer.seal(&self.mount_id, seq, field, &p));
-        record.path = seal(Field::Path, path);
-        record.new_path = seal(Field::NewPath, new_path);
-        record.xattr = seal(Field::Xattr, xattr);
-        record.prev = st.prev;
-        if record.op == Op::Checkpoint {
-            record.chain = Some(st.prev.to_vec());
-            record.sig = None;
-            let body = chain::checkpoint_body(&self.mount_id, seq, &st.prev, &record.to_bytes());
-            record.sig = Some(tresor_format::audit::sign_checkpoint(&self.identity, &body).to_vec());
-        }
+        let record = complete(event, &self.sealer, &self.identity, &st.prev);
         let mut buf = std::mem::take(&mut st.buf);
         buf.clear();
         buf.extend_from_slice(&[0; 4]);
