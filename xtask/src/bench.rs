@@ -50,10 +50,15 @@ const PASSPHRASE: &str = "tresor bench passphrase, not a secret";
 
 const USAGE: &str = "usage: cargo xtask bench [--quick] [--only raw,gocryptfs,tresor] [--rounds N] [--dir DIR]
                          [--tresor-bin PATH] [--tresor-opts OPTS] [--cipher NAME] [--gocryptfs-args ARGS]
-                         [--timeout SECS] [--keep]
+                         [--timeout SECS] [--keep] [--seq-mib N] [--rand-ops N] [--files N]
 
   --quick            smoke run: 128 MiB sequential, 2,000 random ops on 64 MiB, 2,000 files
-  --only LIST        targets to run, comma-separated (default raw,gocryptfs,tresor)
+  --seq-mib N        sequential file size in MiB (after --quick, overrides it)
+  --rand-ops N       random 4 KiB ops each way (and a random-I/O file of max(64, 4*N/256) MiB)
+  --files N          files to create, stat and unlink
+  --only LIST        targets to run, comma-separated (default raw,gocryptfs,tresor; also
+                     tresor-audit-off: a second Tresor mount with -o audit=off, to measure the
+                     audit log's cost)
   --rounds N         repeat every workload N times and report the median (default 3; 1 with --quick)
   --dir DIR          work in a new directory inside DIR (default: target/)
   --tresor-bin PATH  use this tresor binary instead of `cargo build --release -p tresor`
@@ -68,16 +73,24 @@ enum Target {
     Raw,
     Gocryptfs,
     Tresor,
+    /// Tresor with its audit log off (`-o audit=off`): not run by default.
+    TresorAuditOff,
 }
 
 impl Target {
     const ALL: [Target; 3] = [Target::Raw, Target::Gocryptfs, Target::Tresor];
+    const KNOWN: [Target; 4] = [Target::Raw, Target::Gocryptfs, Target::Tresor, Target::TresorAuditOff];
+
+    fn is_tresor(self) -> bool {
+        matches!(self, Target::Tresor | Target::TresorAuditOff)
+    }
 
     fn name(self) -> &'static str {
         match self {
             Target::Raw => "raw",
             Target::Gocryptfs => "gocryptfs",
             Target::Tresor => "tresor",
+            Target::TresorAuditOff => "tresor-audit-off",
         }
     }
 }
@@ -131,10 +144,9 @@ fn parse_args(args: &[String]) -> Res<Opts> {
                 let list = value()?;
                 let mut targets = Vec::new();
                 for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                    let t = Target::ALL
-                        .into_iter()
-                        .find(|t| t.name() == name)
-                        .ok_or_else(|| format!("--only: unknown target {name:?} (raw, gocryptfs, tresor)"))?;
+                    let t = Target::KNOWN.into_iter().find(|t| t.name() == name).ok_or_else(|| {
+                        format!("--only: unknown target {name:?} (raw, gocryptfs, tresor, tresor-audit-off)")
+                    })?;
                     if !targets.contains(&t) {
                         targets.push(t);
                     }
@@ -158,6 +170,13 @@ fn parse_args(args: &[String]) -> Res<Opts> {
             "--cipher" => opts.cipher = Some(value()?),
             "--timeout" => opts.timeout = secs(value()?.parse().map_err(|_| "--timeout takes whole seconds")?),
             "--keep" => opts.keep = true,
+            "--seq-mib" => opts.sizes.seq = value()?.parse::<u64>().map_err(|_| "--seq-mib takes MiB")?.max(1) * MIB,
+            "--rand-ops" => {
+                let n: u64 = value()?.parse().map_err(|_| "--rand-ops takes a whole number")?;
+                opts.sizes.rand_ops = n;
+                opts.sizes.rand_file = (n * 4 / 256).max(64) * MIB;
+            }
+            "--files" => opts.sizes.files = value()?.parse().map_err(|_| "--files takes a whole number")?,
             other => return Err(format!("unknown argument {other:?}\n{USAGE}").into()),
         }
     }
@@ -658,16 +677,19 @@ fn setup_gocryptfs(work: &Path, pass: &Path, opts: &Opts, guards: &mut Vec<Mount
 }
 
 /// Also returns what `tresor init` said about the volume it made.
+/// `target` is `Tresor` or `TresorAuditOff` (its own volume, `-o audit=off`).
 fn setup_tresor(
     work: &Path,
     pass: &Path,
     bin: &Path,
     opts: &Opts,
+    target: Target,
     guards: &mut Vec<MountGuard>,
 ) -> Res<(Live, f64, String)> {
-    let home = work.join("tresor.home");
-    let backing = work.join("tresor.backing");
-    let mnt = work.join("tresor.mnt");
+    let name = target.name();
+    let home = work.join(format!("{name}.home"));
+    let backing = work.join(format!("{name}.backing"));
+    let mnt = work.join(format!("{name}.mnt"));
     let id = home.join("identity");
     fs::create_dir_all(&home)?;
     let tresor = || {
@@ -691,12 +713,15 @@ fn setup_tresor(
         .unwrap_or_else(|| created.to_owned());
     let mut m = tresor();
     m.arg("mount").arg(&backing).arg(&mnt).arg("-i").arg(&id).arg("--passfile").arg(pass);
-    m.arg("--log-file").arg(work.join("tresor.log"));
+    m.arg("--log-file").arg(work.join(format!("{name}.log")));
     if let Some(o) = &opts.tresor_opts {
         m.args(["-o", o]);
     }
+    if target == Target::TresorAuditOff {
+        m.args(["-o", "audit=off"]);
+    }
     let (took, conn, daemon) = mount(&mut m, "tresor", &mnt, guards)?;
-    Ok((Live { target: Target::Tresor, dir: mnt, conn, daemon, dead: None }, took, params))
+    Ok((Live { target, dir: mnt, conn, daemon, dead: None }, took, params))
 }
 
 // ---------------------------------------------------------------------------
@@ -938,7 +963,7 @@ pub fn run(args: &[String]) -> Res {
         mount_fusectl();
     }
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
-    let tresor_bin = if !opts.targets.contains(&Target::Tresor) {
+    let tresor_bin = if !opts.targets.iter().any(|t| t.is_tresor()) {
         None
     } else if let Some(bin) = &opts.tresor_bin {
         Some(fs::canonicalize(bin).map_err(|e| format!("--tresor-bin {}: {e}", bin.display()))?)
@@ -998,14 +1023,15 @@ pub fn run(args: &[String]) -> Res {
                 ));
                 setup_gocryptfs(&work.path, &pass, &opts, &mut guards).map(|(l, t)| (l, Some(t)))
             }
-            Target::Tresor => {
+            Target::Tresor | Target::TresorAuditOff => {
                 let bin = tresor_bin.as_deref().unwrap();
                 let version = run_cmd(Command::new(bin).arg("--version")).unwrap_or_default();
-                header.push(format!("tresor:    {} ({})", version.trim(), bin.display()));
-                setup_tresor(&work.path, &pass, bin, &opts, &mut guards).map(|(l, t, params)| {
+                header.push(format!("{}: {} ({})", target.name(), version.trim(), bin.display()));
+                setup_tresor(&work.path, &pass, bin, &opts, target, &mut guards).map(|(l, t, params)| {
                     header.push(format!(
-                        "           {params}; mount -o {}",
-                        opts.tresor_opts.as_deref().unwrap_or("defaults (cache_timeout=0: no kernel attr/entry cache)")
+                        "           {params}; mount -o {}{}",
+                        opts.tresor_opts.as_deref().unwrap_or("defaults (cache_timeout=0: no kernel attr/entry cache)"),
+                        if target == Target::TresorAuditOff { ", audit=off" } else { "" }
                     ));
                     (l, Some(t))
                 })
@@ -1179,7 +1205,8 @@ fn report(opts: &Opts, header: &[String], r: &Results, notes: &[String], speed: 
         let _ = writeln!(s, "{h}");
     }
     let _ = writeln!(s);
-    let mut rows = vec![[
+    let audit_off = opts.targets.contains(&Target::TresorAuditOff);
+    let mut rows = vec![vec![
         "workload".to_owned(),
         "raw".into(),
         "gocryptfs".into(),
@@ -1187,6 +1214,9 @@ fn report(opts: &Opts, header: &[String], r: &Results, notes: &[String], speed: 
         "tresor/gocryptfs".into(),
         "tresor/raw".into(),
     ]];
+    if audit_off {
+        rows[0].extend(["tresor audit off".to_owned(), "audit on/off".into()]);
+    }
     let mut errors = Vec::new();
     for m in Metric::ALL {
         let mut cell = |t: Target| -> (String, Option<f64>) {
@@ -1223,9 +1253,16 @@ fn report(opts: &Opts, header: &[String], r: &Results, notes: &[String], speed: 
             (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
             _ => "–".into(),
         };
-        rows.push([m.label(s_), raw, goc, tre, ratio(tv, gv), ratio(tv, rv)]);
+        let mut row = vec![m.label(s_), raw, goc, tre, ratio(tv, gv), ratio(tv, rv)];
+        if audit_off {
+            let (off, ov) = cell(Target::TresorAuditOff);
+            row.extend([off, ratio(tv, ov)]);
+        }
+        rows.push(row);
     }
-    let widths: Vec<usize> = (0..6).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    let columns = rows[0].len();
+    let widths: Vec<usize> =
+        (0..columns).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
     for (n, row) in rows.iter().enumerate() {
         let mut line = String::from("|");
         for (i, c) in row.iter().enumerate() {

@@ -8,8 +8,9 @@
 //!   metadata workloads on both and on the bare directory, and prints one
 //!   table (see `bench.rs`; `cargo xtask bench --help` for the options).
 //! - `vectors`: rewrites `tests/vectors/*.json` from the inputs in
-//!   `crates/tresor-format/tests/vectors.rs`. Only for a format change, which
-//!   also bumps the version and changes docs/FORMAT.md.
+//!   `crates/tresor-format/tests/vectors.rs` (and `audit.json` from
+//!   `crates/tresor-audit/tests/vectors.rs`). Only for a format change, which
+//!   also bumps the version and changes docs/FORMAT.md (docs/AUDIT.md).
 //! - `access-bench [--files N] [--mib M] [--tresor PATH]`: recursive grant
 //!   (files/s) and re-key (MB/s) figures with the real `tresor` binary.
 
@@ -53,13 +54,15 @@ fn workspace() -> PathBuf {
 }
 
 fn vectors() -> Res {
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["test", "--quiet", "-p", "tresor-format", "--test", "vectors"])
-        .env("TRESOR_WRITE_VECTORS", "1")
-        .current_dir(workspace())
-        .status()?;
-    if !status.success() {
-        return Err("writing the vectors failed".into());
+    for package in ["tresor-format", "tresor-audit"] {
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["test", "--quiet", "-p", package, "--test", "vectors"])
+            .env("TRESOR_WRITE_VECTORS", "1")
+            .current_dir(workspace())
+            .status()?;
+        if !status.success() {
+            return Err(format!("writing the vectors of {package} failed").into());
+        }
     }
     println!("wrote {}", workspace().join("tests/vectors").display());
     Ok(())

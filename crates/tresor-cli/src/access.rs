@@ -8,10 +8,12 @@
 use std::{
     fs,
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
+use tresor_audit::{Event, Op};
 use tresor_format::{
     names::{classify, EntryKind},
     policy::check_header,
@@ -142,24 +144,49 @@ pub enum PolicyCommand {
     },
 }
 
-/// Records an access change. The audit log (crates/tresor-audit, issue 5)
-/// has not landed on this branch: this is the one place its CLI-session API
-/// is to be called from. Until then the record goes to stderr.
-pub fn audit_record(op: &str, path: &str, detail: &str) {
-    tracing::info!(target: "tresor::audit", op, path, detail);
+/// Appends an access change to the command's audit log in the volume
+/// (`tresor.audit/`, docs/AUDIT.md), after the change is made; the log was
+/// opened before any change, so a volume whose log cannot be written is
+/// not changed at all. `path` is the plaintext path shown to the user.
+fn audit(vol: &Vol, event: Event, path: &str) -> Result<()> {
+    let Some(session) = &vol.audit else { return Ok(()) };
+    let path = if path == "/" { "" } else { path };
+    session.record(event.path(path.as_bytes()))
 }
 
-fn steward(who: &Who) -> Result<Identity> {
-    id::unlock(&who.identity.clone().unwrap_or_else(config::default_identity), &who.pass)
+/// Closes the audit logs of a run (each ends with its session-end record
+/// and a signed checkpoint).
+fn close_audit(vols: Vec<resolve::Opened>) -> Result<()> {
+    for (vol, _) in vols {
+        if let Some(session) = vol.audit {
+            session.close()?;
+        }
+    }
+    Ok(())
 }
 
-fn open_vol(root: &Path, me: Option<&Identity>) -> Result<(Vol, Option<NameCipher>)> {
+fn steward(who: &Who) -> Result<Arc<Identity>> {
+    Ok(Arc::new(id::unlock(&who.identity.clone().unwrap_or_else(config::default_identity), &who.pass)?))
+}
+
+/// Loads and verifies the volume at `root`; with `session`, also opens the
+/// command's audit log there.
+fn open_vol(
+    root: &Path,
+    me: Option<&Identity>,
+    session: Option<(&Arc<Identity>, &str)>,
+) -> Result<(Vol, Option<NameCipher>)> {
     let volume = crate::member::load(root)?;
-    let names = match me {
-        Some(me) => Some(NameCipher::new(&volume.name_key(me).context("unwrapping the volume name key")?)),
+    let name_key = match me {
+        Some(me) => Some(volume.name_key(me).context("unwrapping the volume name key")?),
         None => None,
     };
-    Ok((Vol { root: root.to_owned(), volume }, names))
+    let audit = match (session, &name_key) {
+        (Some((id, command)), Some(key)) => Some(crate::audit::Session::open(root, id.clone(), &volume, key, command)?),
+        _ => None,
+    };
+    let names = name_key.as_ref().map(NameCipher::new);
+    Ok((Vol { root: root.to_owned(), volume, audit }, names))
 }
 
 fn member_of(volume: &Volume, who: &str) -> Result<MemberId> {
@@ -282,13 +309,14 @@ fn for_each_file(
     paths: &[PathBuf],
     recursive: bool,
     me: Option<&Identity>,
+    session: Option<&Arc<Identity>>,
     what: &str,
     mut each: impl FnMut(&Vol, &Path, &str, &Progress) -> Result<Outcome>,
 ) -> Result<u8> {
     let mut vols = Vec::new();
     let mut targets = Vec::new();
     for p in paths {
-        targets.push(resolve::resolve(p, &mut |root| open_vol(root, me), &mut vols)?);
+        targets.push(resolve::resolve(p, &mut |root| open_vol(root, me, session.map(|s| (s, what))), &mut vols)?);
     }
     let progress = Progress::new(what);
     if !what.is_empty() {
@@ -316,6 +344,7 @@ fn for_each_file(
     if !what.is_empty() {
         eprintln!("{what}: {done} changed, {skipped} already so, {failed} failed");
     }
+    close_audit(vols)?;
     if rewrite::interrupted() {
         eprintln!("{what}: interrupted; every file is either done or unchanged: rerun the same command to continue");
         return Ok(EXIT_INTERRUPTED);
@@ -330,7 +359,7 @@ pub enum Outcome {
 
 pub fn grant(args: GrantArgs) -> Result<u8> {
     let me = steward(&args.who)?;
-    for_each_file(&args.paths, args.recursive, Some(&me), "grant", |vol, path, shown, _| {
+    for_each_file(&args.paths, args.recursive, Some(&me), Some(&me), "grant", |vol, path, shown, _| {
         let to = member_of(&vol.volume, &args.to)?;
         let member = vol.volume.member(&to).expect("found");
         if member.role == Role::Auditor {
@@ -351,7 +380,8 @@ pub fn grant(args: GrantArgs) -> Result<u8> {
         drop(key);
         header.sign(&me, now())?;
         rewrite::write_header(&locked, &header, path)?;
-        audit_record("grant", shown, &format!("to {}", member.id()));
+        let readers = header.recipients().map(|r| r.0).collect();
+        audit(vol, Event::new(Op::Grant).subject(to.0).recipients(readers), shown)?;
         Ok(Outcome::Done)
     })
 }
@@ -382,16 +412,19 @@ pub fn revoke_file(
     if !locked.header.is_recipient(from) {
         return Ok(Outcome::Skipped);
     }
+    let after: Vec<[u8; 16]>;
     if rekey {
         let recipients = rewrite::publics(volume, locked.header.recipients().filter(|r| r != from));
+        after = recipients.iter().map(|p| p.id().0).collect();
         rewrite::rekey(locked, path, volume, me, &recipients, |n| progress.add_bytes(n))?;
     } else {
         let mut header = locked.header.clone();
         header.remove_recipient(from);
         header.sign(me, now())?;
         rewrite::write_header(&locked, &header, path)?;
+        after = header.recipients().map(|r| r.0).collect();
     }
-    audit_record(if rekey { "revoke+rekey" } else { "revoke" }, shown, &format!("from {from}"));
+    audit(vol, Event::new(Op::Revoke).subject(from.0).rekeyed(rekey).recipients(after), shown)?;
     Ok(Outcome::Done)
 }
 
@@ -411,7 +444,7 @@ fn member_or_removed(volume: &Volume, who: &str) -> Result<MemberId> {
 
 pub fn revoke(args: RevokeArgs) -> Result<u8> {
     let me = steward(&args.who)?;
-    for_each_file(&args.paths, args.recursive, Some(&me), "revoke", |vol, path, shown, progress| {
+    for_each_file(&args.paths, args.recursive, Some(&me), Some(&me), "revoke", |vol, path, shown, progress| {
         require_steward(&vol.volume, &me)?;
         let from = member_or_removed(&vol.volume, &args.from)?;
         revoke_file(vol, &me, path, shown, &from, !args.no_rekey, progress)
@@ -420,12 +453,13 @@ pub fn revoke(args: RevokeArgs) -> Result<u8> {
 
 pub fn rekey(args: RekeyArgs) -> Result<u8> {
     let me = steward(&args.who)?;
-    for_each_file(&args.paths, args.recursive, Some(&me), "rekey", |vol, path, shown, progress| {
+    for_each_file(&args.paths, args.recursive, Some(&me), Some(&me), "rekey", |vol, path, shown, progress| {
         require_steward(&vol.volume, &me)?;
         let locked = rewrite::lock_file(path, &vol.volume, 0)?;
         let recipients = rewrite::publics(&vol.volume, locked.header.recipients());
+        let after = recipients.iter().map(|p| p.id().0).collect();
         rewrite::rekey(locked, path, &vol.volume, &me, &recipients, |n| progress.add_bytes(n))?;
-        audit_record("rekey", shown, "");
+        audit(vol, Event::new(Op::Rekey).rekeyed(true).recipients(after), shown)?;
         Ok(Outcome::Done)
     })
 }
@@ -444,7 +478,7 @@ fn json_str(s: &str) -> String {
 pub fn acl(args: AclArgs) -> Result<u8> {
     let me = optional_identity(&args.identity, &args.pass)?;
     let json = args.json;
-    for_each_file(&args.paths, args.recursive, me.as_ref(), "", |vol, path, shown, _| {
+    for_each_file(&args.paths, args.recursive, me.as_ref(), None, "", |vol, path, shown, _| {
         let volume = &vol.volume;
         let mut bytes = vec![0u8; volume.params.header_len as usize];
         std::os::unix::fs::FileExt::read_exact_at(&fs::File::open(path)?, &mut bytes, 0)
@@ -491,8 +525,8 @@ pub fn acl(args: AclArgs) -> Result<u8> {
 /// file they can read, and re-sign every header they wrote, before the
 /// registry drops them (so a rerun after an interruption finds them still
 /// listed and continues).
-pub fn remove_member_files(backing: &Path, me: &Identity, gone: &MemberId) -> Result<u8> {
-    let (vol, names) = open_vol(backing, Some(me))?;
+pub fn remove_member_files(backing: &Path, me: &Arc<Identity>, gone: &MemberId) -> Result<u8> {
+    let (vol, names) = open_vol(backing, Some(me), Some((me, "member remove --rekey")))?;
     require_steward(&vol.volume, me)?;
     let target = Target { backing: backing.to_owned(), shown: "/".into() };
     let progress = Progress::new("member remove");
@@ -524,6 +558,7 @@ pub fn remove_member_files(backing: &Path, me: &Identity, gone: &MemberId) -> Re
         }
     })?;
     progress.finish();
+    close_audit(vec![(vol, names)])?;
     eprintln!("member remove: {done} files changed, {failed} failed");
     if rewrite::interrupted() {
         return Ok(EXIT_INTERRUPTED);
@@ -536,7 +571,8 @@ pub fn policy(cmd: PolicyCommand) -> Result<u8> {
         PolicyCommand::Set { dir, defaults, unset, who } => {
             let me = steward(&who)?;
             let mut vols = Vec::new();
-            let (_, target) = resolve::resolve(&dir, &mut |root| open_vol(root, Some(&me)), &mut vols)?;
+            let (_, target) =
+                resolve::resolve(&dir, &mut |root| open_vol(root, Some(&me), Some((&me, "policy set"))), &mut vols)?;
             let (mut vol, names) = vols.pop().expect("resolved");
             require_steward(&vol.volume, &me)?;
             if !target.backing.is_dir() {
@@ -551,7 +587,8 @@ pub fn policy(cmd: PolicyCommand) -> Result<u8> {
             }
             vol.volume.sign(&me)?;
             crate::member::store(&vol.root, &vol.volume)?;
-            audit_record("policy set", &target.shown, &format!("{ids:?}"));
+            let event = Event::new(Op::PolicySet).recipients(ids.iter().map(|i| i.0).collect());
+            audit(&vol, if unset { event.intent("unset") } else { event }, &target.shown)?;
             eprintln!(
                 "policy of {} {}; registry generation {}",
                 target.shown,
@@ -588,6 +625,7 @@ pub fn policy(cmd: PolicyCommand) -> Result<u8> {
                 }
             })?;
             progress.finish();
+            close_audit(vec![(vol, names)])?;
             if done + failed > 0 {
                 eprintln!("re-signed {done} headers the new policy would not allow, {failed} failed");
             }
@@ -596,7 +634,7 @@ pub fn policy(cmd: PolicyCommand) -> Result<u8> {
         PolicyCommand::Show { dir, json, identity, pass } => {
             let me = optional_identity(&identity, &pass)?;
             let mut vols = Vec::new();
-            let (_, target) = resolve::resolve(&dir, &mut |root| open_vol(root, me.as_ref()), &mut vols)?;
+            let (_, target) = resolve::resolve(&dir, &mut |root| open_vol(root, me.as_ref(), None), &mut vols)?;
             let (vol, names) = vols.pop().expect("resolved");
             let iv = resolve::read_iv(&target.backing)?;
             let own = vol.volume.policy(&iv).map(<[_]>::to_vec);

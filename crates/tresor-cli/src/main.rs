@@ -7,6 +7,7 @@
 //! run stopped by Ctrl-C (every file done or unchanged; rerun to continue).
 
 mod access;
+mod audit;
 mod config;
 mod id;
 mod init;
@@ -74,6 +75,9 @@ enum Command {
     /// Default recipients of new files below a directory.
     #[command(subcommand)]
     Policy(access::PolicyCommand),
+    /// Verify, show and question audit logs.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 fn main() -> ExitCode {
@@ -84,7 +88,7 @@ fn main() -> ExitCode {
     } else {
         let cli = Cli::parse_from(args);
         if !matches!(cli.command, Command::Mount(_)) {
-            // The audit hook logs at info level until crates/tresor-audit lands.
+            // Library warnings (and TRESOR_LOG=info for more) on stderr.
             let _ = tracing_subscriber::fmt()
                 .with_env_filter(
                     tracing_subscriber::EnvFilter::try_from_env("TRESOR_LOG")
@@ -103,6 +107,14 @@ fn main() -> ExitCode {
             Command::Rekey(args) => access::rekey(args),
             Command::Acl(args) => access::acl(args),
             Command::Policy(cmd) => access::policy(cmd),
+            Command::Audit(cmd) => match audit::run(cmd) {
+                Ok(code) => return code,
+                Err(e) if e.downcast_ref::<audit::Usage>().is_some() => {
+                    eprintln!("tresor: {e:#}");
+                    return ExitCode::from(2);
+                }
+                Err(e) => Err(e),
+            },
         }
     };
     match result {

@@ -3,14 +3,16 @@
 use std::{
     fs,
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 use anyhow::{bail, Context, Result};
 use clap::{Subcommand, ValueEnum};
 use rand_core::OsRng;
+use tresor_audit::{Event, Op};
 use tresor_format::{names, PublicIdentity, Role, Volume};
 
-use crate::{config, id, passphrase::PassSource};
+use crate::{audit, config, id, passphrase::PassSource};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum RoleArg {
@@ -114,11 +116,14 @@ pub fn run(cmd: MemberCommand) -> Result<u8> {
     match cmd {
         MemberCommand::Add { backing, public, name, role, identity, pass } => {
             let mut volume = load(&backing)?;
-            let steward = id::unlock(&identity.unwrap_or_else(config::default_identity), &pass)?;
+            let steward = Arc::new(id::unlock(&identity.unwrap_or_else(config::default_identity), &pass)?);
             let name_key = volume.name_key(&steward).context("unwrapping the name key")?;
+            let session = audit::Session::open(&backing, steward.clone(), &volume, &name_key, "member add")?;
             volume.add_member(&name_key, &public, &name, role.into(), &mut OsRng)?;
             volume.sign(&steward)?;
             store(&backing, &volume)?;
+            session.record(Event::new(Op::MemberAdd).subject(public.id().0))?;
+            session.close()?;
             eprintln!(
                 "added {name} ({}) as {}; registry generation {}",
                 public.id(),
@@ -130,7 +135,7 @@ pub fn run(cmd: MemberCommand) -> Result<u8> {
         MemberCommand::Remove { backing, member, rekey, identity, pass } => {
             let volume = load(&backing)?;
             let id = find(&volume, &member)?.id();
-            let steward = id::unlock(&identity.unwrap_or_else(config::default_identity), &pass)?;
+            let steward = Arc::new(id::unlock(&identity.unwrap_or_else(config::default_identity), &pass)?);
             if id == steward.id() {
                 bail!("a steward cannot remove themselves; another steward can");
             }
@@ -145,9 +150,13 @@ pub fn run(cmd: MemberCommand) -> Result<u8> {
                 }
             }
             let mut volume = load(&backing)?;
+            let name_key = volume.name_key(&steward).context("unwrapping the name key")?;
+            let session = audit::Session::open(&backing, steward.clone(), &volume, &name_key, "member remove")?;
             let removed = volume.remove_member(&id).expect("found above");
             volume.sign(&steward)?;
             store(&backing, &volume)?;
+            session.record(Event::new(Op::MemberRemove).subject(id.0))?;
+            session.close()?;
             eprintln!("removed {} ({id}); registry generation {}", removed.name, volume.generation);
             if !rekey {
                 eprintln!(
@@ -158,7 +167,6 @@ pub fn run(cmd: MemberCommand) -> Result<u8> {
                     backing.display()
                 );
             }
-            crate::access::audit_record("member remove", &removed.name, &id.to_string());
             Ok(0)
         }
         MemberCommand::List { backing, json } => {

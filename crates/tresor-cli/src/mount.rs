@@ -29,7 +29,10 @@ pub struct MountArgs {
     pub foreground: bool,
     /// Mount options, comma-separated: ro, rw, allow_other, noatime, nodev, nosuid,
     /// noexec, cache_timeout=SECS (kernel cache TTL; 0, the default, is safe on shared
-    /// storage), threads=N, and identity=FILE, passfile=FILE, steward=KEY as in fstab.
+    /// storage), threads=N, the audit options (audit=off, audit_dir=DIR, audit_sync=always,
+    /// audit_sync_ms=N, audit_checkpoint_records=N, audit_checkpoint_secs=N,
+    /// audit_anchor=syslog, audit_anchor_cmd=PATH, audit_on_error=continue; see
+    /// docs/AUDIT.md), and identity=FILE, passfile=FILE, steward=KEY as in fstab.
     #[arg(short = 'o', value_name = "OPTIONS")]
     pub options: Vec<String>,
     /// Your identity file [default: ~/.config/tresor/identity].
@@ -40,6 +43,11 @@ pub struct MountArgs {
     /// own signer is pinned and its fingerprint printed.
     #[arg(long, value_name = "KEY")]
     pub steward: Option<PublicIdentity>,
+    /// Where the audit log goes (a directory, e.g. on another system)
+    /// [default: BACKING/tresor.audit]. Same as -o audit_dir=DIR; other audit
+    /// options (audit=off, audit_sync=always, audit_anchor_cmd=...) are -o options.
+    #[arg(long, value_name = "DIR")]
+    pub audit_dir: Option<PathBuf>,
     /// Where the daemon logs once detached [default: syslog].
     #[arg(long, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
@@ -60,6 +68,11 @@ fn take_cli_options(args: &mut MountArgs) -> Result<String> {
             Some(("log", v)) => args.log_file = Some(v.into()),
             _ => rest.push(opt.to_owned()),
         }
+    }
+    if let Some(dir) = &args.audit_dir {
+        let dir = std::path::absolute(dir).with_context(|| format!("--audit-dir {}", dir.display()))?;
+        let dir = dir.to_str().filter(|d| !d.contains(',')).context("--audit-dir must be UTF-8 without commas")?;
+        rest.push(format!("audit_dir={dir}"));
     }
     Ok(rest.join(","))
 }

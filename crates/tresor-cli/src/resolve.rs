@@ -26,6 +26,8 @@ use tresor_format::{
 pub struct Vol {
     pub root: PathBuf,
     pub volume: Volume,
+    /// The command's audit log in this volume (commands that change access).
+    pub audit: Option<crate::audit::Session>,
 }
 
 /// A volume opened for a run, with the name cipher if an identity was given.

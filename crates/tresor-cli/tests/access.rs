@@ -160,6 +160,16 @@ fn a_steward_grants_and_revokes_and_the_old_key_opens_nothing_stored_afterwards(
     // A rerun finds nothing to do.
     let out = p.ok(&["revoke", backing.to_str().unwrap(), "--from", "bob"]);
     assert!(stderr(&out).contains("0 changed, 1 already so"), "{}", stderr(&out));
+
+    // Both changes are in the audit log, and the logs verify.
+    let out = run_ok(&mut p.cmd_as("steward", &["audit", "show", "--json", "--volume", p.backing().to_str().unwrap()]));
+    let records: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let find = |op: &str| records.iter().filter(|r| r["op"] == op && r["path"] == "results.csv").count();
+    assert_eq!((find("grant"), find("revoke")), (1, 1), "{records:#?}");
+    let revoke = records.iter().find(|r| r["op"] == "revoke").unwrap();
+    assert_eq!(revoke["rekeyed"], true);
+    run_ok(p.s.tresor().args(["audit", "verify", "--volume"]).arg(p.backing()));
 }
 
 #[test]

@@ -705,7 +705,8 @@ fn check_backing_tree(dir: &Path, problems: &mut Vec<String>) {
         if e.file_name().to_string_lossy().starts_with("tresor.tmp.") {
             problems.push(format!("{}: temporary entry left behind", e.path().display()));
         }
-        if e.file_type().unwrap().is_dir() {
+        // The audit logs' directory is not a Tresor directory (no IV).
+        if e.file_type().unwrap().is_dir() && e.file_name() != "tresor.audit" {
             check_backing_tree(&e.path(), problems);
         }
     }

@@ -27,6 +27,8 @@ pub enum Structure {
     Xattr,
     DirIv,
     Policy,
+    /// A signed checkpoint of an audit log.
+    AuditCheckpoint,
 }
 
 impl fmt::Display for Structure {
@@ -45,6 +47,7 @@ impl fmt::Display for Structure {
             Structure::Xattr => f.write_str("encrypted extended attribute"),
             Structure::DirIv => f.write_str("directory IV"),
             Structure::Policy => f.write_str("directory policy"),
+            Structure::AuditCheckpoint => f.write_str("audit checkpoint"),
         }
     }
 }

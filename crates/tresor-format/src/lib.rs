@@ -13,7 +13,9 @@
 //! | [`content`] | content blocks, the end-of-file trailer, offset arithmetic |
 //! | [`names`] | encrypted names, long names, symlink targets, directory IVs |
 //! | [`policy`] | the member header rule (policies themselves are in the volume file) |
+//! | [`audit`] | the audit log's checkpoint signature and path-sealing key |
 
+pub mod audit;
 pub mod content;
 pub mod error;
 pub mod header;

@@ -12,12 +12,18 @@
 //! `mount.fuse3` does; `subtype=` is ignored (the subtype is always
 //! `tresor`). Anything else is an error, so a typo never mounts with an
 //! option silently dropped.
+//!
+//! The audit log (`docs/AUDIT.md`): `audit=on|off`, `audit_dir=PATH`,
+//! `audit_sync=always`, `audit_sync_ms=N`, `audit_checkpoint_records=N`,
+//! `audit_checkpoint_secs=N`, `audit_anchor=syslog`,
+//! `audit_anchor_cmd=PATH`, `audit_on_error=fail|continue`.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use ed25519_dalek::VerifyingKey;
 use fuser::MountOption;
+use tresor_audit::{OnError, SyncMode};
 use tresor_format::Identity;
 
 use crate::MountError;
@@ -50,6 +56,59 @@ pub struct MountConfig {
     /// Kernel mount options passed through (`noatime`, `nodev`, ...,
     /// `fsname=...`).
     pub options: Vec<String>,
+    pub audit: AuditOptions,
+}
+
+/// The audit log's settings (see `docs/AUDIT.md`).
+#[derive(Debug, Clone)]
+pub struct AuditOptions {
+    /// `audit=off` turns the log off: an explicit operator choice, logged
+    /// as a warning at every mount.
+    pub enabled: bool,
+    /// `audit_dir=PATH`: a directory elsewhere (another system); default
+    /// `BACKING/tresor.audit`.
+    pub dir: Option<PathBuf>,
+    /// `audit_sync=always` or `audit_sync_ms=N` (default 1000 ms): the
+    /// power-loss window.
+    pub sync: SyncMode,
+    pub checkpoint_every: u64,
+    pub checkpoint_interval: Duration,
+    pub anchor_syslog: bool,
+    pub anchor_cmd: Option<PathBuf>,
+    /// `audit_on_error=continue` keeps serving when the log cannot be
+    /// written; the default refuses operations (fail closed).
+    pub on_error: OnError,
+}
+
+impl Default for AuditOptions {
+    fn default() -> Self {
+        let d = tresor_audit::AuditConfig::new("");
+        AuditOptions {
+            enabled: true,
+            dir: None,
+            sync: d.sync,
+            checkpoint_every: d.checkpoint_every,
+            checkpoint_interval: d.checkpoint_interval,
+            anchor_syslog: false,
+            anchor_cmd: None,
+            on_error: d.on_error,
+        }
+    }
+}
+
+impl AuditOptions {
+    /// The writer's configuration for a volume at `backing`.
+    pub fn config(&self, backing: &std::path::Path) -> tresor_audit::AuditConfig {
+        let mut c =
+            tresor_audit::AuditConfig::new(self.dir.clone().unwrap_or_else(|| backing.join(tresor_audit::DEFAULT_DIR)));
+        c.sync = self.sync;
+        c.checkpoint_every = self.checkpoint_every;
+        c.checkpoint_interval = self.checkpoint_interval;
+        c.anchor_syslog = self.anchor_syslog;
+        c.anchor_cmd.clone_from(&self.anchor_cmd);
+        c.on_error = self.on_error;
+        c
+    }
 }
 
 impl MountConfig {
@@ -69,6 +128,7 @@ impl MountConfig {
             cache_timeout: Duration::ZERO,
             threads: 2,
             options: Vec::new(),
+            audit: AuditOptions::default(),
         }
     }
 }
@@ -104,6 +164,7 @@ pub fn parse_options(opts: &str, config: &mut MountConfig) -> Result<(), MountEr
                 }
                 config.threads = n;
             }
+            (k, v) if k.starts_with("audit") => audit_option(opt, k, v, &mut config.audit)?,
             (
                 "defaults" | "_netdev" | "user" | "users" | "nouser" | "nofail" | "auto" | "noauto" | "relatime",
                 None,
@@ -115,6 +176,37 @@ pub fn parse_options(opts: &str, config: &mut MountConfig) -> Result<(), MountEr
                 config.options.push(opt.to_owned());
             }
         }
+    }
+    Ok(())
+}
+
+fn audit_option(opt: &str, key: &str, value: Option<&str>, a: &mut AuditOptions) -> Result<(), MountError> {
+    let number = |v: &str| v.parse::<u64>().map_err(|_| invalid(opt, "expected a whole number"));
+    let path = |v: &str| {
+        if v.starts_with('/') {
+            Ok(PathBuf::from(v))
+        } else {
+            Err(invalid(opt, "expected an absolute path"))
+        }
+    };
+    match (key, value) {
+        ("audit", Some("on")) => a.enabled = true,
+        ("audit", Some("off")) => a.enabled = false,
+        ("audit_dir", Some(v)) => a.dir = Some(path(v)?),
+        ("audit_sync", Some("always")) => a.sync = SyncMode::Always,
+        ("audit_sync_ms", Some(v)) => match number(v)? {
+            0 => return Err(invalid(opt, "use audit_sync=always to sync every record")),
+            ms => a.sync = SyncMode::Every(Duration::from_millis(ms)),
+        },
+        ("audit_checkpoint_records", Some(v)) => {
+            a.checkpoint_every = number(v)?.max(1);
+        }
+        ("audit_checkpoint_secs", Some(v)) => a.checkpoint_interval = Duration::from_secs(number(v)?.max(1)),
+        ("audit_anchor", Some("syslog")) => a.anchor_syslog = true,
+        ("audit_anchor_cmd", Some(v)) => a.anchor_cmd = Some(path(v)?),
+        ("audit_on_error", Some("fail")) => a.on_error = OnError::FailClosed,
+        ("audit_on_error", Some("continue")) => a.on_error = OnError::Continue,
+        _ => return Err(invalid(opt, "unknown audit option or value (see docs/AUDIT.md)")),
     }
     Ok(())
 }
@@ -206,8 +298,40 @@ mod tests {
     }
 
     #[test]
+    fn audit_options_set_the_log_settings() {
+        let mut c = config();
+        assert!(c.audit.enabled && c.audit.on_error == OnError::FailClosed, "on and failing closed by default");
+        parse_options(
+            "audit_dir=/srv/audit,audit_sync=always,audit_checkpoint_records=10,audit_checkpoint_secs=5,\
+             audit_anchor=syslog,audit_anchor_cmd=/usr/local/bin/anchor,audit_on_error=continue",
+            &mut c,
+        )
+        .unwrap();
+        let a = c.audit.config(std::path::Path::new("/b"));
+        assert_eq!(a.dir, PathBuf::from("/srv/audit"));
+        assert_eq!((a.sync, a.checkpoint_every, a.checkpoint_interval), (SyncMode::Always, 10, Duration::from_secs(5)));
+        assert!(a.anchor_syslog && a.on_error == OnError::Continue);
+        assert_eq!(a.anchor_cmd.unwrap(), PathBuf::from("/usr/local/bin/anchor"));
+        parse_options("audit=off", &mut c).unwrap();
+        assert!(!c.audit.enabled);
+        assert_eq!(config().audit.config(std::path::Path::new("/b")).dir, PathBuf::from("/b/tresor.audit"));
+    }
+
+    #[test]
     fn unknown_or_malformed_options_are_errors() {
-        for bad in ["bogus", "threads=0", "threads=x", "cache_timeout=-1", "fsname=", "allow_root", "max_read=4096"] {
+        for bad in [
+            "bogus",
+            "threads=0",
+            "threads=x",
+            "cache_timeout=-1",
+            "fsname=",
+            "allow_root",
+            "max_read=4096",
+            "audit=maybe",
+            "audit_dir=relative/dir",
+            "audit_sync_ms=0",
+            "audit_on_error=ignore",
+        ] {
             assert!(parse_options(bad, &mut config()).is_err(), "{bad}");
         }
         let mut c = config();

@@ -67,7 +67,8 @@
 //! and retries, so no write lands in the orphaned old inode.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Mutex, OnceLock};
 
 use rand_core::OsRng;
 use tresor_format::content::{BLOCK_OVERHEAD, TRAILER_LEN};
@@ -101,6 +102,16 @@ pub struct OpenFile {
     pub append: bool,
     /// Lock owners that set forwarded POSIX/OFD locks through this handle.
     pub lock_owners: Mutex<Vec<u64>>,
+    /// Plaintext bytes read and written through this handle, for the audit
+    /// record at release.
+    pub bytes_read: AtomicU64,
+    pub bytes_written: AtomicU64,
+    /// For a file this handle created: the member ids its header was made
+    /// for (the audit record of the create names them).
+    pub created_for: Vec<[u8; 16]>,
+    /// uid, gid and pid of the open (the release record names them: the
+    /// kernel's release request often carries no process).
+    pub opened_by: OnceLock<(u32, u32, u32)>,
     io: Mutex<Scratch>,
 }
 
@@ -198,6 +209,10 @@ impl OpenFile {
             writable,
             append,
             lock_owners: Mutex::new(Vec::new()),
+            bytes_read: AtomicU64::new(0),
+            bytes_written: AtomicU64::new(0),
+            created_for: Vec::new(),
+            opened_by: OnceLock::new(),
             io: Mutex::new(Scratch::default()),
         }
     }

@@ -73,6 +73,15 @@
 //! are clamped below the internal locks' base, so a whole-file user lock
 //! never blocks the mount's own I/O.
 //!
+//! # Audit records
+//!
+//! The callback wrappers record each operation (docs/AUDIT.md) once its
+//! result is known and before it is answered: `audited` for the calls that
+//! are always recorded (checked first with `audit.ready()`, so a failed log
+//! refuses them before they are done), `audit_failure` for the frequent
+//! calls recorded only when they return EACCES or EIO. The `do_*` methods
+//! know nothing of the log. Plaintext paths come from the node table.
+//!
 //! # Known limits
 //!
 //! * Plain rename onto an empty directory is two steps (remove, rename).
@@ -103,12 +112,14 @@ use fuser::{
     ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use rand_core::OsRng;
+use tresor_audit::{AuditLog, Event, Op};
 use tresor_format::names::{classify, EntryKind};
 use tresor_format::{
     ContentCipher, DirIv, EncryptedName, Header, Identity, Layout, NameKey, PublicIdentity, Role, Volume,
 };
 
 use crate::attr;
+use crate::audit::{intent, setattr_fields, Audit};
 use crate::file::OpenFile;
 use crate::lock::{self, LOCK_BASE};
 use crate::nodes::{NodeTable, ROOT};
@@ -128,7 +139,7 @@ pub struct Setup {
     pub backing: PathBuf,
     pub volume: Volume,
     pub name_key: NameKey,
-    pub identity: Identity,
+    pub identity: Arc<Identity>,
     pub pinned: Vec<ed25519_dalek::VerifyingKey>,
     pub read_only: bool,
     pub ttl: Duration,
@@ -147,7 +158,7 @@ struct DirHandle {
 pub struct TresorFs {
     root: Arc<OwnedFd>,
     volume: VolumeState,
-    identity: Identity,
+    identity: Arc<Identity>,
     names: Names,
     nodes: NodeTable,
     layout: Layout,
@@ -161,6 +172,7 @@ pub struct TresorFs {
     ttl: Duration,
     read_only: bool,
     is_root: bool,
+    audit: Audit,
 }
 
 fn now_secs() -> u64 {
@@ -212,6 +224,8 @@ struct Entry<'a> {
     name: EncryptedName,
     cname: CString,
     path: Vec<u8>,
+    /// The plaintext name (kept in the node table for audit records).
+    plain: OsString,
 }
 
 impl TresorFs {
@@ -233,6 +247,65 @@ impl TresorFs {
             ttl: s.ttl,
             read_only: s.read_only,
             is_root: sys::geteuid() == 0,
+            audit: Audit::off(),
+        }
+    }
+
+    pub fn identity(&self) -> Arc<Identity> {
+        self.identity.clone()
+    }
+
+    /// Starts recording to `log` (before the mount is live).
+    pub fn set_audit(&mut self, log: AuditLog) {
+        self.audit = Audit::on(log);
+    }
+
+    /// The plaintext path of node `ino` for audit records.
+    fn plain(&self, ino: u64) -> Vec<u8> {
+        self.nodes.plain_path(ino).unwrap_or_else(|| format!("<node {ino}>").into_bytes())
+    }
+
+    /// The plaintext path of `name` in directory `parent`.
+    fn plain_child(&self, parent: u64, name: &OsStr) -> Vec<u8> {
+        let mut p = self.plain(parent);
+        if !p.is_empty() {
+            p.push(b'/');
+        }
+        p.extend_from_slice(name.as_bytes());
+        p
+    }
+
+    /// Records an operation whose result is known, before it is answered.
+    /// If the record cannot be written (fail closed), a success becomes
+    /// EIO and `undo` releases what the operation handed out.
+    fn audited<T>(
+        &self,
+        req: &Request,
+        op: Op,
+        result: FsResult<T>,
+        event: impl FnOnce(Event) -> Event,
+        undo: impl FnOnce(T),
+    ) -> FsResult<T> {
+        let code = match &result {
+            Ok(_) => 0,
+            Err(e) => e.0,
+        };
+        match self.audit.append(|| event(Event::new(op).by(req.uid(), req.gid(), req.pid()).result(code))) {
+            Ok(()) => result,
+            Err(e) => {
+                if let Ok(v) = result {
+                    undo(v);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Records a denied access (EACCES) or integrity failure (EIO) of a
+    /// call that is not recorded when it succeeds.
+    fn audit_failure<T>(&self, req: &Request, op: Op, result: &FsResult<T>, event: impl FnOnce(Event) -> Event) {
+        if let Err(e @ (Errno::EACCES | Errno::EIO)) = result {
+            let _ = self.audit.append(|| event(Event::new(op).by(req.uid(), req.gid(), req.pid()).result(e.0)));
         }
     }
 
@@ -282,13 +355,14 @@ impl TresorFs {
     }
 
     fn entry(&self, parent: u64, name: &OsStr) -> FsResult<Entry<'_>> {
+        let plain = name.to_owned();
         let dir_path = self.path(parent)?;
         let dir = self.dir(&dir_path)?;
         let iv = self.names.dir_iv(dir.fd(), parent, &dir_path)?;
         let name = self.names.encrypt(&iv, name)?;
         let cname = c(name.entry().as_bytes())?;
         let path = join(&dir_path, name.entry().as_bytes());
-        Ok(Entry { dir_path, dir, name, cname, path })
+        Ok(Entry { dir_path, dir, name, cname, path, plain })
     }
 
     /// FUSE attributes; `link` (the entry's directory and name) is needed
@@ -379,7 +453,7 @@ impl TresorFs {
         let st = sys::fstatat(e.dir.fd(), &e.cname)?;
         let id = self.nodes.id_of(st.st_ino);
         let attr = self.entry_attr(id, e, &st);
-        self.nodes.add_lookup(id, parent, OsStr::new(e.name.entry()));
+        self.nodes.add_lookup(id, parent, OsStr::new(e.name.entry()), &e.plain);
         Ok(attr)
     }
 
@@ -580,6 +654,12 @@ impl TresorFs {
         let new = self.open_file_at(old.node, &loc, flags, old.append, false)?;
         *new.lock_owners.lock().unwrap_or_else(|e| e.into_inner()) =
             old.lock_owners.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        // The audit's release record covers the handle's whole life.
+        new.bytes_read.store(old.bytes_read.load(Ordering::Relaxed), Ordering::Relaxed);
+        new.bytes_written.store(old.bytes_written.load(Ordering::Relaxed), Ordering::Relaxed);
+        if let Some(by) = old.opened_by.get() {
+            let _ = new.opened_by.set(*by);
+        }
         tracing::info!("{}: re-keyed by a steward; handle reopened on the new file", show(&loc.path));
         self.files.write().unwrap_or_else(|e| e.into_inner()).insert(fh.0, Arc::new(new));
         Ok(())
@@ -709,8 +789,9 @@ impl TresorFs {
         let st = sys::fstat(fd.as_fd())?;
         let id = self.nodes.id_of(st.st_ino);
         let attr = self.attr(id, &e.path, &st, None);
-        let f = OpenFile::created(fd, id, e.path.clone(), cipher, p, flags & libc::O_APPEND != 0);
-        self.nodes.add_lookup(id, parent, OsStr::new(e.name.entry()));
+        let mut f = OpenFile::created(fd, id, e.path.clone(), cipher, p, flags & libc::O_APPEND != 0);
+        f.created_for = recipients.iter().map(|r| r.id().0).collect();
+        self.nodes.add_lookup(id, parent, OsStr::new(e.name.entry()), &e.plain);
         let fh = self.new_fh();
         self.files.write().unwrap_or_else(|e| e.into_inner()).insert(fh, Arc::new(f));
         Ok((attr, fh))
@@ -1055,9 +1136,9 @@ impl TresorFs {
                 }
             }
         }
-        self.nodes.moved(self.nodes.id_of(sst.st_ino), newparent, OsStr::new(d.name.entry()));
+        self.nodes.moved(self.nodes.id_of(sst.st_ino), newparent, OsStr::new(d.name.entry()), &d.plain);
         if let (true, Some(st)) = (exchange, &dst) {
-            self.nodes.moved(self.nodes.id_of(st.st_ino), parent, OsStr::new(s.name.entry()));
+            self.nodes.moved(self.nodes.id_of(st.st_ino), parent, OsStr::new(s.name.entry()), &s.plain);
         }
         Ok(())
     }
@@ -1259,6 +1340,10 @@ impl OpenFile {
 }
 
 impl Filesystem for TresorFs {
+    fn destroy(&mut self) {
+        self.audit.close();
+    }
+
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         if let Err(max) = config.set_max_write(1 << 20) {
             let _ = config.set_max_write(max);
@@ -1277,8 +1362,10 @@ impl Filesystem for TresorFs {
         Ok(())
     }
 
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        match self.do_lookup(parent.0, name) {
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let result = self.do_lookup(parent.0, name);
+        self.audit_failure(req, Op::Lookup, &result, |e| e.path(self.plain_child(parent.0, name)));
+        match result {
             Ok(attr) => reply.entry(&self.ttl, &attr, Generation(0)),
             Err(e) => reply.error(errno(e)),
         }
@@ -1288,8 +1375,10 @@ impl Filesystem for TresorFs {
         self.nodes.forget(ino.0, nlookup);
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.do_getattr(ino.0, fh) {
+    fn getattr(&self, req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        let result = self.do_getattr(ino.0, fh);
+        self.audit_failure(req, Op::Getattr, &result, |e| e.path(self.plain(ino.0)));
+        match result {
             Ok(attr) => reply.attr(&self.ttl, &attr),
             Err(e) => reply.error(errno(e)),
         }
@@ -1297,7 +1386,7 @@ impl Filesystem for TresorFs {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -1313,49 +1402,67 @@ impl Filesystem for TresorFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        match self.do_setattr(ino.0, mode, uid, gid, size, atime, mtime, fh) {
+        let result = self.audit.ready().and_then(|()| self.do_setattr(ino.0, mode, uid, gid, size, atime, mtime, fh));
+        let changed = setattr_fields(mode, uid, gid, size, atime, mtime);
+        let result = self.audited(req, Op::Setattr, result, |e| e.path(self.plain(ino.0)).setattr(changed), drop);
+        match result {
             Ok(attr) => reply.attr(&self.ttl, &attr),
             Err(e) => reply.error(errno(e)),
         }
     }
 
-    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        match self.do_readlink(ino.0) {
+    fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
+        let result = self.do_readlink(ino.0);
+        self.audit_failure(req, Op::Readlink, &result, |e| e.path(self.plain(ino.0)));
+        match result {
             Ok(target) => reply.data(&target),
             Err(e) => reply.error(errno(e)),
         }
     }
 
     fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
-        match self.do_mknod(req, parent.0, name, mode, umask, rdev) {
+        let result = self.audit.ready().and_then(|()| self.do_mknod(req, parent.0, name, mode, umask, rdev));
+        let forget = |a: FileAttr| self.nodes.forget(a.ino.0, 1);
+        let result = self.audited(req, Op::Mknod, result, |e| e.path(self.plain_child(parent.0, name)), forget);
+        match result {
             Ok(attr) => reply.entry(&self.ttl, &attr, Generation(0)),
             Err(e) => reply.error(errno(e)),
         }
     }
 
     fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
-        match self.do_mkdir(req, parent.0, name, mode, umask) {
+        let result = self.audit.ready().and_then(|()| self.do_mkdir(req, parent.0, name, mode, umask));
+        let forget = |a: FileAttr| self.nodes.forget(a.ino.0, 1);
+        let result = self.audited(req, Op::Mkdir, result, |e| e.path(self.plain_child(parent.0, name)), forget);
+        match result {
             Ok(attr) => reply.entry(&self.ttl, &attr, Generation(0)),
             Err(e) => reply.error(errno(e)),
         }
     }
 
-    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.do_unlink(parent.0, name) {
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let result = self.audit.ready().and_then(|()| self.do_unlink(parent.0, name));
+        let result = self.audited(req, Op::Unlink, result, |e| e.path(self.plain_child(parent.0, name)), drop);
+        match result {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(e)),
         }
     }
 
-    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.do_rmdir(parent.0, name) {
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let result = self.audit.ready().and_then(|()| self.do_rmdir(parent.0, name));
+        let result = self.audited(req, Op::Rmdir, result, |e| e.path(self.plain_child(parent.0, name)), drop);
+        match result {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(e)),
         }
     }
 
     fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
-        match self.do_symlink(req, parent.0, link_name, target) {
+        let result = self.audit.ready().and_then(|()| self.do_symlink(req, parent.0, link_name, target));
+        let forget = |a: FileAttr| self.nodes.forget(a.ino.0, 1);
+        let result = self.audited(req, Op::Symlink, result, |e| e.path(self.plain_child(parent.0, link_name)), forget);
+        match result {
             Ok(attr) => reply.entry(&self.ttl, &attr, Generation(0)),
             Err(e) => reply.error(errno(e)),
         }
@@ -1363,7 +1470,7 @@ impl Filesystem for TresorFs {
 
     fn rename(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         newparent: INodeNo,
@@ -1371,21 +1478,36 @@ impl Filesystem for TresorFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        match self.do_rename(parent.0, name, newparent.0, newname, flags) {
+        // Paths from the parents, which a rename does not move.
+        let (from, to) = (self.plain_child(parent.0, name), self.plain_child(newparent.0, newname));
+        let result = self.audit.ready().and_then(|()| self.do_rename(parent.0, name, newparent.0, newname, flags));
+        let result = self.audited(req, Op::Rename, result, |e| e.path(from).new_path(to), drop);
+        match result {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(e)),
         }
     }
 
-    fn link(&self, _req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
-        match self.do_link(ino.0, newparent.0, newname) {
+    fn link(&self, req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+        let from = self.plain(ino.0);
+        let result = self.audit.ready().and_then(|()| self.do_link(ino.0, newparent.0, newname));
+        let forget = |a: FileAttr| self.nodes.forget(a.ino.0, 1);
+        let to = self.plain_child(newparent.0, newname);
+        let result = self.audited(req, Op::Link, result, |e| e.path(from).new_path(to), forget);
+        match result {
             Ok(attr) => reply.entry(&self.ttl, &attr, Generation(0)),
             Err(e) => reply.error(errno(e)),
         }
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        match self.do_open(ino.0, flags.0) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let result = self.audit.ready().and_then(|()| self.do_open(ino.0, flags.0));
+        let close = |fh: u64| drop(self.files.write().unwrap_or_else(|e| e.into_inner()).remove(&fh));
+        let result = self.audited(req, Op::Open, result, |e| e.path(self.plain(ino.0)).intent(intent(flags.0)), close);
+        if let Some(f) = result.as_ref().ok().and_then(|fh| self.file(FileHandle(*fh)).ok()) {
+            let _ = f.opened_by.set((req.uid(), req.gid(), req.pid()));
+        }
+        match result {
             Ok(fh) => reply.opened(FileHandle(fh), fopen_flags(flags.0)),
             Err(e) => reply.error(errno(e)),
         }
@@ -1393,8 +1515,8 @@ impl Filesystem for TresorFs {
 
     fn read(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
+        req: &Request,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         size: u32,
@@ -1406,12 +1528,14 @@ impl Filesystem for TresorFs {
         let reply = std::cell::RefCell::new(reply);
         let result = self.with_file(fh, |f| {
             f.read(offset, size, |data| {
+                f.bytes_read.fetch_add(data.len() as u64, Ordering::Relaxed);
                 if let Some(r) = reply.borrow_mut().take() {
                     r.data(data)
                 }
             })
         });
         let mut reply = reply.into_inner();
+        self.audit_failure(req, Op::Read, &result, |e| e.path(self.plain(ino.0)).offset(offset));
         if let (Err(e), Some(r)) = (result, reply.take()) {
             r.error(errno(e));
         }
@@ -1419,8 +1543,8 @@ impl Filesystem for TresorFs {
 
     fn write(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
+        req: &Request,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         data: &[u8],
@@ -1433,8 +1557,11 @@ impl Filesystem for TresorFs {
             if !f.writable {
                 return Err(Errno::EBADF);
             }
-            f.write(offset, data)
+            f.write(offset, data)?;
+            f.bytes_written.fetch_add(data.len() as u64, Ordering::Relaxed);
+            Ok(())
         });
+        self.audit_failure(req, Op::Write, &result, |e| e.path(self.plain(ino.0)).offset(offset));
         match result {
             Ok(()) => reply.written(data.len() as u32),
             Err(e) => reply.error(errno(e)),
@@ -1450,7 +1577,7 @@ impl Filesystem for TresorFs {
 
     fn release(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
@@ -1471,6 +1598,16 @@ impl Filesystem for TresorFs {
             for owner in owners {
                 self.release_locks(f.node, owner);
             }
+            let (read, written) = (f.bytes_read.load(Ordering::Relaxed), f.bytes_written.load(Ordering::Relaxed));
+            // Nothing to refuse any more: a failure here is logged by the writer.
+            let (uid, gid, pid) = f.opened_by.get().copied().unwrap_or((req.uid(), req.gid(), req.pid()));
+            let _ = self.audited(
+                req,
+                Op::Release,
+                Ok(()),
+                |e| e.by(uid, gid, pid).path(self.plain(f.node)).bytes(read, written),
+                drop,
+            );
         }
         reply.ok();
     }
@@ -1482,8 +1619,10 @@ impl Filesystem for TresorFs {
         }
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.do_opendir(ino.0) {
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let result = self.do_opendir(ino.0);
+        self.audit_failure(req, Op::Opendir, &result, |e| e.path(self.plain(ino.0)));
+        match result {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
             Err(e) => reply.error(errno(e)),
         }
@@ -1533,7 +1672,7 @@ impl Filesystem for TresorFs {
 
     fn setxattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         name: &OsStr,
         value: &[u8],
@@ -1541,34 +1680,40 @@ impl Filesystem for TresorFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        let result = self.writable().and_then(|()| {
+        let result = self.audit.ready().and_then(|()| self.writable()).and_then(|()| {
             let (fd, _) = self.xattr_target(ino.0)?;
             xattr::set(self.names.cipher(), fd.as_fd(), name, value, flags)
         });
+        let result =
+            self.audited(req, Op::Setxattr, result, |e| e.path(self.plain(ino.0)).xattr(name.as_bytes()), drop);
         match result {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(e)),
         }
     }
 
-    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+    fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         let result = self
             .xattr_target(ino.0)
             .and_then(|(fd, path)| xattr::get(self.names.cipher(), fd.as_fd(), name, &show(&path)));
+        self.audit_failure(req, Op::Getxattr, &result, |e| e.path(self.plain(ino.0)).xattr(name.as_bytes()));
         reply_xattr(result, size, reply);
     }
 
-    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+    fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
         let result =
             self.xattr_target(ino.0).and_then(|(fd, path)| xattr::list(self.names.cipher(), fd.as_fd(), &show(&path)));
+        self.audit_failure(req, Op::Listxattr, &result, |e| e.path(self.plain(ino.0)));
         reply_xattr(result, size, reply);
     }
 
-    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let result = self.writable().and_then(|()| {
+    fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let result = self.audit.ready().and_then(|()| self.writable()).and_then(|()| {
             let (fd, _) = self.xattr_target(ino.0)?;
             xattr::remove(self.names.cipher(), fd.as_fd(), name)
         });
+        let result =
+            self.audited(req, Op::Removexattr, result, |e| e.path(self.plain(ino.0)).xattr(name.as_bytes()), drop);
         match result {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(e)),
@@ -1585,7 +1730,33 @@ impl Filesystem for TresorFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        match self.do_create(req, parent.0, name, mode, umask, flags) {
+        let result = self.audit.ready().and_then(|()| self.do_create(req, parent.0, name, mode, umask, flags));
+        let undo = |(a, fh): (FileAttr, u64)| {
+            drop(self.files.write().unwrap_or_else(|e| e.into_inner()).remove(&fh));
+            self.nodes.forget(a.ino.0, 1);
+        };
+        // Empty when the file existed already (opened, not made, by this call).
+        let recipients =
+            |fh: u64| self.file(FileHandle(fh)).ok().map(|f| f.created_for.clone()).filter(|r| !r.is_empty());
+        let (path, intent) = (self.plain_child(parent.0, name), intent(flags));
+        let rcpt = result.as_ref().ok().and_then(|(_, fh)| recipients(*fh));
+        let result = self.audited(
+            req,
+            Op::Create,
+            result,
+            |e| {
+                let e = e.path(path).intent(intent);
+                match rcpt {
+                    Some(r) => e.recipients(r),
+                    None => e,
+                }
+            },
+            undo,
+        );
+        if let Some(f) = result.as_ref().ok().and_then(|(_, fh)| self.file(FileHandle(*fh)).ok()) {
+            let _ = f.opened_by.set((req.uid(), req.gid(), req.pid()));
+        }
+        match result {
             Ok((attr, fh)) => reply.created(&self.ttl, &attr, Generation(0), FileHandle(fh), fopen_flags(flags)),
             Err(e) => reply.error(errno(e)),
         }

@@ -18,7 +18,7 @@
 //! | `file` | an open file: header, content cipher, read/write/truncate protocol |
 //! | `lock` | OFD byte-range locks: internal (ciphertext) and forwarded user locks |
 //! | `attr` | backing `stat` to FUSE attributes (sizes from lengths alone) |
-//! | `fs` | the `fuser::Filesystem` implementation: errno mapping, logging |
+//! | `fs` | the `fuser::Filesystem` implementation: errno mapping, logging, audit records |
 //! | `sys` | safe wrappers over the libc calls used |
 //!
 //! # Shared storage
@@ -55,12 +55,12 @@
 //!   xattr format comes later).
 //! * `flock(2)` locks are local to one node (the kernel handles them; only
 //!   POSIX/OFD `fcntl` locks are forwarded to the backing file).
-//! * No audit log yet.
 //! * No `lseek(SEEK_DATA/SEEK_HOLE)` or `copy_file_range` (the kernel falls
 //!   back to its generic versions: holes read as data, copies as reads and
 //!   writes).
 
 mod attr;
+mod audit;
 mod config;
 mod file;
 mod fs;
@@ -80,7 +80,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use config::{parse_options, MountConfig};
+pub use config::{parse_options, AuditOptions, MountConfig};
 pub use file::MOVED_MAGIC;
 use tresor_format::{DirIv, MemberId, Role};
 
@@ -144,14 +144,28 @@ pub enum MountError {
 
     #[error("serving the mount at {mountpoint} failed: {source}")]
     Session { mountpoint: PathBuf, source: std::io::Error },
+
+    #[error("{source} (the mount refuses to run without its audit log; choose another place with audit_dir=, or turn it off explicitly with audit=off)")]
+    Audit { source: tresor_audit::writer::AuditError },
 }
 
 /// A verified volume, ready to mount: nothing mounted, no threads started,
-/// nothing written.
+/// nothing written but the audit directory made.
 pub struct Prepared {
     fs: fs::TresorFs,
     mountpoint: PathBuf,
     fuse: fuser::Config,
+    audit: Option<PendingAudit>,
+}
+
+/// What opening the audit log at mount time needs. (Opened in `mount`, not
+/// `prepare`: the CLI forks in between, and the log's threads and its
+/// unmount record belong to the process that serves the mount.)
+struct PendingAudit {
+    config: tresor_audit::AuditConfig,
+    options: String,
+    volume: tresor_format::Volume,
+    name_key: tresor_format::NameKey,
 }
 
 /// A live mount.
@@ -175,7 +189,7 @@ impl std::fmt::Debug for Mounted {
 /// Checks everything that can be checked before mounting: options, the
 /// backing directory, the volume file (against the pinned stewards), the
 /// identity's membership and name key, the root IV, the mount point, and
-/// that FUSE is available.
+/// that FUSE is available, and makes the audit log directory.
 pub fn prepare(config: MountConfig) -> Result<Prepared, MountError> {
     if config.threads == 0 {
         return Err(MountError::InvalidOption { option: "threads=0".into(), reason: "at least 1 thread".into() });
@@ -218,18 +232,40 @@ pub fn prepare(config: MountConfig) -> Result<Prepared, MountError> {
 
     let root_ino =
         sys::fstat(root.as_fd()).map_err(|source| MountError::BackingMissing { path: backing.clone(), source })?.st_ino;
+    let identity = Arc::new(config.identity);
+    let audit = if config.audit.enabled {
+        let mut options = vec![if config.read_only { "ro" } else { "rw" }.to_owned()];
+        if config.allow_other {
+            options.push("allow_other".into());
+        }
+        options.extend(config.options.iter().cloned());
+        let audit = config.audit.config(&backing);
+        // Fail here, before any fork, if the directory cannot be made.
+        std::fs::create_dir_all(&audit.dir).map_err(|source| MountError::Audit {
+            source: tresor_audit::writer::AuditError::Dir { path: audit.dir.clone(), source },
+        })?;
+        Some(PendingAudit {
+            config: audit,
+            options: options.join(","),
+            volume: volume.clone(),
+            name_key: name_key.clone(),
+        })
+    } else {
+        tracing::warn!("AUDIT LOG OFF (audit=off): this mount records no accesses");
+        None
+    };
     let fs = fs::TresorFs::new(fs::Setup {
         root: Arc::new(root),
         root_ino,
         backing: backing.clone(),
         volume,
         name_key,
-        identity: config.identity,
+        identity,
         pinned: config.pinned_stewards,
         read_only: config.read_only,
         ttl: config.cache_timeout,
     });
-    Ok(Prepared { fs, mountpoint, fuse })
+    Ok(Prepared { fs, mountpoint, fuse, audit })
 }
 
 fn open_dir(path: &Path) -> std::io::Result<OwnedFd> {
@@ -290,10 +326,23 @@ fn unescape_mountinfo(field: &[u8]) -> Vec<u8> {
 }
 
 impl Prepared {
-    /// Mounts the file system; it is live (answering requests is up to
-    /// [`Mounted::run`]) when this returns.
+    /// Opens the audit log (writing its mount record) and mounts the file
+    /// system; it is live (answering requests is up to [`Mounted::run`])
+    /// when this returns.
     pub fn mount(self) -> Result<Mounted, MountError> {
-        let Prepared { fs, mountpoint, fuse } = self;
+        let Prepared { mut fs, mountpoint, fuse, audit } = self;
+        if let Some(a) = audit {
+            let start = tresor_audit::writer::Start {
+                identity: fs.identity(),
+                volume: &a.volume,
+                name_key: &a.name_key,
+                op: tresor_audit::Op::Mount,
+                options: a.options,
+            };
+            let log = tresor_audit::AuditLog::open(a.config, start).map_err(|source| MountError::Audit { source })?;
+            tracing::info!("audit log: {}", log.path().display());
+            fs.set_audit(log);
+        }
         let session = fuser::Session::new(fs, &mountpoint, &fuse)
             .map_err(|source| MountError::Fuse { mountpoint: mountpoint.clone(), source })?;
         tracing::info!("mounted at {}", mountpoint.display());

@@ -14,6 +14,10 @@
 //! remembered node names it as parent (so a path walk never meets a missing
 //! node). Nothing here is cached beyond what the kernel references: entries
 //! are re-resolved by name on every `lookup`.
+//!
+//! Each node also keeps its plaintext name, set at the same places, so the
+//! audit log can name a node by its plaintext path without decrypting the
+//! backing path (one more string per node; no extra lock).
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
@@ -29,6 +33,8 @@ const MAX_DEPTH: usize = 8192;
 struct Node {
     parent: u64,
     name: OsString,
+    /// The plaintext name (for audit records).
+    plain: OsString,
     lookups: u64,
     /// Remembered nodes whose parent is this one.
     children: u64,
@@ -43,7 +49,7 @@ pub struct NodeTable {
 impl NodeTable {
     pub fn new(root_ino: u64) -> NodeTable {
         let mut map = HashMap::new();
-        map.insert(ROOT, Node { parent: ROOT, name: OsString::new(), lookups: 1, children: 0 });
+        map.insert(ROOT, Node { parent: ROOT, name: OsString::new(), plain: OsString::new(), lookups: 1, children: 0 });
         NodeTable { root_ino, map: RwLock::new(map) }
     }
 
@@ -86,6 +92,30 @@ impl NodeTable {
         Some(out)
     }
 
+    /// The plaintext path of a node, relative to the volume root ("" for
+    /// the root). `None` if the node is unknown.
+    pub fn plain_path(&self, id: u64) -> Option<Vec<u8>> {
+        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        let mut parts: Vec<&OsStr> = Vec::new();
+        let mut cur = id;
+        while cur != ROOT {
+            let node = map.get(&cur)?;
+            parts.push(&node.plain);
+            cur = node.parent;
+            if parts.len() > MAX_DEPTH {
+                return None;
+            }
+        }
+        let mut out = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+        for (i, p) in parts.iter().rev().enumerate() {
+            if i > 0 {
+                out.push(b'/');
+            }
+            out.extend_from_slice(p.as_bytes());
+        }
+        Some(out)
+    }
+
     /// The recorded parent of a node.
     pub fn parent(&self, id: u64) -> Option<u64> {
         let map = self.map.read().unwrap_or_else(|e| e.into_inner());
@@ -93,8 +123,9 @@ impl NodeTable {
     }
 
     /// A reply handed the node to the kernel (`lookup`, `create`, `mkdir`,
-    /// ...): count the reference and record where it was found.
-    pub fn add_lookup(&self, id: u64, parent: u64, name: &OsStr) {
+    /// ...): count the reference and record where it was found (backing
+    /// entry name and plaintext name).
+    pub fn add_lookup(&self, id: u64, parent: u64, name: &OsStr, plain: &OsStr) {
         if id == ROOT {
             return;
         }
@@ -102,23 +133,23 @@ impl NodeTable {
         match map.get_mut(&id) {
             Some(node) => node.lookups += 1,
             None => {
-                map.insert(id, Node { parent, name: OsString::new(), lookups: 1, children: 0 });
+                map.insert(id, Node { parent, name: OsString::new(), plain: OsString::new(), lookups: 1, children: 0 });
                 if let Some(p) = map.get_mut(&parent) {
                     p.children += 1;
                 }
             }
         }
-        set_location(&mut map, id, parent, name);
+        set_location(&mut map, id, parent, name, plain);
     }
 
     /// Records a node's new place (rename), if the node is known.
-    pub fn moved(&self, id: u64, parent: u64, name: &OsStr) {
+    pub fn moved(&self, id: u64, parent: u64, name: &OsStr, plain: &OsStr) {
         if id == ROOT {
             return;
         }
         let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
         if map.contains_key(&id) {
-            set_location(&mut map, id, parent, name);
+            set_location(&mut map, id, parent, name, plain);
         }
     }
 
@@ -139,7 +170,7 @@ impl NodeTable {
     }
 }
 
-fn set_location(map: &mut HashMap<u64, Node>, id: u64, parent: u64, name: &OsStr) {
+fn set_location(map: &mut HashMap<u64, Node>, id: u64, parent: u64, name: &OsStr, plain: &OsStr) {
     let Some(old_parent) = map.get(&id).map(|n| n.parent) else { return };
     // The new parent must be known, or the path walk would fail (it is: the
     // kernel just referred to it), and must not be the node's descendant.
@@ -149,6 +180,9 @@ fn set_location(map: &mut HashMap<u64, Node>, id: u64, parent: u64, name: &OsStr
     if let Some(node) = map.get_mut(&id) {
         if node.name != name {
             node.name = name.to_owned();
+        }
+        if node.plain != plain {
+            node.plain = plain.to_owned();
         }
         node.parent = parent;
     }
@@ -210,10 +244,12 @@ mod tests {
         assert_eq!(t.id_of(500), ROOT);
         assert_eq!(t.id_of(1), 500);
         assert_eq!(t.id_of(7), 7);
-        t.add_lookup(10, ROOT, OsStr::new("a"));
-        t.add_lookup(11, 10, OsStr::new("b"));
+        t.add_lookup(10, ROOT, OsStr::new("a"), OsStr::new("A"));
+        t.add_lookup(11, 10, OsStr::new("b"), OsStr::new("B"));
         assert_eq!(t.path(11).unwrap(), b"a/b");
+        assert_eq!(t.plain_path(11).unwrap(), b"A/B");
         assert_eq!(t.path(ROOT).unwrap(), b".");
+        assert_eq!(t.plain_path(ROOT).unwrap(), b"");
         t.forget(10, 1);
         assert_eq!(t.path(11).unwrap(), b"a/b", "a parent stays while a child is remembered");
         t.forget(11, 1);
@@ -223,17 +259,19 @@ mod tests {
     #[test]
     fn moves_and_lookups_under_other_names_update_the_location() {
         let t = NodeTable::new(500);
-        t.add_lookup(10, ROOT, OsStr::new("a"));
-        t.add_lookup(12, ROOT, OsStr::new("c"));
-        t.add_lookup(11, 10, OsStr::new("b"));
-        t.moved(11, 12, OsStr::new("d"));
+        t.add_lookup(10, ROOT, OsStr::new("a"), OsStr::new("A"));
+        t.add_lookup(12, ROOT, OsStr::new("c"), OsStr::new("C"));
+        t.add_lookup(11, 10, OsStr::new("b"), OsStr::new("B"));
+        t.moved(11, 12, OsStr::new("d"), OsStr::new("D"));
         assert_eq!(t.path(11).unwrap(), b"c/d");
+        assert_eq!(t.plain_path(11).unwrap(), b"C/D", "plaintext names move with the node");
         t.forget(10, 1);
         assert!(t.path(10).is_none(), "a dropped parent with no children goes");
-        t.add_lookup(11, ROOT, OsStr::new("hardlink"));
+        t.add_lookup(11, ROOT, OsStr::new("hardlink"), OsStr::new("HARDLINK"));
         assert_eq!(t.path(11).unwrap(), b"hardlink");
-        t.moved(12, 11, OsStr::new("x"));
-        t.moved(11, 12, OsStr::new("loop"));
+        assert_eq!(t.plain_path(11).unwrap(), b"HARDLINK");
+        t.moved(12, 11, OsStr::new("x"), OsStr::new("X"));
+        t.moved(11, 12, OsStr::new("loop"), OsStr::new("LOOP"));
         assert!(t.path(11).is_some() && t.path(12).is_some(), "no cycles");
     }
 }

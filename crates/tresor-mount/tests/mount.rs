@@ -105,10 +105,16 @@ impl Vol {
         dir
     }
 
+    /// Every backing path but the audit logs (each mount adds one; see
+    /// tresor-cli/tests/audit.rs).
     fn listing(&self) -> Vec<String> {
         let mut all = Vec::new();
         for e in walk(&self.backing) {
-            all.push(e.strip_prefix(&self.backing).unwrap().display().to_string());
+            let rel = e.strip_prefix(&self.backing).unwrap();
+            if rel.starts_with("tresor.audit") {
+                continue;
+            }
+            all.push(rel.display().to_string());
         }
         all.sort();
         all
@@ -1037,10 +1043,13 @@ fn prepare_refuses_bad_input_before_anything_is_mounted() {
     c.options.push("bogus".into());
     assert!(matches!(prepare(c), Err(MountError::InvalidOption { .. })));
 
+    let logs = || fs::read_dir(vol.backing.join("tresor.audit")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(logs(), 0, "prepare writes no audit log; mount does");
     let m = Mnt::start(vol.config("alice", &mp)).unwrap();
     assert!(matches!(prepare(vol.config("alice", &mp)), Err(MountError::MountpointBusy { .. })));
     drop(m);
     assert_eq!(vol.listing(), before, "nothing was written");
+    assert_eq!(logs(), 1);
 }
 
 #[test]

@@ -55,6 +55,8 @@ smoke_tests! {
     dir_iv: 10_000,
     // Each input runs up to a dozen key agreements and signatures.
     api: 2_000,
+    // Each input that verifies checks signatures.
+    audit_log: 3_000,
 }
 
 // ---- the driver itself ----------------------------------------------------------

@@ -1,0 +1,39 @@
+//! The Tresor audit log, specified in `docs/AUDIT.md`.
+//!
+//! One append-only file per mount (or per CLI session): length-prefixed CBOR
+//! records, each holding the SHA-256 chain hash of the one before, with
+//! checkpoints signed by the mount's identity. Paths are sealed with a key
+//! derived from the volume name key, so the storage operator who keeps the
+//! files learns no plaintext name; the chain covers the sealed bytes, so an
+//! auditor verifies a log with the registry alone.
+//!
+//! | module | job |
+//! |---|---|
+//! | [`record`] | the typed record and its CBOR encoding |
+//! | [`chain`] | the hash chain and the checkpoint signature input |
+//! | [`seal`] | sealing and unsealing path fields |
+//! | [`frame`] | the file header and length-prefixed framing; torn tails |
+//! | [`writer`] | appending: group commit, checkpoints, anchors, fail-closed |
+//! | [`verify`] | checking a log and naming the first bad record |
+//! | [`query`] | merging logs by time, filters, `who` and `access` |
+//! | [`time`] | RFC 3339 in and out, without a date crate |
+//!
+//! The crate does file I/O but knows nothing of FUSE: the mount daemon and
+//! the CLI both call [`writer::AuditLog`].
+
+pub mod chain;
+pub mod frame;
+pub mod query;
+pub mod record;
+pub mod seal;
+pub mod time;
+pub mod verify;
+pub mod writer;
+
+pub use record::{Op, Record};
+pub use verify::{verify, Anchor, Diagnosis, Report};
+pub use writer::{AuditConfig, AuditLog, Event, OnError, SyncMode};
+
+/// The default log directory inside a backing directory. Names starting
+/// with `tresor.` are reserved: the mount never shows or touches them.
+pub const DEFAULT_DIR: &str = "tresor.audit";

@@ -1,0 +1,663 @@
+//! Appending to a log: one file per mount or CLI session, one mutex around
+//! the append, group commit by a background thread, checkpoints, anchors,
+//! and failing closed.
+//!
+//! # Durability
+//!
+//! Every record is handed to the kernel with one `write(2)` on an
+//! `O_APPEND` descriptor before [`AuditLog::append`] returns, so before the
+//! operation it describes is answered: a daemon killed with SIGKILL loses
+//! nothing (the page cache has it). The background thread `fdatasync`s the
+//! file at most every `sync` interval (default 1 s) when something was
+//! written: that interval bounds what a power loss or kernel crash can
+//! lose. [`SyncMode::Always`] syncs before `append` returns instead.
+//!
+//! # Failing closed
+//!
+//! If a record cannot be written (full disk, I/O error), the file is cut
+//! back to its last whole record, the failure is logged, and every later
+//! `append` (and [`AuditLog::check`]) returns [`AuditError::Failed`] until
+//! the log is opened again, unless the operator chose
+//! [`OnError::Continue`].
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rand_core::{OsRng, RngCore};
+use tresor_format::{Identity, NameKey, Volume};
+
+use crate::chain::{self, hex};
+use crate::frame;
+use crate::record::{Op, Record, SetAttr};
+use crate::seal::{Field, PathSealer};
+
+/// When records reach stable storage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncMode {
+    /// `fdatasync` before `append` returns.
+    Always,
+    /// `fdatasync` by a background thread at most this often: the window a
+    /// power loss can lose.
+    Every(Duration),
+}
+
+/// What to do when a record cannot be written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnError {
+    /// Refuse every operation that needs a record (the default).
+    FailClosed,
+    /// Log the failure and carry on without the record (explicit choice).
+    Continue,
+}
+
+/// Where and how a log is written.
+#[derive(Clone, Debug)]
+pub struct AuditConfig {
+    /// The directory holding one file per mount.
+    pub dir: PathBuf,
+    pub sync: SyncMode,
+    /// A checkpoint after this many records...
+    pub checkpoint_every: u64,
+    /// ... or this long after the last one, if records were added since.
+    pub checkpoint_interval: Duration,
+    /// Send each checkpoint line to syslog (LOG_AUTHPRIV | LOG_NOTICE).
+    pub anchor_syslog: bool,
+    /// Run this command with each checkpoint line on its stdin.
+    pub anchor_cmd: Option<PathBuf>,
+    pub on_error: OnError,
+}
+
+impl AuditConfig {
+    pub fn new(dir: impl Into<PathBuf>) -> AuditConfig {
+        AuditConfig {
+            dir: dir.into(),
+            sync: SyncMode::Every(Duration::from_millis(1000)),
+            checkpoint_every: 1000,
+            checkpoint_interval: Duration::from_secs(60),
+            anchor_syslog: false,
+            anchor_cmd: None,
+            on_error: OnError::FailClosed,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("cannot create the audit log directory {path}: {source}")]
+    Dir { path: PathBuf, source: std::io::Error },
+    #[error("cannot create the audit log {path}: {source}")]
+    Create { path: PathBuf, source: std::io::Error },
+    #[error("the audit log {path} could not be written ({reason}): operations that need a record are refused until the mount is restarted")]
+    Failed { path: PathBuf, reason: String },
+    #[error("the audit log {path} is closed")]
+    Closed { path: PathBuf },
+}
+
+/// Who and what a record is about: a record with the caller's fields
+/// filled in, and the plaintext of the fields that are sealed.
+#[derive(Clone, Debug)]
+pub struct Event {
+    record: Record,
+    path: Option<Vec<u8>>,
+    new_path: Option<Vec<u8>>,
+    xattr: Option<Vec<u8>>,
+}
+
+impl Event {
+    pub fn new(op: Op) -> Event {
+        Event { record: Record::new(op), path: None, new_path: None, xattr: None }
+    }
+
+    /// The requesting process.
+    pub fn by(mut self, uid: u32, gid: u32, pid: u32) -> Event {
+        (self.record.uid, self.record.gid, self.record.pid) = (uid, gid, pid);
+        self
+    }
+
+    /// The plaintext path, relative to the volume root.
+    pub fn path(mut self, path: impl Into<Vec<u8>>) -> Event {
+        self.path = Some(path.into());
+        self
+    }
+
+    pub fn new_path(mut self, path: impl Into<Vec<u8>>) -> Event {
+        self.new_path = Some(path.into());
+        self
+    }
+
+    pub fn xattr(mut self, name: impl Into<Vec<u8>>) -> Event {
+        self.xattr = Some(name.into());
+        self
+    }
+
+    /// 0 for success, else the errno returned.
+    pub fn result(mut self, errno: i32) -> Event {
+        self.record.result = errno;
+        self
+    }
+
+    pub fn intent(mut self, intent: impl Into<String>) -> Event {
+        self.record.intent = Some(intent.into());
+        self
+    }
+
+    pub fn bytes(mut self, read: u64, written: u64) -> Event {
+        self.record.bytes_read = Some(read);
+        self.record.bytes_written = Some(written);
+        self
+    }
+
+    pub fn setattr(mut self, attr: SetAttr) -> Event {
+        self.record.setattr = Some(attr);
+        self
+    }
+
+    pub fn recipients(mut self, ids: Vec<[u8; 16]>) -> Event {
+        self.record.recipients = Some(ids);
+        self
+    }
+
+    /// The member a grant, revoke or membership change is about.
+    pub fn subject(mut self, member: [u8; 16]) -> Event {
+        self.record.subject = Some(member.to_vec());
+        self
+    }
+
+    pub fn rekeyed(mut self, rekeyed: bool) -> Event {
+        self.record.rekeyed = Some(rekeyed);
+        self
+    }
+
+    pub fn offset(mut self, offset: u64) -> Event {
+        self.record.offset = Some(offset);
+        self
+    }
+
+    pub fn op(&self) -> Op {
+        self.record.op
+    }
+
+    /// The record as built so far: for writers that stamp the fields the
+    /// log's writer otherwise fills in (test vectors, tools).
+    pub fn record_mut(&mut self) -> &mut Record {
+        &mut self.record
+    }
+}
+
+/// Completes a stamped record (seq, time, host, mount id, member, process
+/// set) as the writer does: seals its confidential fields, links it to
+/// `prev`, and for a checkpoint adds the chain hash and the signature.
+/// Pure, so the test vectors build logs byte for byte.
+pub fn complete(event: Event, sealer: &PathSealer, identity: &Identity, prev: &[u8; 32]) -> Record {
+    let Event { mut record, path, new_path, xattr } = event;
+    let (mount_id, seq) = (record.mount_id, record.seq);
+    let seal = |field, plain: Option<Vec<u8>>| plain.map(|p| sealer.seal(&mount_id, seq, field, &p));
+    record.path = seal(Field::Path, path);
+    record.new_path = seal(Field::NewPath, new_path);
+    record.xattr = seal(Field::Xattr, xattr);
+    record.prev = *prev;
+    if record.op == Op::Checkpoint {
+        record.chain = Some(prev.to_vec());
+        record.sig = None;
+        let body = chain::checkpoint_body(&mount_id, seq, prev, &record.to_bytes());
+        record.sig = Some(tresor_format::audit::sign_checkpoint(identity, &body).to_vec());
+    }
+    record
+}
+
+/// How a log starts: the mount (or session) record's contents.
+pub struct Start<'a> {
+    pub identity: Arc<Identity>,
+    pub volume: &'a Volume,
+    pub name_key: &'a NameKey,
+    /// `Op::Mount` for the daemon, `Op::Session` for a CLI command.
+    pub op: Op,
+    /// The mount options or the command line (never secrets).
+    pub options: String,
+}
+
+struct State {
+    file: File,
+    /// Bytes of whole records written: the file is cut back to this when a
+    /// write fails.
+    len: u64,
+    seq: u64,
+    prev: [u8; 32],
+    since_checkpoint: u64,
+    last_checkpoint: Instant,
+    buf: Vec<u8>,
+    dirty: bool,
+    failed: Option<String>,
+    closed: bool,
+    comm: HashMap<u32, (String, Instant)>,
+    anchors: Option<Sender<String>>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+    path: PathBuf,
+    identity: Arc<Identity>,
+    sealer: PathSealer,
+    host: String,
+    mount_id: [u8; 16],
+    member: [u8; 16],
+    config: AuditConfig,
+    /// A CLI session's log (ends with `session-end`, not `unmount`).
+    session: bool,
+    /// A second descriptor for `fdatasync` outside the append lock.
+    sync_file: File,
+}
+
+/// An open audit log. Cloning shares it.
+pub struct AuditLog {
+    shared: Arc<Shared>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog").field("path", &self.shared.path).finish_non_exhaustive()
+    }
+}
+
+/// How long a process name read from /proc stays cached for its pid.
+const COMM_TTL: Duration = Duration::from_secs(1);
+
+fn now_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+}
+
+/// This machine's host name, reduced to characters safe in a file name.
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let raw = if ok { &buf[..buf.iter().position(|&b| b == 0).unwrap_or(buf.len())] } else { b"unknown" };
+    let s: String = String::from_utf8_lossy(raw)
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_' { c } else { '_' })
+        .collect();
+    if s.is_empty() {
+        "unknown".into()
+    } else {
+        s
+    }
+}
+
+fn process_name(pid: u32) -> String {
+    if pid == 0 {
+        return String::new();
+    }
+    std::fs::read(format!("/proc/{pid}/comm"))
+        .map(|b| String::from_utf8_lossy(b.strip_suffix(b"\n").unwrap_or(&b)).into_owned())
+        .unwrap_or_default()
+}
+
+impl AuditLog {
+    /// Creates a new log file in `config.dir` (made if missing) and writes
+    /// the mount record and the first checkpoint, synced.
+    pub fn open(config: AuditConfig, start: Start<'_>) -> Result<AuditLog, AuditError> {
+        std::fs::create_dir_all(&config.dir).map_err(|source| AuditError::Dir { path: config.dir.clone(), source })?;
+        let mut mount_id = [0u8; 16];
+        OsRng.fill_bytes(&mut mount_id);
+        let host = host_name();
+        let path = config.dir.join(format!("{host}-{}.log", hex(&mount_id)));
+        let create = |source| AuditError::Create { path: path.clone(), source };
+        let mut file = OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .mode(0o640)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(create)?;
+        file.write_all(&frame::file_header()).map_err(create)?;
+        let sync_file = file.try_clone().map_err(create)?;
+        let (anchors, anchor_thread) = if config.anchor_syslog || config.anchor_cmd.is_some() {
+            let (tx, rx) = mpsc::channel::<String>();
+            let (syslog, cmd) = (config.anchor_syslog, config.anchor_cmd.clone());
+            let t = std::thread::Builder::new()
+                .name("tresor-audit-anchor".into())
+                .spawn(move || {
+                    for line in rx {
+                        anchor(&line, syslog, cmd.as_deref());
+                    }
+                })
+                .map_err(create)?;
+            (Some(tx), Some(t))
+        } else {
+            (None, None)
+        };
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                file,
+                len: frame::FILE_HEADER_LEN as u64,
+                seq: 0,
+                prev: chain::GENESIS,
+                since_checkpoint: 0,
+                last_checkpoint: Instant::now(),
+                buf: Vec::with_capacity(1024),
+                dirty: false,
+                failed: None,
+                closed: false,
+                comm: HashMap::new(),
+                anchors,
+            }),
+            wake: Condvar::new(),
+            path: path.clone(),
+            sealer: PathSealer::new(start.name_key, &start.volume.id),
+            member: start.identity.id().0,
+            identity: start.identity,
+            host,
+            mount_id,
+            session: start.op == Op::Session,
+            config,
+            sync_file,
+        });
+        let mut first =
+            Event::new(start.op).by(unsafe { libc::getuid() }, unsafe { libc::getgid() }, std::process::id());
+        first.record.volume = Some(start.volume.id.to_vec());
+        first.record.key = Some(shared.identity.public().ed25519.as_bytes().to_vec());
+        first.record.options = Some(start.options);
+        {
+            let mut st = shared.lock();
+            shared.append_locked(&mut st, first).map_err(|e| AuditError::Failed { path: path.clone(), reason: e })?;
+            shared.checkpoint_locked(&mut st).map_err(|e| AuditError::Failed { path: path.clone(), reason: e })?;
+            st.file.sync_data().map_err(create)?;
+            st.dirty = false;
+        }
+        if let Ok(dir) = File::open(&shared.config.dir) {
+            let _ = dir.sync_all();
+        }
+        let mut threads = Vec::new();
+        let bg = shared.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("tresor-audit-sync".into())
+                .spawn(move || bg.background())
+                .map_err(create)?,
+        );
+        threads.extend(anchor_thread);
+        Ok(AuditLog { shared, threads: Mutex::new(threads) })
+    }
+
+    /// A log for one CLI command (grant, revoke, member add, ...): its own
+    /// file in `dir`, synced on every record.
+    pub fn open_session(
+        dir: &Path,
+        identity: Arc<Identity>,
+        volume: &Volume,
+        name_key: &NameKey,
+        command: &str,
+    ) -> Result<AuditLog, AuditError> {
+        let mut config = AuditConfig::new(dir);
+        config.sync = SyncMode::Always;
+        AuditLog::open(config, Start { identity, volume, name_key, op: Op::Session, options: command.to_owned() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    pub fn mount_id(&self) -> [u8; 16] {
+        self.shared.mount_id
+    }
+
+    /// Whether records can still be written: `Err` once a write failed
+    /// (fail-closed mode), so an operation can be refused before it is done.
+    pub fn check(&self) -> Result<(), AuditError> {
+        let st = self.shared.lock();
+        self.shared.refusal(&st)
+    }
+
+    /// Appends a record; `Err` means it was not written and (fail-closed)
+    /// the operation must be refused.
+    pub fn append(&self, event: Event) -> Result<(), AuditError> {
+        let shared = &*self.shared;
+        let mut st = shared.lock();
+        shared.refusal(&st)?;
+        let op = event.record.op;
+        let written = shared.append_locked(&mut st, event).and_then(|()| {
+            if shared.config.sync == SyncMode::Always {
+                st.file.sync_data().map_err(|e| format!("fdatasync: {e}"))?;
+                st.dirty = false;
+            }
+            if st.since_checkpoint >= shared.config.checkpoint_every && op != Op::Checkpoint {
+                shared.checkpoint_locked(&mut st)?;
+            }
+            Ok(())
+        });
+        match written {
+            Ok(()) => Ok(()),
+            Err(reason) => shared.failed(&mut st, reason),
+        }
+    }
+
+    /// A checkpoint now (if records were added since the last one).
+    pub fn checkpoint(&self) -> Result<(), AuditError> {
+        let shared = &*self.shared;
+        let mut st = shared.lock();
+        shared.refusal(&st)?;
+        if st.since_checkpoint == 0 {
+            return Ok(());
+        }
+        match shared.checkpoint_locked(&mut st) {
+            Ok(()) => Ok(()),
+            Err(reason) => shared.failed(&mut st, reason),
+        }
+    }
+
+    /// Writes the unmount (or session-end) record and a final checkpoint,
+    /// syncs, and stops the background threads. Idempotent.
+    pub fn close(&self) -> Result<(), AuditError> {
+        let shared = &*self.shared;
+        let result = {
+            let mut st = shared.lock();
+            if st.closed {
+                return Ok(());
+            }
+            let end = Event::new(if shared.session { Op::SessionEnd } else { Op::Unmount }).by(
+                unsafe { libc::getuid() },
+                unsafe { libc::getgid() },
+                std::process::id(),
+            );
+            let r = shared.refusal(&st).and_then(|()| {
+                shared
+                    .append_locked(&mut st, end)
+                    .and_then(|()| shared.checkpoint_locked(&mut st))
+                    .and_then(|()| st.file.sync_data().map_err(|e| format!("fdatasync: {e}")))
+                    .map_err(|reason| AuditError::Failed { path: shared.path.clone(), reason })
+            });
+            st.closed = true;
+            st.anchors = None; // the anchor thread ends once it has sent what is queued
+            r
+        };
+        shared.wake.notify_all();
+        for t in std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner())) {
+            let _ = t.join();
+        }
+        result
+    }
+}
+
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        if let Err(e) = self.close() {
+            tracing::error!("closing the audit log: {e}");
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn refusal(&self, st: &State) -> Result<(), AuditError> {
+        if st.closed {
+            return Err(AuditError::Closed { path: self.path.clone() });
+        }
+        match &st.failed {
+            Some(reason) if self.config.on_error == OnError::FailClosed => {
+                Err(AuditError::Failed { path: self.path.clone(), reason: reason.clone() })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A write failed: cut the file back to its last whole record, log it,
+    /// and refuse (or, by the operator's choice, carry on).
+    fn failed(&self, st: &mut State, reason: String) -> Result<(), AuditError> {
+        if let Err(e) = st.file.set_len(st.len) {
+            tracing::error!("audit log {}: cannot cut back a partial record: {e}", self.path.display());
+        }
+        match self.config.on_error {
+            OnError::FailClosed => {
+                tracing::error!(
+                    "audit log {}: {reason}; failing closed: operations that need a record get EIO until the mount is restarted",
+                    self.path.display()
+                );
+                st.failed = Some(reason.clone());
+                Err(AuditError::Failed { path: self.path.clone(), reason })
+            }
+            OnError::Continue => {
+                tracing::error!(
+                    "audit log {}: {reason}; a record is LOST (audit_on_error=continue)",
+                    self.path.display()
+                );
+                st.failed = Some(reason);
+                Ok(())
+            }
+        }
+    }
+
+    fn comm(&self, st: &mut State, pid: u32) -> String {
+        let now = Instant::now();
+        if let Some((name, at)) = st.comm.get(&pid) {
+            if now.duration_since(*at) < COMM_TTL {
+                return name.clone();
+            }
+        }
+        let name = process_name(pid);
+        if st.comm.len() > 4096 {
+            st.comm.clear();
+        }
+        st.comm.insert(pid, (name.clone(), now));
+        name
+    }
+
+    /// Builds, seals, frames and writes one record with one `write(2)`.
+    fn append_locked(&self, st: &mut State, mut event: Event) -> Result<(), String> {
+        let record = &mut event.record;
+        record.seq = st.seq;
+        record.time_ns = now_ns();
+        record.host.clone_from(&self.host);
+        record.mount_id = self.mount_id;
+        record.member = self.member;
+        if record.op != Op::Checkpoint {
+            let pid = record.pid;
+            event.record.process = self.comm(st, pid);
+        }
+        let record = complete(event, &self.sealer, &self.identity, &st.prev);
+        let mut buf = std::mem::take(&mut st.buf);
+        buf.clear();
+        buf.extend_from_slice(&[0; 4]);
+        record.encode_into(&mut buf);
+        let len = (buf.len() - 4) as u32;
+        buf[..4].copy_from_slice(&len.to_be_bytes());
+        let written = st.file.write_all(&buf);
+        let hash = chain::next(&st.prev, &buf[4..]);
+        let n = buf.len() as u64;
+        st.buf = buf;
+        written.map_err(|e| format!("write: {e}"))?;
+        st.len += n;
+        st.prev = hash;
+        st.seq += 1;
+        st.since_checkpoint += 1;
+        st.dirty = true;
+        Ok(())
+    }
+
+    fn checkpoint_locked(&self, st: &mut State) -> Result<(), String> {
+        let seq = st.seq;
+        self.append_locked(st, Event::new(Op::Checkpoint))?;
+        st.since_checkpoint = 0;
+        st.last_checkpoint = Instant::now();
+        if let Some(tx) = &st.anchors {
+            let _ = tx.send(format!("{} {seq} {}", hex(&self.mount_id), hex(&st.prev)));
+        }
+        Ok(())
+    }
+
+    /// Group commit and timed checkpoints, until the log is closed.
+    fn background(&self) {
+        let tick = match self.config.sync {
+            SyncMode::Every(d) => d.min(self.config.checkpoint_interval),
+            SyncMode::Always => self.config.checkpoint_interval.min(Duration::from_secs(1)),
+        }
+        .max(Duration::from_millis(1));
+        let mut st = self.lock();
+        loop {
+            st = self.wake.wait_timeout(st, tick).unwrap_or_else(|e| e.into_inner()).0;
+            if st.closed {
+                return;
+            }
+            if self.refusal(&st).is_ok()
+                && st.since_checkpoint > 0
+                && st.last_checkpoint.elapsed() >= self.config.checkpoint_interval
+            {
+                if let Err(reason) = self.checkpoint_locked(&mut st) {
+                    let _ = self.failed(&mut st, reason);
+                }
+            }
+            if st.dirty {
+                st.dirty = false;
+                // Sync without holding the lock: appends go on meanwhile.
+                drop(st);
+                let synced = self.sync_file.sync_data();
+                st = self.lock();
+                if let Err(e) = synced {
+                    st.dirty = true;
+                    if self.refusal(&st).is_ok() {
+                        let _ = self.failed(&mut st, format!("fdatasync: {e}"));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Hands one checkpoint line to the outside sinks.
+fn anchor(line: &str, syslog: bool, cmd: Option<&Path>) {
+    if syslog {
+        if let Ok(msg) = std::ffi::CString::new(format!("tresor-audit checkpoint {line}")) {
+            unsafe {
+                libc::openlog(c"tresor".as_ptr(), libc::LOG_PID, libc::LOG_AUTHPRIV);
+                libc::syslog(libc::LOG_NOTICE, c"%s".as_ptr(), msg.as_ptr());
+            }
+        }
+    }
+    if let Some(cmd) = cmd {
+        let run = std::process::Command::new(cmd)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .and_then(|mut child| {
+                if let Some(mut stdin) = child.stdin.take() {
+                    stdin.write_all(format!("{line}\n").as_bytes())?;
+                }
+                child.wait()
+            });
+        match run {
+            Ok(status) if status.success() => {}
+            Ok(status) => tracing::error!("audit anchor command {} failed: {status}", cmd.display()),
+            Err(e) => tracing::error!("audit anchor command {}: {e}", cmd.display()),
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! The audit log end to end: real mounts of the real `tresor` binary write
+//! it, `tresor audit` verifies and replays it (docs/AUDIT.md).
+
+mod common;
+
+use std::fs::{self, OpenOptions};
+use std::io::ErrorKind;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+fn json_lines(out: &std::process::Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn logs(s: &Scratch) -> Vec<PathBuf> {
+    let mut v: Vec<_> = fs::read_dir(s.path("backing/tresor.audit")).unwrap().map(|e| e.unwrap().path()).collect();
+    v.sort();
+    v
+}
+
+/// `tresor audit verify --json` of every log of the volume.
+fn verify(s: &Scratch, extra: &[&str]) -> (Option<i32>, Vec<Value>) {
+    let out =
+        s.tresor().args(["audit", "verify", "--json", "--volume"]).arg(s.path("backing")).args(extra).output().unwrap();
+    (out.status.code(), json_lines(&out))
+}
+
+/// Waits until every mount log ends with its unmount record (the daemon
+/// writes it as it exits, just after `fusermount3 -u` returns).
+fn wait_closed(s: &Scratch) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, reports) = verify(s, &[]);
+        if reports.iter().all(|r| r["closed"] == true) || Instant::now() > deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn show(s: &Scratch, who: &str, args: &[&str]) -> Vec<Value> {
+    let out = run_ok(
+        s.tresor()
+            .args(["audit", "show", "--json", "--volume"])
+            .arg(s.path("backing"))
+            .arg("-i")
+            .arg(s.path(&format!("{who}.id")))
+            .arg("--passfile")
+            .arg(s.path("pass"))
+            .args(args),
+    );
+    json_lines(&out)
+}
+
+fn find<'a>(records: &'a [Value], op: &str, path: &str) -> Vec<&'a Value> {
+    records.iter().filter(|r| r["op"] == op && r["path"] == path).collect()
+}
+
+/// The backing file of a plaintext file: node ids are backing inode numbers.
+fn backing_file(s: &Scratch, plain: &Path) -> PathBuf {
+    let ino = fs::metadata(plain).unwrap().ino();
+    let mut stack = vec![s.path("backing")];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            if e.metadata().unwrap().ino() == ino {
+                return e.path();
+            }
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    panic!("no backing file for {}", plain.display());
+}
+
+#[test]
+fn a_workload_through_two_mounts_is_recorded_verified_and_replayed() {
+    let s = Scratch::new("audit");
+    s.identity("alice");
+    let bob = s.identity("bob");
+    s.init("backing", "alice", &[]);
+    run_ok(
+        s.tresor()
+            .args(["member", "add"])
+            .arg(s.path("backing"))
+            .arg(&bob)
+            .args(["--name", "bob", "-i"])
+            .arg(s.path("alice.id"))
+            .arg("--passfile")
+            .arg(s.path("pass")),
+    );
+    {
+        let a = s.mount("backing", "mnt-a", "alice", &[]);
+        let b = s.mount("backing", "mnt-b", "bob", &[]);
+        let (am, bm) = (&a.path, &b.path);
+        fs::create_dir(am.join("study")).unwrap();
+        fs::write(am.join("study/cohort.csv"), b"patient,outcome\n").unwrap();
+        assert_eq!(fs::read(am.join("study/cohort.csv")).unwrap(), b"patient,outcome\n");
+        fs::rename(am.join("study/cohort.csv"), am.join("study/final.csv")).unwrap();
+        fs::set_permissions(am.join("study/final.csv"), std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
+        // Bob's file: Alice is not a recipient, so her open is denied.
+        fs::write(bm.join("bobs.txt"), b"for bob only").unwrap();
+        assert_eq!(fs::read(am.join("bobs.txt")).unwrap_err().kind(), ErrorKind::PermissionDenied);
+        // A damaged block: EIO on read.
+        fs::write(am.join("scan.bin"), vec![7u8; 3 * 4096]).unwrap();
+        let bf = OpenOptions::new().read(true).write(true).open(backing_file(&s, &am.join("scan.bin"))).unwrap();
+        let at = bf.metadata().unwrap().len() / 2;
+        let mut byte = [0u8];
+        bf.read_exact_at(&mut byte, at).unwrap();
+        bf.write_all_at(&[byte[0] ^ 1], at).unwrap();
+        let f = OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(am.join("scan.bin")).unwrap();
+        let mut buf = vec![0u8; 3 * 4096];
+        assert_eq!(f.read_at(&mut buf, 0).unwrap_err().raw_os_error(), Some(libc::EIO));
+        drop(f);
+        fs::remove_file(am.join("study/final.csv")).unwrap();
+
+        // The log directory is reserved: not listed, not reachable, and a
+        // plaintext entry of that name is a different (encrypted) entry.
+        let names: Vec<_> = fs::read_dir(am).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(!names.iter().any(|n| n == "tresor.audit"), "{names:?}");
+        assert_eq!(fs::metadata(am.join("tresor.audit")).unwrap_err().kind(), ErrorKind::NotFound);
+        fs::create_dir(am.join("tresor.audit")).unwrap();
+        fs::write(am.join("tresor.audit/x.log"), b"not a log").unwrap();
+    }
+    wait_closed(&s);
+    // Session log of `member add`, two mount logs; none holds a plaintext name.
+    let files = logs(&s);
+    assert_eq!(files.len(), 3, "{files:?}");
+    for f in &files {
+        let bytes = fs::read(f).unwrap();
+        for name in [&b"cohort"[..], b"final.csv", b"bobs.txt", b"study", b"x.log"] {
+            assert!(!bytes.windows(name.len()).any(|w| w == name), "{} shows a plaintext name", f.display());
+        }
+    }
+
+    let (code, reports) = verify(&s, &[]);
+    assert_eq!(code, Some(0), "{reports:?}");
+    assert!(reports.iter().all(|r| r["ok"] == true && r["closed"] == true && r["warnings"] == serde_json::json!([])));
+
+    let all = show(&s, "alice", &[]);
+    assert!(all.iter().any(|r| r["op"] == "member-add" && r["subject"] == "bob" && r["member_name"] == "alice"));
+    assert_eq!(all.iter().filter(|r| r["op"] == "mount").count(), 2);
+    assert_eq!(all.iter().filter(|r| r["op"] == "unmount").count(), 2);
+    assert_eq!(find(&all, "mkdir", "study").len(), 1);
+    let create = find(&all, "create", "study/cohort.csv");
+    assert_eq!(create.len(), 1);
+    assert_eq!(create[0]["recipients"], serde_json::json!(["alice"]));
+    assert_eq!(create[0]["result"], "ok");
+    let releases = find(&all, "release", "study/cohort.csv");
+    assert!(releases.iter().any(|r| r["bytes_written"] == 16 && r["bytes_read"] == 0), "{releases:?}");
+    assert!(releases.iter().any(|r| r["bytes_read"] == 16), "{releases:?}");
+    assert!(releases.iter().all(|r| r["pid"] != 0 && r["process"] != ""), "the opener is named: {releases:?}");
+    let rename = find(&all, "rename", "study/cohort.csv");
+    assert_eq!(rename[0]["new_path"], "study/final.csv");
+    assert_eq!(find(&all, "setattr", "study/final.csv")[0]["setattr"]["mode"], 0o640);
+    let denied = find(&all, "open", "bobs.txt");
+    assert!(denied.iter().any(|r| r["result"] == "EACCES" && r["member_name"] == "alice"), "{denied:?}");
+    let eio = find(&all, "read", "scan.bin");
+    assert!(eio.iter().any(|r| r["result"] == "EIO" && r["offset"] == 0), "{eio:?}");
+    assert_eq!(find(&all, "unlink", "study/final.csv").len(), 1);
+    assert!(all.iter().all(|r| r["uid"] == 0 && !r["process"].as_str().unwrap().is_empty() || r["pid"] == 0));
+
+    // Filters.
+    let bobs = show(&s, "bob", &["--member", "bob", "--op", "create"]);
+    assert_eq!(bobs.iter().map(|r| r["path"].as_str().unwrap()).collect::<Vec<_>>(), ["bobs.txt"]);
+    let study = show(&s, "alice", &["--path", "study"]);
+    assert!(!study.is_empty() && study.iter().all(|r| r["path"].as_str().unwrap().starts_with("study")));
+
+    // who: renamed to and from, denied attempts included.
+    let out = run_ok(
+        s.tresor()
+            .args(["audit", "who", "study/final.csv", "--json", "--volume"])
+            .arg(s.path("backing"))
+            .arg("-i")
+            .arg(s.path("alice.id"))
+            .arg("--passfile")
+            .arg(s.path("pass")),
+    );
+    let ops: Vec<String> = json_lines(&out).iter().map(|r| r["op"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ops, ["rename", "setattr", "unlink"]);
+
+    // access: who could read bobs.txt, and final.csv before it was removed.
+    let access = |path: &str, at: &str| {
+        let out = s
+            .tresor()
+            .args(["audit", "access", path, "--at", at, "--json", "--volume"])
+            .arg(s.path("backing"))
+            .arg("-i")
+            .arg(s.path("alice.id"))
+            .arg("--passfile")
+            .arg(s.path("pass"))
+            .output()
+            .unwrap();
+        json_lines(&out).remove(0)
+    };
+    let now = format!("{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 1);
+    assert_eq!(access("bobs.txt", &now)["readers"][0]["name"], "bob");
+    let rename_time = rename[0]["time"].as_str().unwrap();
+    assert_eq!(access("study/final.csv", rename_time)["readers"][0]["name"], "alice");
+    assert!(access("study/final.csv", &now)["unknown"].is_string(), "unlinked by then");
+}
+
+#[test]
+fn a_mount_killed_mid_workload_leaves_a_log_that_verifies_to_its_last_record() {
+    let s = Scratch::new("audit-kill");
+    s.identity("alice");
+    s.init("backing", "alice", &[]);
+    let mut daemon = s.mount_cmd("backing", "mnt", "alice");
+    let mut daemon = daemon.args(["-f", "-o", "audit_checkpoint_records=50"]).stderr(Stdio::null()).spawn().unwrap();
+    let mnt = s.path("mnt");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !is_mountpoint(&mnt) {
+        assert!(Instant::now() < deadline, "the mount did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let writer = {
+        let mnt = mnt.clone();
+        std::thread::spawn(move || {
+            let mut n = 0u32;
+            // Until the daemon dies under us.
+            while fs::write(mnt.join(format!("f{n}")), b"data").is_ok() && n < 100_000 {
+                n += 1;
+            }
+            n
+        })
+    };
+    std::thread::sleep(Duration::from_millis(700));
+    daemon.kill().unwrap(); // SIGKILL
+    daemon.wait().unwrap();
+    let written = writer.join().unwrap();
+    unmount(&mnt);
+    assert!(written > 20, "the workload ran ({written} files)");
+
+    let (code, reports) = verify(&s, &[]);
+    assert_eq!(code, Some(0), "{reports:?}");
+    let r = &reports[0];
+    assert_eq!(r["closed"], false);
+    let last = r["last_seq"].as_u64().unwrap();
+    // mount, checkpoint, then create + release per file written (the last
+    // one may have died between the two).
+    assert!(last >= 2 * written as u64, "{r}");
+    assert!(r["verified_up_to"].as_u64().unwrap() >= 50, "{r}");
+    let warnings = r["warnings"].to_string();
+    assert!(warnings.contains("unsigned tail") || warnings.contains("no unmount record"), "{warnings}");
+
+    // The human-readable verdict says the same.
+    let out = s.tresor().args(["audit", "verify", "--volume"]).arg(s.path("backing")).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("verified:") && text.contains("warning:"), "{text}");
+}
+
+#[test]
+fn a_full_audit_filesystem_fails_the_mount_closed() {
+    let s = Scratch::new("audit-full");
+    s.identity("alice");
+    s.init("backing", "alice", &[]);
+    let small = s.path("small");
+    fs::create_dir(&small).unwrap();
+    let ok = Command::new("mount").args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"]).arg(&small).status().unwrap();
+    assert!(ok.success(), "mounting a tmpfs (needs root)");
+    struct Umount(PathBuf);
+    impl Drop for Umount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _small = Umount(small.clone());
+    let m = s.mount(
+        "backing",
+        "mnt",
+        "alice",
+        &["audit_dir=".to_owned() + small.to_str().unwrap()].iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    fs::write(m.path.join("before"), b"recorded").unwrap();
+    // Fill the log's file system.
+    let filler = small.join("filler");
+    let mut f = fs::File::create(&filler).unwrap();
+    let block = vec![0u8; 4096];
+    while std::io::Write::write_all(&mut f, &block).is_ok() {}
+    drop(f);
+
+    // The log's last page may still hold a few records; then it is full.
+    let refused = (0..1000).find_map(|i| fs::write(m.path.join(format!("after{i}")), b"x").err());
+    let err = refused.expect("writes went on with a full audit log");
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    // Closed for good, even once space is back: the log has a hole now.
+    fs::remove_file(&filler).unwrap();
+    assert_eq!(fs::create_dir(m.path.join("dir")).unwrap_err().raw_os_error(), Some(libc::EIO));
+    assert_eq!(fs::remove_file(m.path.join("before")).unwrap_err().raw_os_error(), Some(libc::EIO));
+    // Reading does not need a record.
+    assert_eq!(fs::metadata(m.path.join("before")).unwrap().len(), 8);
+    drop(m);
+
+    // What was written verifies (cut back to whole records).
+    let log = fs::read_dir(&small).unwrap().next().unwrap().unwrap().path();
+    let out =
+        s.tresor().args(["audit", "verify", "--json", "--volume"]).arg(s.path("backing")).arg(&log).output().unwrap();
+    let r = &json_lines(&out)[0];
+    assert_eq!(r["ok"], true, "{r}");
+}
