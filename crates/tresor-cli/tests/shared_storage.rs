@@ -989,3 +989,56 @@ fn posix_locks_through_one_node_block_the_other() {
     close(fa).unwrap();
     println!("locks: write, read, OFD and blocking locks through node A and node B exclude each other");
 }
+
+/// `tresor rekey` on node A (by a plaintext path in node A's mount) while
+/// node B writes to the file: node B's handle follows the file to its new
+/// key (docs/FORMAT.md §6.5), and no write is lost.
+#[test]
+fn a_re_key_on_node_a_while_node_b_writes_loses_nothing() {
+    let Some(n) = Nodes::start("rekey") else { return };
+    let len = 1 << 20;
+    let mut rng = Rng(42);
+    let mut model: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+    fs::write(n.at(0, "live"), &model).unwrap();
+    let writer_path = n.at(1, "live");
+    let writer = thread::spawn(move || {
+        let f = OpenOptions::new().read(true).write(true).open(&writer_path).unwrap();
+        let mut rng = Rng(7);
+        let deadline = Instant::now() + Duration::from_secs(4);
+        let mut writes = 0u32;
+        while Instant::now() < deadline {
+            let size = 1 + rng.below(8_000) as usize;
+            let off = rng.below((len - size) as u64) as usize;
+            let chunk: Vec<u8> = (0..size).map(|_| rng.next() as u8).collect();
+            f.write_all_at(&chunk, off as u64).unwrap();
+            model[off..off + size].copy_from_slice(&chunk);
+            writes += 1;
+        }
+        (model, writes)
+    });
+    let s = &n._scratch;
+    let mut rekeys = 0;
+    while !writer.is_finished() {
+        run_ok(
+            s.tresor()
+                .arg("rekey")
+                .arg(n.at(0, "live"))
+                .arg("-i")
+                .arg(s.path("alice.id"))
+                .arg("--passfile")
+                .arg(s.path("pass")),
+        );
+        rekeys += 1;
+    }
+    let (model, writes) = writer.join().unwrap();
+    assert!(rekeys >= 2 && writes > 10, "{rekeys} re-keys, {writes} writes");
+    for i in 0..2 {
+        assert!(
+            fs::read(n.at(i, "live")).unwrap() == model,
+            "node {}: after {rekeys} re-keys and {writes} writes",
+            NODE[i]
+        );
+    }
+    let log = fs::read_to_string(&n.log[1]).unwrap();
+    assert!(log.contains("handle reopened on the new file"), "node B never followed a re-key:\n{log}");
+}
