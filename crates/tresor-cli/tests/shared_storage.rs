@@ -1032,12 +1032,8 @@ fn a_re_key_on_node_a_while_node_b_writes_loses_nothing() {
     }
     let (model, writes) = writer.join().unwrap();
     assert!(rekeys >= 2 && writes > 10, "{rekeys} re-keys, {writes} writes");
-    for i in 0..2 {
-        assert!(
-            fs::read(n.at(i, "live")).unwrap() == model,
-            "node {}: after {rekeys} re-keys and {writes} writes",
-            NODE[i]
-        );
+    for (i, name) in NODE.iter().enumerate() {
+        assert!(fs::read(n.at(i, "live")).unwrap() == model, "node {name}: after {rekeys} re-keys and {writes} writes");
     }
     let log = fs::read_to_string(&n.log[1]).unwrap();
     assert!(log.contains("handle reopened on the new file"), "node B never followed a re-key:\n{log}");
