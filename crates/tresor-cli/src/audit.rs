@@ -231,6 +231,9 @@ fn resolve(volume: &VolumeArg, logs: Vec<PathBuf>) -> Result<(Volume, Vec<PathBu
 }
 
 fn verify(logs: Vec<PathBuf>, volume: VolumeArg, anchors: Option<PathBuf>, json: bool) -> Result<ExitCode> {
+    // All of the volume's logs: then an anchored mount without a log is a
+    // deleted log.
+    let every_log = logs.is_empty();
     let (registry, logs) = resolve(&volume, logs)?;
     let anchors = match anchors {
         Some(path) => {
@@ -239,11 +242,12 @@ fn verify(logs: Vec<PathBuf>, volume: VolumeArg, anchors: Option<PathBuf>, json:
         }
         None => Vec::new(),
     };
-    if logs.is_empty() {
+    if logs.is_empty() && anchors.is_empty() {
         bail!("no audit logs to verify");
     }
     let names = names(&registry);
     let mut all_ok = true;
+    let mut seen = Vec::new();
     for log in &logs {
         let report = match std::fs::read(log) {
             Ok(bytes) => tresor_audit::verify(&bytes, &registry, &anchors),
@@ -254,10 +258,37 @@ fn verify(logs: Vec<PathBuf>, volume: VolumeArg, anchors: Option<PathBuf>, json:
             }
         };
         all_ok &= report.ok();
+        seen.extend(report.mount_id);
         if json {
             println!("{}", report_json(log, &report, &names));
         } else {
             print_report(log, &report, &names);
+        }
+    }
+    if every_log {
+        let mut missing: Vec<(&[u8; 16], u64)> = Vec::new();
+        for a in anchors.iter().filter(|a| !seen.contains(&a.mount_id)) {
+            match missing.iter_mut().find(|(m, _)| **m == a.mount_id) {
+                Some((_, s)) => *s = (*s).max(a.seq),
+                None => missing.push((&a.mount_id, a.seq)),
+            }
+        }
+        for (mount_id, seq) in missing {
+            all_ok = false;
+            let detail = format!(
+                "the log of mount {} is missing: an anchor records its checkpoint at seq {seq}, but no log of the \
+                 volume has that mount id (deleted?)",
+                hex(mount_id)
+            );
+            if json {
+                println!(
+                    "{}",
+                    json!({"log": null, "ok": false, "mount_id": hex(mount_id),
+                           "problem": {"diagnosis": "removed", "index": null, "offset": null, "seq": seq, "detail": detail}})
+                );
+            } else {
+                println!("mount {}: TAMPERED: removed: {detail}", hex(mount_id));
+            }
         }
     }
     Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })

@@ -304,3 +304,52 @@ fn a_full_audit_filesystem_fails_the_mount_closed() {
     let r = &json_lines(&out)[0];
     assert_eq!(r["ok"], true, "{r}");
 }
+
+#[test]
+fn checkpoints_anchored_by_the_mount_expose_a_cut_tail_and_a_deleted_log() {
+    let s = Scratch::new("audit-anchor");
+    s.identity("alice");
+    s.init("backing", "alice", &[]);
+    let anchors = s.path("anchors.txt");
+    let script = s.path("anchor.sh");
+    fs::write(&script, format!("#!/bin/sh\ncat >> {}\n", anchors.display())).unwrap();
+    fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let opts = format!("audit_anchor_cmd={},audit_checkpoint_records=10", script.display());
+    {
+        let m = s.mount("backing", "mnt", "alice", &[&opts]);
+        for i in 0..12 {
+            fs::write(m.path.join(format!("f{i}")), b"x").unwrap();
+        }
+    }
+    wait_closed(&s);
+    let anchors_arg = ["--anchors", anchors.to_str().unwrap()];
+    let (code, reports) = verify(&s, &anchors_arg);
+    assert_eq!(code, Some(0), "{reports:?}");
+    let checkpoints = fs::read_to_string(&anchors).unwrap().lines().count() as u64;
+    assert!(checkpoints >= 4, "mount, every 10 records, unmount: {checkpoints}");
+    assert_eq!(reports[0]["anchors_matched"], checkpoints);
+
+    // Cut the log just after its second checkpoint (seq 12): alone it still
+    // looks like a mount that was killed; the anchors prove the cut.
+    let log = logs(&s).remove(0);
+    let bytes = fs::read(&log).unwrap();
+    let mut end = 10; // file header
+    for _ in 0..13 {
+        end += 4 + u32::from_be_bytes(bytes[end..end + 4].try_into().unwrap()) as usize;
+    }
+    fs::write(&log, &bytes[..end]).unwrap();
+    let (code, _) = verify(&s, &[]);
+    assert_eq!(code, Some(0), "without anchors a cut at a checkpoint cannot be told from a crash");
+    let (code, reports) = verify(&s, &anchors_arg);
+    assert_eq!(code, Some(1));
+    assert_eq!(reports[0]["problem"]["diagnosis"], "cut-off", "{reports:?}");
+    assert_eq!(reports[0]["problem"]["seq"], 13);
+
+    // Delete the log: the anchors name a mount whose log is gone.
+    fs::remove_file(&log).unwrap();
+    let out =
+        s.tresor().args(["audit", "verify", "--volume"]).arg(s.path("backing")).args(anchors_arg).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("TAMPERED: removed") && text.contains("missing"), "{text}");
+}
