@@ -46,7 +46,7 @@ impl PathSealer {
     pub fn new(name_key: &NameKey, volume_id: &[u8; 16]) -> PathSealer {
         let key = tresor_format::audit::path_key(name_key, volume_id);
         // The cipher keeps its own copy of the key and zeroizes it on drop
-        // (chacha20poly1305 with its `zeroize` feature, on by default).
+        // (chacha20poly1305's `Drop`); `key` is zeroized here.
         PathSealer { cipher: XChaCha20Poly1305::new(key.as_ref().into()) }
     }
 

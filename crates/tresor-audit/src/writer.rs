@@ -256,7 +256,7 @@ struct Shared {
     sync_file: File,
 }
 
-/// An open audit log. Cloning shares it.
+/// An open audit log: appends from many threads are serialized inside.
 pub struct AuditLog {
     shared: Arc<Shared>,
     threads: Mutex<Vec<JoinHandle<()>>>,

@@ -352,4 +352,14 @@ fn checkpoints_anchored_by_the_mount_expose_a_cut_tail_and_a_deleted_log() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("TAMPERED: removed") && text.contains("missing"), "{text}");
+
+    // Usage errors exit 2, with what to do next.
+    let stray = s.path("stray.log");
+    fs::write(&stray, b"TRSRAUDT\0\x01").unwrap();
+    let out = s.tresor().args(["audit", "verify"]).arg(&stray).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--volume"), "{out:?}");
+    let out =
+        s.tresor().args(["audit", "access", "f0", "--at", "yesterday", "--volume"]).arg(s.path("backing")).output();
+    assert_eq!(out.unwrap().status.code(), Some(2));
 }
