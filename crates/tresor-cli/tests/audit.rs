@@ -322,6 +322,14 @@ fn checkpoints_anchored_by_the_mount_expose_a_cut_tail_and_a_deleted_log() {
         }
     }
     wait_closed(&s);
+    // The anchor command runs on its own thread, after the record it anchors
+    // is written: wait for the line of the final checkpoint.
+    let (_, reports) = verify(&s, &[]);
+    let last = format!(" {} ", reports[0]["last_seq"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !fs::read_to_string(&anchors).unwrap_or_default().contains(&last) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let anchors_arg = ["--anchors", anchors.to_str().unwrap()];
     let (code, reports) = verify(&s, &anchors_arg);
     assert_eq!(code, Some(0), "{reports:?}");
