@@ -64,6 +64,7 @@ use tresor_format::{ContentCipher, Error as FormatError, Header, Identity, Layou
 use zeroize::Zeroize;
 
 use crate::lock::{Guard, Kind, Range};
+use crate::parallel;
 use crate::paths::show;
 use crate::sys::{self, Errno, FsResult};
 
@@ -344,21 +345,40 @@ impl OpenFile {
         }
         st.out.resize((end - off) as usize, 0);
         st.pt.resize(b as usize, 0);
-        for k in first..=last {
+        // Blocks read whole go straight into the reply, spread over the
+        // cores; a partial first or last block goes through `pt`.
+        let whole_from = if off.is_multiple_of(b) { first } else { first + 1 };
+        let whole_to = if end == (last * b + self.block_len(last, size) as u64) { last + 1 } else { last };
+        for k in (first..whole_from).chain(whole_to.max(whole_from)..=last) {
             let blen = self.block_len(k, size);
             let at = (self.bo(k) - start) as usize;
             let ct = &st.ct[at..at + blen + BLOCK_OVERHEAD];
             let block_start = k * b;
             let from = off.max(block_start) - block_start;
             let to = end.min(block_start + blen as u64) - block_start;
-            if from == 0 && to == blen as u64 {
-                let dst = (block_start - off) as usize;
-                self.open_stored_block(k, ct, &mut st.out[dst..dst + blen], size)?;
-            } else {
-                self.open_stored_block(k, ct, &mut st.pt[..blen], size)?;
-                let dst = (block_start + from - off) as usize;
-                st.out[dst..dst + (to - from) as usize].copy_from_slice(&st.pt[from as usize..to as usize]);
-            }
+            self.open_stored_block(k, ct, &mut st.pt[..blen], size)?;
+            let dst = (block_start + from - off) as usize;
+            st.out[dst..dst + (to - from) as usize].copy_from_slice(&st.pt[from as usize..to as usize]);
+        }
+        if whole_from < whole_to {
+            let ct_at = (self.bo(whole_from) - start) as usize;
+            let ct_end = (self.bo(whole_to - 1) - start) as usize + self.block_len(whole_to - 1, size) + BLOCK_OVERHEAD;
+            let out_at = (whole_from * b - off) as usize;
+            let out_end = ((whole_to - 1) * b - off) as usize + self.block_len(whole_to - 1, size);
+            let parts = split_blocks(
+                &st.ct[ct_at..ct_end],
+                &mut st.out[out_at..out_end],
+                whole_from,
+                (whole_to - whole_from) as usize,
+                self.bs() as usize,
+            );
+            let stride = b as usize + BLOCK_OVERHEAD;
+            parallel::run(parts, |(k0, ct, out)| {
+                for (i, (ct, out)) in ct.chunks(stride).zip(out.chunks_mut(b as usize)).enumerate() {
+                    self.open_stored_block(k0 + i as u64, ct, out, size)?;
+                }
+                Ok(())
+            })?;
         }
         Ok(())
     }
@@ -537,7 +557,20 @@ impl OpenFile {
     ) -> FsResult<()> {
         let b = self.bs();
         let old_count = self.layout.block_count(size);
-        for k in from..=to {
+        let stride = b as usize + BLOCK_OVERHEAD;
+        // Blocks the data covers whole are sealed straight from it, spread
+        // over the cores; the others (partial, or past the data) one by one.
+        let (whole_from, whole_to) = match data {
+            Some((off, d)) => {
+                let end = off + d.len() as u64;
+                let lo = from.max(off.div_ceil(b));
+                let hi = if end == new_size { to + 1 } else { (to + 1).min(end / b) };
+                (lo, hi.max(lo))
+            }
+            None => (from, from),
+        };
+        let at0 = out.len();
+        for k in (from..whole_from).chain(whole_to..=to) {
             let start = k * b;
             let new_len = self.block_len(k, new_size);
             let old_len = if k < old_count { self.block_len(k, size) } else { 0 };
@@ -567,9 +600,29 @@ impl OpenFile {
                     st.pt[lo..hi].copy_from_slice(&d[src..src + (hi - lo)]);
                 }
             }
-            let at = out.len();
-            out.resize(at + new_len + BLOCK_OVERHEAD, 0);
-            self.cipher.seal_block(k, &st.pt[..new_len], &mut out[at..], &mut OsRng);
+            let at = at0 + (k - from) as usize * stride;
+            if out.len() < at + new_len + BLOCK_OVERHEAD {
+                out.resize(at + new_len + BLOCK_OVERHEAD, 0);
+            }
+            self.cipher.seal_block(k, &st.pt[..new_len], &mut out[at..at + new_len + BLOCK_OVERHEAD], &mut OsRng);
+        }
+        if let (Some((off, d)), true) = (data, whole_from < whole_to) {
+            let last_len = self.block_len(whole_to - 1, new_size);
+            let out_at = at0 + (whole_from - from) as usize * stride;
+            let out_end = at0 + (whole_to - 1 - from) as usize * stride + last_len + BLOCK_OVERHEAD;
+            if out.len() < out_end {
+                out.resize(out_end, 0);
+            }
+            let d_at = (whole_from * b - off) as usize;
+            let d_end = ((whole_to - 1) * b - off) as usize + last_len;
+            let count = (whole_to - whole_from) as usize;
+            let parts = split_blocks(&mut out[out_at..out_end], &d[d_at..d_end], whole_from, count, b as usize);
+            parallel::run(parts, |(k0, out, pt)| {
+                for (i, (out, pt)) in out.chunks_mut(stride).zip(pt.chunks(b as usize)).enumerate() {
+                    self.cipher.seal_block(k0 + i as u64, pt, out, &mut OsRng);
+                }
+                Ok(())
+            })?;
         }
         Ok(())
     }
@@ -640,5 +693,49 @@ impl OpenFile {
         });
         st.ct = main;
         Ok(result?)
+    }
+}
+
+/// Splits `count` consecutive stored blocks starting at block `k0` (their
+/// ciphertext `ct`, `block_size + BLOCK_OVERHEAD` bytes each, and their
+/// plaintext `pt`, `block_size` bytes each; the last of both may be short)
+/// into runs for [`parallel::run`]: (first block number, ciphertext,
+/// plaintext).
+fn split_blocks<'a, C, P>(ct: C, pt: P, k0: u64, count: usize, block_size: usize) -> Vec<(u64, C, P)>
+where
+    C: SplitAt<'a>,
+    P: SplitAt<'a>,
+{
+    let mut out = Vec::new();
+    let (mut ct, mut pt) = (ct, pt);
+    let runs = parallel::split(count);
+    let n = runs.len();
+    for (i, (at, len)) in runs.into_iter().enumerate() {
+        if i + 1 == n {
+            out.push((k0 + at as u64, ct, pt));
+            break;
+        }
+        let (c, c_rest) = ct.split(len * (block_size + BLOCK_OVERHEAD));
+        let (p, p_rest) = pt.split(len * block_size);
+        out.push((k0 + at as u64, c, p));
+        (ct, pt) = (c_rest, p_rest);
+    }
+    out
+}
+
+/// `split_at` for shared and mutable slices alike.
+trait SplitAt<'a>: Sized {
+    fn split(self, at: usize) -> (Self, Self);
+}
+
+impl<'a> SplitAt<'a> for &'a [u8] {
+    fn split(self, at: usize) -> (Self, Self) {
+        self.split_at(at)
+    }
+}
+
+impl<'a> SplitAt<'a> for &'a mut [u8] {
+    fn split(self, at: usize) -> (Self, Self) {
+        self.split_at_mut(at)
     }
 }

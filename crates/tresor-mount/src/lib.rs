@@ -17,6 +17,7 @@
 //! | `paths` | plaintext names to backing entries: IVs, names, long names, symlink targets |
 //! | `file` | an open file: header, content cipher, read/write/truncate protocol |
 //! | `lock` | OFD byte-range locks: internal (ciphertext) and forwarded user locks |
+//! | `parallel` | the blocks of one large request sealed or opened on all cores |
 //! | `attr` | backing `stat` to FUSE attributes (sizes from lengths alone) |
 //! | `fs` | the `fuser::Filesystem` implementation: errno mapping, logging |
 //! | `sys` | safe wrappers over the libc calls used |
@@ -66,6 +67,7 @@ mod file;
 mod fs;
 mod lock;
 mod nodes;
+mod parallel;
 mod paths;
 mod sys;
 mod volume;

@@ -263,6 +263,51 @@ fn writes_at_random_offsets_read_back_like_a_model_and_the_backing_length_follow
     assert_eq!(fs::metadata(&path).unwrap().len(), model.len() as u64);
 }
 
+/// Requests of many blocks are sealed and opened on several threads at
+/// once (`parallel.rs`): every block still lands where it belongs, partial
+/// first and last blocks included, and a bad block anywhere in a large
+/// read fails that read.
+#[test]
+fn large_requests_split_over_cores_read_and_write_like_a_model() {
+    let vol = Vol::new();
+    let m = vol.mount("alice");
+    let path = m.p("big.bin");
+    let f = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
+    let mut model: Vec<u8> = Vec::new();
+    // 1 MiB-class writes at unaligned and aligned offsets, growing the file
+    // and overwriting inside it.
+    for (i, (off, len)) in
+        [(0, 300 * BLOCK + 77), (BLOCK / 2, 200 * BLOCK), (150 * BLOCK, 256 * BLOCK), (3, 64 * BLOCK - 5)]
+            .into_iter()
+            .enumerate()
+    {
+        let data = pattern(100 + i as u64, len as usize);
+        f.write_all_at(&data, off).unwrap();
+        let end = (off + len) as usize;
+        if model.len() < end {
+            model.resize(end, 0);
+        }
+        model[off as usize..end].copy_from_slice(&data);
+    }
+    assert_eq!(read_all(&path), model);
+    let direct = open_direct(&path);
+    for (off, len) in [(0, 256 * BLOCK), (BLOCK + 9, 200 * BLOCK), (100 * BLOCK, 306 * BLOCK + 400), (7, 40 * BLOCK)] {
+        let got = read_at(&direct, off, len as usize).unwrap();
+        let (from, to) = ((off as usize).min(model.len()), ((off + len) as usize).min(model.len()));
+        assert_eq!(got.len(), to - from, "read {len} at {off}: length");
+        assert!(got == model[from..to], "read {len} at {off}: content");
+    }
+    // A tampered block in the second half of a 1 MiB read fails the read.
+    let backing = vol.backing_path("big.bin");
+    let bf = OpenOptions::new().read(true).write(true).open(&backing).unwrap();
+    let at = vol.layout().block_offset(230) + 12 + 7;
+    let mut byte = [0u8];
+    bf.read_exact_at(&mut byte, at).unwrap();
+    bf.write_all_at(&[byte[0] ^ 1], at).unwrap();
+    assert!(eio(&read_at(&direct, 0, 256 * BLOCK as usize).unwrap_err()));
+    assert_eq!(read_at(&direct, 0, 230 * BLOCK as usize).unwrap(), model[..230 * BLOCK as usize]);
+}
+
 #[test]
 fn appends_land_at_the_end_even_from_two_mounts() {
     let vol = Vol::new();
