@@ -15,6 +15,7 @@
 //! | `volume` | load and verify `tresor.volume`; reload it when a steward changes it |
 //! | `nodes` | node ids (backing inode numbers) and where each node lives |
 //! | `paths` | plaintext names to backing entries: IVs, names, long names, symlink targets |
+//! | `agreements` | key agreements with the own identity, made ahead for creates |
 //! | `file` | an open file: header, content cipher, read/write/truncate protocol |
 //! | `lock` | OFD byte-range locks: internal (ciphertext) and forwarded user locks |
 //! | `parallel` | the blocks of one large request sealed or opened on all cores |
@@ -61,6 +62,7 @@
 //!   back to its generic versions: holes read as data, copies as reads and
 //!   writes).
 
+mod agreements;
 mod attr;
 mod config;
 mod file;
