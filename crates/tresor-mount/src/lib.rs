@@ -85,6 +85,10 @@ use std::sync::Arc;
 pub use config::{parse_options, MountConfig};
 use tresor_format::{DirIv, MemberId, Role};
 
+/// The readahead window the mount asks for: one largest request
+/// (`max_write`, 1 MiB), so streaming reads come in requests that size.
+const READAHEAD_KIB: u32 = 1024;
+
 /// Why the mount could not be prepared, made or served.
 #[derive(Debug, thiserror::Error)]
 pub enum MountError {
@@ -310,6 +314,18 @@ impl Mounted {
     /// Serves requests until the file system is unmounted.
     pub fn run(self) -> Result<(), MountError> {
         let Mounted { session, mountpoint } = self;
+        // Once the kernel has the INIT answer (the stat inside waits for
+        // it), widen readahead to one full request (see
+        // `sys::raise_readahead`). Best effort: without root the window
+        // stays at the kernel's 128 KiB.
+        let mp = mountpoint.clone();
+        let widen = move || match sys::raise_readahead(&mp, READAHEAD_KIB) {
+            Ok(kib) => tracing::debug!("readahead {kib} KiB"),
+            Err(e) => tracing::debug!("readahead stays at the kernel's default: {e}"),
+        };
+        if let Err(e) = std::thread::Builder::new().name("tresor-readahead".into()).spawn(widen) {
+            tracing::debug!("readahead stays at the kernel's default: {e}");
+        }
         session.run().map_err(|source| MountError::Session { mountpoint: mountpoint.clone(), source })?;
         tracing::info!("unmounted {}", mountpoint.display());
         Ok(())

@@ -308,6 +308,30 @@ fn large_requests_split_over_cores_read_and_write_like_a_model() {
     assert_eq!(read_at(&direct, 0, 230 * BLOCK as usize).unwrap(), model[..230 * BLOCK as usize]);
 }
 
+/// Streaming reads come in requests of up to 1 MiB: a mount run as root
+/// raises its readahead window from the kernel's 128 KiB.
+#[test]
+fn a_mount_run_as_root_reads_ahead_a_full_mebibyte() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: only root may change a mount's readahead");
+        return;
+    }
+    let vol = Vol::new();
+    let m = vol.mount("alice");
+    let dev = fs::metadata(m.p("")).unwrap().dev();
+    let knob = format!("/sys/class/bdi/{}:{}/read_ahead_kb", libc::major(dev), libc::minor(dev));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut kib = String::new();
+    while std::time::Instant::now() < deadline {
+        kib = fs::read_to_string(&knob).unwrap().trim().to_owned();
+        if kib == "1024" {
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(kib, "1024", "{knob}");
+}
+
 #[test]
 fn appends_land_at_the_end_even_from_two_mounts() {
     let vol = Vol::new();
