@@ -58,8 +58,8 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Mutex;
 
-use rand_core::OsRng;
-use tresor_format::content::{BLOCK_OVERHEAD, TRAILER_LEN};
+use rand_core::{OsRng, RngCore};
+use tresor_format::content::{BLOCK_OVERHEAD, NONCE_LEN, TRAILER_LEN};
 use tresor_format::{ContentCipher, Error as FormatError, Header, Identity, Layout, Volume};
 use zeroize::Zeroize;
 
@@ -618,8 +618,14 @@ impl OpenFile {
             let count = (whole_to - whole_from) as usize;
             let parts = split_blocks(&mut out[out_at..out_end], &d[d_at..d_end], whole_from, count, b as usize);
             parallel::run(parts, |(k0, out, pt)| {
-                for (i, (out, pt)) in out.chunks_mut(stride).zip(pt.chunks(b as usize)).enumerate() {
-                    self.cipher.seal_block(k0 + i as u64, pt, out, &mut OsRng);
+                // One getrandom call for the nonces of the whole run, not one
+                // per block (256 system calls per MiB).
+                let mut nonces = vec![0u8; pt.len().div_ceil(b as usize) * NONCE_LEN];
+                OsRng.fill_bytes(&mut nonces);
+                let blocks = out.chunks_mut(stride).zip(pt.chunks(b as usize)).zip(nonces.chunks_exact(NONCE_LEN));
+                for (i, ((out, pt), nonce)) in blocks.enumerate() {
+                    let nonce = nonce.try_into().expect("chunks_exact yields NONCE_LEN bytes");
+                    self.cipher.seal_block_with_nonce(k0 + i as u64, pt, out, nonce);
                 }
                 Ok(())
             })?;

@@ -297,8 +297,15 @@ fn large_requests_split_over_cores_read_and_write_like_a_model() {
         assert_eq!(got.len(), to - from, "read {len} at {off}: length");
         assert!(got == model[from..to], "read {len} at {off}: content");
     }
-    // A tampered block in the second half of a 1 MiB read fails the read.
+    // Every block sealed has a nonce of its own (drawn in bulk per run).
     let backing = vol.backing_path("big.bin");
+    let stored = fs::read(&backing).unwrap();
+    let blocks = vol.layout().block_count(model.len() as u64);
+    let mut nonces: Vec<&[u8]> = (0..blocks).map(|k| &stored[vol.layout().block_offset(k) as usize..][..12]).collect();
+    nonces.sort();
+    nonces.dedup();
+    assert_eq!(nonces.len() as u64, blocks, "a nonce was used twice");
+    // A tampered block in the second half of a 1 MiB read fails the read.
     let bf = OpenOptions::new().read(true).write(true).open(&backing).unwrap();
     let at = vol.layout().block_offset(230) + 12 + 7;
     let mut byte = [0u8];
