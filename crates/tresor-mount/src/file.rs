@@ -25,9 +25,16 @@
 //! The range depends on the file size, which can only be trusted under the
 //! lock: the size is guessed (the handle's last known size), the lock taken,
 //! the size read again with `fstat`, and if the range the real size needs is
-//! not covered the lock is dropped and the operation starts over. One handle
-//! runs one operation at a time (a mutex: OFD locks of one descriptor do not
-//! exclude each other), which also guards its scratch buffers.
+//! not covered the lock is dropped and the operation starts over.
+//!
+//! OFD locks taken through one open file description do not exclude each
+//! other, so one description never runs two operations at once. A handle
+//! has a few *lanes*, each with a description of its own (the first is the
+//! handle's; more are reopened through `/proc/self/fd` when operations on
+//! the handle overlap, up to one per core) and its own scratch buffers.
+//! Operations on one handle then exclude each other through their locks
+//! exactly like operations of two handles or two nodes, and the kernel's
+//! concurrent readahead requests on one handle run in parallel.
 //!
 //! # Writes
 //!
@@ -56,7 +63,7 @@
 //! plaintext from a failed block is ever returned.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::Mutex;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 
 use rand_core::{OsRng, RngCore};
 use tresor_format::content::{BLOCK_OVERHEAD, NONCE_LEN, TRAILER_LEN};
@@ -73,7 +80,7 @@ use crate::sys::{self, Errno, FsResult};
 const MAX_CIPHERTEXT: u64 = (1 << 62) - (1 << 32);
 
 pub struct OpenFile {
-    fd: OwnedFd,
+    fd: Arc<OwnedFd>,
     /// The node this handle was opened on.
     pub node: u64,
     /// Backing path at open time (relative to the backing root), for logs.
@@ -87,12 +94,29 @@ pub struct OpenFile {
     pub append: bool,
     /// Lock owners that set forwarded POSIX/OFD locks through this handle.
     pub lock_owners: Mutex<Vec<u64>>,
-    io: Mutex<Scratch>,
+    lanes: Mutex<Lanes>,
+    /// Signalled when a lane is given back.
+    lane_back: Condvar,
 }
 
-/// Per-handle buffers, reused across operations.
-#[derive(Default)]
+/// The lanes of a handle not in use, and how many exist.
+struct Lanes {
+    idle: Vec<Scratch>,
+    made: usize,
+}
+
+/// The most lanes a handle opens: one per core (at most 4). More would
+/// only queue for the CPU, each holding buffers of up to a request's size.
+fn max_lanes() -> usize {
+    static MAX: OnceLock<usize> = OnceLock::new();
+    *MAX.get_or_init(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4))
+}
+
+/// A lane: a backing descriptor and buffers, reused across operations.
 struct Scratch {
+    /// The lane's open file description of the backing file (the handle's
+    /// own for the first lane); its internal locks are the lane's.
+    fd: Arc<OwnedFd>,
     /// Ciphertext read or to be written.
     ct: Vec<u8>,
     /// A second ciphertext buffer (old blocks during a write).
@@ -106,10 +130,44 @@ struct Scratch {
     size_hint: Option<u64>,
 }
 
+impl Scratch {
+    fn new(fd: Arc<OwnedFd>) -> Scratch {
+        Scratch { fd, ct: Vec::new(), old: Vec::new(), pt: Vec::new(), out: Vec::new(), size_hint: None }
+    }
+}
+
 impl Drop for Scratch {
     fn drop(&mut self) {
         self.pt.zeroize();
         self.out.zeroize();
+    }
+}
+
+/// A lane in use; given back to its handle on drop.
+struct Lane<'a> {
+    file: &'a OpenFile,
+    st: Option<Scratch>,
+}
+
+impl std::ops::Deref for Lane<'_> {
+    type Target = Scratch;
+    fn deref(&self) -> &Scratch {
+        self.st.as_ref().expect("a lane holds its scratch until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Lane<'_> {
+    fn deref_mut(&mut self) -> &mut Scratch {
+        self.st.as_mut().expect("a lane holds its scratch until dropped")
+    }
+}
+
+impl Drop for Lane<'_> {
+    fn drop(&mut self) {
+        if let Some(st) = self.st.take() {
+            self.file.lanes().idle.push(st);
+            self.file.lane_back.notify_one();
+        }
     }
 }
 
@@ -168,6 +226,8 @@ impl OpenFile {
         writable: bool,
         append: bool,
     ) -> OpenFile {
+        let fd = Arc::new(fd);
+        let first = Scratch::new(fd.clone());
         OpenFile {
             fd,
             node,
@@ -177,7 +237,8 @@ impl OpenFile {
             writable,
             append,
             lock_owners: Mutex::new(Vec::new()),
-            io: Mutex::new(Scratch::default()),
+            lanes: Mutex::new(Lanes { idle: vec![first], made: 1 }),
+            lane_back: Condvar::new(),
         }
     }
 
@@ -208,8 +269,8 @@ impl OpenFile {
     /// while another node grows the file (the backing file system raises
     /// the length page by page during a `pwrite`), or for good if the file
     /// was cut.
-    fn try_size(&self) -> FsResult<Option<u64>> {
-        let st = sys::fstat(self.fd())?;
+    fn try_size(&self, fd: BorrowedFd<'_>) -> FsResult<Option<u64>> {
+        let st = sys::fstat(fd)?;
         Ok(self.layout.plaintext_size(st.st_size.max(0) as u64).ok())
     }
 
@@ -217,12 +278,12 @@ impl OpenFile {
     /// is in flux, wait for a shared lock on the whole file (every writer
     /// that changes the size holds an exclusive lock to EOF) and look again;
     /// an invalid length then is a damaged file.
-    fn stable_size(&self) -> FsResult<u64> {
-        if let Some(size) = self.try_size()? {
+    fn stable_size(&self, fd: BorrowedFd<'_>) -> FsResult<u64> {
+        if let Some(size) = self.try_size(fd)? {
             return Ok(size);
         }
-        let _all = Guard::acquire(self.fd(), Kind::Shared, Range::to_eof(0))?;
-        let st = sys::fstat(self.fd())?;
+        let _all = Guard::acquire(fd, Kind::Shared, Range::to_eof(0))?;
+        let st = sys::fstat(fd)?;
         self.layout.plaintext_size(st.st_size.max(0) as u64).map_err(|e| self.integrity(&e))
     }
 
@@ -233,8 +294,35 @@ impl OpenFile {
         Ok(())
     }
 
-    fn scratch(&self) -> std::sync::MutexGuard<'_, Scratch> {
-        self.io.lock().unwrap_or_else(|e| e.into_inner())
+    fn lanes(&self) -> MutexGuard<'_, Lanes> {
+        self.lanes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A lane for one operation: an idle one, else a new one while there
+    /// are fewer than `max_lanes()` (a reopened description), else the
+    /// next one given back.
+    fn scratch(&self) -> Lane<'_> {
+        let mut lanes = self.lanes();
+        loop {
+            if let Some(st) = lanes.idle.pop() {
+                return Lane { file: self, st: Some(st) };
+            }
+            if lanes.made < max_lanes() {
+                let flags = if self.writable { libc::O_RDWR } else { libc::O_RDONLY };
+                match sys::reopen(self.fd(), flags) {
+                    Ok(fd) => {
+                        lanes.made += 1;
+                        return Lane { file: self, st: Some(Scratch::new(Arc::new(fd))) };
+                    }
+                    Err(e) => {
+                        // Serve with the lanes there are.
+                        tracing::debug!("{}: no second descriptor for parallel I/O: {e}", show(&self.path));
+                        lanes.made = max_lanes();
+                    }
+                }
+            }
+            lanes = self.lane_back.wait(lanes).unwrap_or_else(|e| e.into_inner());
+        }
     }
 
     /// Runs `op` under a lock of `kind` on `range(size)`, retrying until the
@@ -246,14 +334,18 @@ impl OpenFile {
         range: impl Fn(u64) -> FsResult<Option<Range>>,
         op: impl FnOnce(&mut Scratch, u64) -> FsResult<T>,
     ) -> FsResult<T> {
+        // The lane's descriptor, held apart from `st` so the lock guard
+        // does not borrow the buffers `op` needs.
+        let fd = Arc::clone(&st.fd);
+        let fd = fd.as_fd();
         let mut guess = match st.size_hint {
             Some(s) => s,
-            None => self.stable_size()?,
+            None => self.stable_size(fd)?,
         };
         loop {
             let Some(want) = range(guess)? else {
                 // Nothing to lock or do at this size; confirm the size.
-                let size = self.stable_size()?;
+                let size = self.stable_size(fd)?;
                 if size == guess {
                     st.size_hint = Some(size);
                     return op(st, size);
@@ -261,12 +353,12 @@ impl OpenFile {
                 guess = size;
                 continue;
             };
-            let guard = Guard::acquire(self.fd(), kind, want)?;
+            let guard = Guard::acquire(fd, kind, want)?;
             // Our range is ours; the length may still be in flux from a
             // writer beyond it.
-            let Some(size) = self.try_size()? else {
+            let Some(size) = self.try_size(fd)? else {
                 drop(guard);
-                guess = self.stable_size()?;
+                guess = self.stable_size(fd)?;
                 continue;
             };
             if size != guess {
@@ -329,7 +421,7 @@ impl OpenFile {
         if off >= size {
             // End of file: only once the trailer says this is the end.
             let mut trailer = [0u8; TRAILER_LEN];
-            self.pread_into(&mut trailer, self.layout.trailer_offset(size))?;
+            self.pread_into(st.fd.as_fd(), &mut trailer, self.layout.trailer_offset(size))?;
             return self.cipher.open_trailer(n, &trailer).map_err(|e| self.integrity(&e));
         }
         let end = (off + len).min(size);
@@ -339,7 +431,7 @@ impl OpenFile {
         let stop = self.bo(last) + (self.block_len(last, size) + BLOCK_OVERHEAD) as u64;
         let ct_len = (stop - start) as usize + if with_trailer { TRAILER_LEN } else { 0 };
         st.ct.resize(ct_len, 0);
-        self.pread_into(&mut st.ct, start)?;
+        self.pread_into(st.fd.as_fd(), &mut st.ct, start)?;
         if with_trailer {
             self.cipher.open_trailer(n, &st.ct[ct_len - TRAILER_LEN..]).map_err(|e| self.integrity(&e))?;
         }
@@ -383,8 +475,8 @@ impl OpenFile {
         Ok(())
     }
 
-    fn pread_into(&self, buf: &mut [u8], offset: u64) -> FsResult<()> {
-        sys::pread_exact(self.fd(), buf, offset).map_err(|e| {
+    fn pread_into(&self, fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> FsResult<()> {
+        sys::pread_exact(fd, buf, offset).map_err(|e| {
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
                 tracing::error!(
                     "{}: the backing file is shorter than its length said (changed without the lock?)",
@@ -508,15 +600,15 @@ impl OpenFile {
             self.bo(count)
         };
         st.ct.extend_from_slice(&self.cipher.seal_trailer(count, &mut OsRng));
-        sys::pwrite_all(self.fd(), &st.ct, at)?;
-        sys::ftruncate(self.fd(), self.layout.ciphertext_size(new_size))?;
+        sys::pwrite_all(st.fd.as_fd(), &st.ct, at)?;
+        sys::ftruncate(st.fd.as_fd(), self.layout.ciphertext_size(new_size))?;
         Ok(())
     }
 
     /// Whether full-size block `k` is stored as a hole (all zeros).
     fn is_hole(&self, st: &mut Scratch, k: u64) -> FsResult<bool> {
         st.old.resize(self.bs() as usize + BLOCK_OVERHEAD, 0);
-        self.pread_into(&mut st.old, self.bo(k))?;
+        self.pread_into(st.fd.as_fd(), &mut st.old, self.bo(k))?;
         Ok(st.old.iter().all(|&x| x == 0))
     }
 
@@ -524,7 +616,7 @@ impl OpenFile {
     /// of `size` bytes into `st.pt`.
     fn open_old_block(&self, st: &mut Scratch, k: u64, old_len: usize, size: u64) -> FsResult<()> {
         st.old.resize(old_len + BLOCK_OVERHEAD, 0);
-        self.pread_into(&mut st.old, self.bo(k))?;
+        self.pread_into(st.fd.as_fd(), &mut st.old, self.bo(k))?;
         st.pt.resize(self.bs() as usize, 0);
         let (old, pt) = (&st.old, &mut st.pt[..old_len]);
         self.open_stored_block(k, old, pt, size)
@@ -649,7 +741,7 @@ impl OpenFile {
         if growing {
             // Never extend (and so re-seal the trailer of) a file that was cut.
             let mut trailer = [0u8; TRAILER_LEN];
-            self.pread_into(&mut trailer, old_trailer)?;
+            self.pread_into(st.fd.as_fd(), &mut trailer, old_trailer)?;
             self.cipher.open_trailer(self.layout.block_count(size), &trailer).map_err(|e| self.integrity(&e))?;
         }
         // The old last block, if partial and before the blocks written: it
@@ -690,11 +782,12 @@ impl OpenFile {
         if growing {
             main.extend_from_slice(&self.cipher.seal_trailer(self.layout.block_count(new_size), &mut OsRng));
         }
-        let result = sys::pwrite_all(self.fd(), &main, main_at).and_then(|()| {
+        let fd = st.fd.as_fd();
+        let result = sys::pwrite_all(fd, &main, main_at).and_then(|()| {
             if pre.is_empty() {
                 Ok(())
             } else {
-                sys::pwrite_all(self.fd(), &pre, pre_at)
+                sys::pwrite_all(fd, &pre, pre_at)
             }
         });
         st.ct = main;

@@ -315,6 +315,58 @@ fn large_requests_split_over_cores_read_and_write_like_a_model() {
     assert_eq!(read_at(&direct, 0, 230 * BLOCK as usize).unwrap(), model[..230 * BLOCK as usize]);
 }
 
+/// The descriptors this process holds on `path`.
+fn descriptors_on(path: &Path) -> usize {
+    fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter(|e| fs::read_link(e.path()).is_ok_and(|t| t == path))
+        .count()
+}
+
+/// Reads on one handle that overlap in time (readahead, or threads sharing
+/// a descriptor) each get a backing descriptor of their own: internal OFD
+/// locks of one description would not exclude each other. Every read
+/// returns the right bytes.
+#[test]
+fn overlapping_reads_on_one_handle_run_on_descriptors_of_their_own() {
+    if thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        eprintln!("skipped: one core, one lane per handle");
+        return;
+    }
+    let vol = Vol::new();
+    let m = vol.mount("alice");
+    let data = Arc::new(pattern(77, 4 << 20));
+    fs::write(m.p("f"), &*data).unwrap();
+    let backing = fs::canonicalize(vol.backing_path("f")).unwrap();
+    let f = Arc::new(open_direct(&m.p("f")));
+    // The handle of fs::write goes away asynchronously (release).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while descriptors_on(&backing) != 1 && std::time::Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(descriptors_on(&backing), 1, "one handle, one descriptor to begin with");
+    let start = Arc::new(Barrier::new(4));
+    let readers: Vec<_> = (0..4u64)
+        .map(|t| {
+            let (f, data, start) = (f.clone(), data.clone(), start.clone());
+            thread::spawn(move || {
+                start.wait();
+                for round in 0..16u64 {
+                    let off = ((t * 5 + round * 3) % 13) * (256 << 10) + t * 4096;
+                    let got = read_at(&f, off, 1 << 20).unwrap();
+                    let want = &data[(off as usize).min(data.len())..(off as usize + (1 << 20)).min(data.len())];
+                    assert!(got == want, "thread {t}, round {round}: {} bytes at {off}", 1 << 20);
+                }
+            })
+        })
+        .collect();
+    for r in readers {
+        r.join().unwrap();
+    }
+    assert!(descriptors_on(&backing) >= 2, "overlapping reads on one handle got a second descriptor");
+}
+
 /// Streaming reads come in requests of up to 1 MiB: a mount run as root
 /// raises its readahead window from the kernel's 128 KiB.
 #[test]
