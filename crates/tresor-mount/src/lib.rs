@@ -28,7 +28,8 @@
 //! Many nodes may mount one backing directory at once. Nothing another node
 //! can change is cached by default (`cache_timeout` 0): attributes and
 //! entries are re-read on every kernel request, each FUSE open has its own
-//! backing descriptor, and every read, write and truncate runs under OFD
+//! backing descriptors (one per operation in flight on it), and every read,
+//! write and truncate runs under OFD
 //! byte-range locks on the backing file (see `file`), so concurrent writers
 //! on different nodes never corrupt a block, a trailer or a header. Files and
 //! directories appear atomically with their header or IV (created under a
