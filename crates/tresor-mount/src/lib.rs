@@ -29,11 +29,11 @@
 //! can change is cached by default (`cache_timeout` 0): attributes and
 //! entries are re-read on every kernel request, each FUSE open has its own
 //! backing descriptors (one per operation in flight on it), and every read,
-//! write and truncate runs under OFD
-//! byte-range locks on the backing file (see `file`), so concurrent writers
-//! on different nodes never corrupt a block, a trailer or a header. Files and
-//! directories appear atomically with their header or IV (created under a
-//! temporary `tresor.tmp.*` name, then linked or renamed into place).
+//! write and truncate runs under OFD byte-range locks on the backing file
+//! (see `file`), so concurrent writers on different nodes never corrupt a
+//! block, a trailer or a header. Files and directories appear atomically
+//! with their header or IV (created under a temporary `tresor.tmp.*` name,
+//! then linked or renamed into place).
 //!
 //! This needs byte-range locks that the backing file system enforces
 //! between its clients: NFSv4 (or v3 with lockd, not `nolock`), Lustre
