@@ -2,9 +2,10 @@
 //! time on a helper thread.
 //!
 //! Every file this mount creates has a stanza for its creator, and making
-//! one costs an X25519 base-point multiplication and a Diffie-Hellman:
-//! about half the CPU time of a create, spent while the creating process
-//! waits. Neither depends on the file, so a helper thread keeps a few
+//! one costs an X25519 base-point multiplication and a Diffie-Hellman,
+//! spent while the creating process waits (perf: curve25519 was ~40% of the
+//! daemon's user time during creates, this and the header's Ed25519
+//! signature). Neither depends on the file, so a helper thread keeps a few
 //! [`Agreement`]s ready (on another core when there is one) and a create
 //! takes one, leaving it only the key derivation and one AEAD call. When
 //! none is ready (a burst of creates), the create makes its own as before.
