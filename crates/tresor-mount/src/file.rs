@@ -99,10 +99,13 @@ pub struct OpenFile {
     lane_back: Condvar,
 }
 
-/// The lanes of a handle not in use, and how many exist.
+/// The lanes of a handle not in use, how many exist, and how many
+/// operations wait for one (only then is a lane given back signalled: a
+/// condvar signal is a system call, on every operation otherwise).
 struct Lanes {
     idle: Vec<Scratch>,
     made: usize,
+    waiting: usize,
 }
 
 /// The most lanes a handle opens: one per core (at most 4). More would
@@ -165,8 +168,11 @@ impl std::ops::DerefMut for Lane<'_> {
 impl Drop for Lane<'_> {
     fn drop(&mut self) {
         if let Some(st) = self.st.take() {
-            self.file.lanes().idle.push(st);
-            self.file.lane_back.notify_one();
+            let mut lanes = self.file.lanes();
+            lanes.idle.push(st);
+            if lanes.waiting > 0 {
+                self.file.lane_back.notify_one();
+            }
         }
     }
 }
@@ -237,7 +243,7 @@ impl OpenFile {
             writable,
             append,
             lock_owners: Mutex::new(Vec::new()),
-            lanes: Mutex::new(Lanes { idle: vec![first], made: 1 }),
+            lanes: Mutex::new(Lanes { idle: vec![first], made: 1, waiting: 0 }),
             lane_back: Condvar::new(),
         }
     }
@@ -321,7 +327,9 @@ impl OpenFile {
                     }
                 }
             }
+            lanes.waiting += 1;
             lanes = self.lane_back.wait(lanes).unwrap_or_else(|e| e.into_inner());
+            lanes.waiting -= 1;
         }
     }
 
