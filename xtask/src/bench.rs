@@ -75,6 +75,12 @@ enum Target {
     Tresor,
     /// Tresor with its audit log off (`-o audit=off`): not run by default.
     TresorAuditOff,
+    /// gocryptfs with `-sharedstorage` (no kernel attribute or entry
+    /// cache), for the metadata rows at Tresor's default caching.
+    GocryptfsUncached,
+    /// Tresor with `cache_timeout=1`, for the metadata rows at gocryptfs's
+    /// default caching (1 s).
+    TresorCached,
 }
 
 impl Target {
@@ -91,7 +97,41 @@ impl Target {
             Target::Gocryptfs => "gocryptfs",
             Target::Tresor => "tresor",
             Target::TresorAuditOff => "tresor-audit-off",
+            Target::GocryptfsUncached => "gocryptfs -sharedstorage",
+            Target::TresorCached => "tresor cache_timeout=1",
         }
+    }
+
+    /// The table column this target's numbers go in.
+    fn column(self) -> Target {
+        match self {
+            Target::GocryptfsUncached => Target::Gocryptfs,
+            Target::TresorCached => Target::Tresor,
+            t => t,
+        }
+    }
+
+    /// Where the metadata numbers of this target go besides their own row:
+    /// the rows that compare both file systems at one caching setting.
+    fn equal_caching_rows(self, m: Metric, opts: &Opts) -> Option<Metric> {
+        let (uncached, cached) = match m {
+            Metric::Create => (Metric::CreateUncached, Metric::CreateCached),
+            Metric::Stat => (Metric::StatUncached, Metric::StatCached),
+            Metric::Unlink => (Metric::UnlinkUncached, Metric::UnlinkCached),
+            _ => return None,
+        };
+        match self {
+            Target::GocryptfsUncached => Some(uncached),
+            Target::TresorCached => Some(cached),
+            Target::Gocryptfs if opts.gocryptfs_args.is_empty() => Some(cached),
+            Target::Tresor if !opts.tresor_opts.as_deref().unwrap_or("").contains("cache_timeout") => Some(uncached),
+            _ => None,
+        }
+    }
+
+    /// Extra mounts that only run the metadata workload.
+    fn metadata_only(self) -> bool {
+        matches!(self, Target::GocryptfsUncached | Target::TresorCached)
     }
 }
 
@@ -202,12 +242,18 @@ enum Metric {
     Create,
     Stat,
     Unlink,
+    CreateUncached,
+    StatUncached,
+    UnlinkUncached,
+    CreateCached,
+    StatCached,
+    UnlinkCached,
     MountTime,
     PeakRss,
 }
 
 impl Metric {
-    const ALL: [Metric; 9] = [
+    const ALL: [Metric; 15] = [
         Metric::SeqWrite,
         Metric::SeqRead,
         Metric::RandRead,
@@ -215,6 +261,12 @@ impl Metric {
         Metric::Create,
         Metric::Stat,
         Metric::Unlink,
+        Metric::CreateUncached,
+        Metric::StatUncached,
+        Metric::UnlinkUncached,
+        Metric::CreateCached,
+        Metric::StatCached,
+        Metric::UnlinkCached,
         Metric::MountTime,
         Metric::PeakRss,
     ];
@@ -229,6 +281,12 @@ impl Metric {
             Metric::Create => format!("create {} empty files (ops/s)", group(s.files as f64)),
             Metric::Stat => format!("stat {} files (ops/s)", group(s.files as f64)),
             Metric::Unlink => format!("unlink {} files (ops/s)", group(s.files as f64)),
+            Metric::CreateUncached => "  create, no kernel cache on either (gocryptfs -sharedstorage)".into(),
+            Metric::StatUncached => "  stat, no kernel cache on either (gocryptfs -sharedstorage)".into(),
+            Metric::UnlinkUncached => "  unlink, no kernel cache on either (gocryptfs -sharedstorage)".into(),
+            Metric::CreateCached => "  create, 1 s kernel cache on both (tresor cache_timeout=1)".into(),
+            Metric::StatCached => "  stat, 1 s kernel cache on both (tresor cache_timeout=1)".into(),
+            Metric::UnlinkCached => "  unlink, 1 s kernel cache on both (tresor cache_timeout=1)".into(),
             Metric::MountTime => "mount incl. key unlock (s, lower is better)".into(),
             Metric::PeakRss => "daemon peak RSS, VmHWM (MiB, lower is better)".into(),
         }
@@ -267,6 +325,27 @@ impl Results {
         let cell = self.cells.entry((m, t)).or_default();
         if cell.error.is_none() {
             cell.error = Some(e.to_owned());
+        }
+    }
+
+    /// Records what target `t` measured in the rows it belongs to: its
+    /// own (not for the metadata-only extra mounts) and the equal-caching
+    /// rows.
+    fn push_as(&mut self, t: Target, m: Metric, v: f64, opts: &Opts) {
+        if !t.metadata_only() {
+            self.push(m, t, v);
+        }
+        if let Some(eq) = t.equal_caching_rows(m, opts) {
+            self.push(eq, t.column(), v);
+        }
+    }
+
+    fn fail_as(&mut self, t: Target, m: Metric, e: &str, opts: &Opts) {
+        if !t.metadata_only() {
+            self.fail(m, t, e);
+        }
+        if let Some(eq) = t.equal_caching_rows(m, opts) {
+            self.fail(eq, t.column(), &format!("{}: {e}", t.name()));
         }
     }
 }
@@ -662,18 +741,26 @@ fn mount(
     Ok((took, fuse_connection(mountpoint), daemon_pid(program, mountpoint)))
 }
 
-fn setup_gocryptfs(work: &Path, pass: &Path, opts: &Opts, guards: &mut Vec<MountGuard>) -> Res<(Live, f64)> {
-    let cipher = work.join("gocryptfs.cipher");
-    let mnt = work.join("gocryptfs.mnt");
+fn setup_gocryptfs(
+    work: &Path,
+    pass: &Path,
+    opts: &Opts,
+    guards: &mut Vec<MountGuard>,
+    target: Target,
+) -> Res<(Live, f64)> {
+    let uncached = target == Target::GocryptfsUncached;
+    let stem = if uncached { "gocryptfs-uncached" } else { "gocryptfs" };
+    let cipher = work.join(format!("{stem}.cipher"));
+    let mnt = work.join(format!("{stem}.mnt"));
     fs::create_dir_all(&cipher)?;
     run_cmd(Command::new("gocryptfs").args(["-init", "-q", "-passfile"]).arg(pass).arg(&cipher))?;
-    let (took, conn, daemon) = mount(
-        Command::new("gocryptfs").args(["-q", "-passfile"]).arg(pass).args(&opts.gocryptfs_args).arg(&cipher).arg(&mnt),
-        "gocryptfs",
-        &mnt,
-        guards,
-    )?;
-    Ok((Live { target: Target::Gocryptfs, dir: mnt, conn, daemon, dead: None }, took))
+    let mut cmd = Command::new("gocryptfs");
+    cmd.args(["-q", "-passfile"]).arg(pass).args(&opts.gocryptfs_args);
+    if uncached {
+        cmd.arg("-sharedstorage");
+    }
+    let (took, conn, daemon) = mount(cmd.arg(&cipher).arg(&mnt), "gocryptfs", &mnt, guards)?;
+    Ok((Live { target, dir: mnt, conn, daemon, dead: None }, took))
 }
 
 /// Also returns what `tresor init` said about the volume it made.
@@ -683,13 +770,18 @@ fn setup_tresor(
     pass: &Path,
     bin: &Path,
     opts: &Opts,
-    target: Target,
     guards: &mut Vec<MountGuard>,
+    target: Target,
 ) -> Res<(Live, f64, String)> {
-    let name = target.name();
-    let home = work.join(format!("{name}.home"));
-    let backing = work.join(format!("{name}.backing"));
-    let mnt = work.join(format!("{name}.mnt"));
+    let cached = target == Target::TresorCached;
+    let stem = match target {
+        Target::TresorCached => "tresor-cached",
+        Target::TresorAuditOff => "tresor-audit-off",
+        _ => "tresor",
+    };
+    let home = work.join(format!("{stem}.home"));
+    let backing = work.join(format!("{stem}.backing"));
+    let mnt = work.join(format!("{stem}.mnt"));
     let id = home.join("identity");
     fs::create_dir_all(&home)?;
     let tresor = || {
@@ -713,9 +805,13 @@ fn setup_tresor(
         .unwrap_or_else(|| created.to_owned());
     let mut m = tresor();
     m.arg("mount").arg(&backing).arg(&mnt).arg("-i").arg(&id).arg("--passfile").arg(pass);
-    m.arg("--log-file").arg(work.join(format!("{name}.log")));
-    if let Some(o) = &opts.tresor_opts {
-        m.args(["-o", o]);
+    m.arg("--log-file").arg(work.join(format!("{stem}.log")));
+    let mut o = opts.tresor_opts.clone().unwrap_or_default();
+    if cached {
+        o = if o.is_empty() { "cache_timeout=1".into() } else { format!("{o},cache_timeout=1") };
+    }
+    if !o.is_empty() {
+        m.args(["-o", &o]);
     }
     if target == Target::TresorAuditOff {
         m.args(["-o", "audit=off"]);
@@ -989,7 +1085,13 @@ pub fn run(args: &[String]) -> Res {
     let mut live = Vec::new();
     let pass = passfile(&work.path)?;
     let mut speed = String::new();
-    for &target in &opts.targets {
+    // Both file systems at each other's default caching too, for the
+    // metadata rows that compare them like for like.
+    let mut targets = opts.targets.clone();
+    if targets.contains(&Target::Gocryptfs) && targets.contains(&Target::Tresor) {
+        targets.extend([Target::GocryptfsUncached, Target::TresorCached]);
+    }
+    for &target in &targets {
         check_interrupt()?;
         eprintln!("bench: setting up {}", target.name());
         let set = match target {
@@ -1021,13 +1123,20 @@ pub fn run(args: &[String]) -> Res {
                         opts.gocryptfs_args.join(" ")
                     }
                 ));
-                setup_gocryptfs(&work.path, &pass, &opts, &mut guards).map(|(l, t)| (l, Some(t)))
+                setup_gocryptfs(&work.path, &pass, &opts, &mut guards, target).map(|(l, t)| (l, Some(t)))
+            }
+            Target::GocryptfsUncached => {
+                setup_gocryptfs(&work.path, &pass, &opts, &mut guards, target).map(|(l, _)| (l, None))
+            }
+            Target::TresorCached => {
+                let bin = tresor_bin.as_deref().unwrap();
+                setup_tresor(&work.path, &pass, bin, &opts, &mut guards, target).map(|(l, _, _)| (l, None))
             }
             Target::Tresor | Target::TresorAuditOff => {
                 let bin = tresor_bin.as_deref().unwrap();
                 let version = run_cmd(Command::new(bin).arg("--version")).unwrap_or_default();
                 header.push(format!("{}: {} ({})", target.name(), version.trim(), bin.display()));
-                setup_tresor(&work.path, &pass, bin, &opts, target, &mut guards).map(|(l, t, params)| {
+                setup_tresor(&work.path, &pass, bin, &opts, &mut guards, target).map(|(l, t, params)| {
                     header.push(format!(
                         "           {params}; mount -o {}{}",
                         opts.tresor_opts.as_deref().unwrap_or("defaults (cache_timeout=0: no kernel attr/entry cache)"),
@@ -1042,7 +1151,7 @@ pub fn run(args: &[String]) -> Res {
                 if let Some(t) = took {
                     results.push(Metric::MountTime, target, t);
                 }
-                if l.conn.is_some() {
+                if l.conn.is_some() && !target.metadata_only() {
                     if let Some(o) = mount_options(&l.dir) {
                         header.push(format!("           kernel mount: {o}"));
                     }
@@ -1056,7 +1165,7 @@ pub fn run(args: &[String]) -> Res {
                 let msg = format!("setup failed: {e}");
                 eprintln!("bench: {}: {msg}", target.name());
                 for m in Metric::ALL {
-                    results.fail(m, target, &msg);
+                    results.fail_as(target, m, &msg, &opts);
                 }
             }
         }
@@ -1070,9 +1179,12 @@ pub fn run(args: &[String]) -> Res {
                 check_interrupt()?;
                 // Rotate the order by workload and by round.
                 let l = &mut live[(k + wi + round) % n];
+                if l.target.metadata_only() && !matches!(workload, Workload::Metadata) {
+                    continue;
+                }
                 if let Some(why) = &l.dead {
                     for &m in workload.metrics() {
-                        results.fail(m, l.target, why);
+                        results.fail_as(l.target, m, why, &opts);
                     }
                     continue;
                 }
@@ -1080,7 +1192,7 @@ pub fn run(args: &[String]) -> Res {
                 let mut got = Vec::new();
                 let r = guarded(l.conn.as_deref(), opts.timeout, || workload.run(&l.dir, &opts.sizes, round, &mut got));
                 for &(m, v) in &got {
-                    results.push(m, l.target, v);
+                    results.push_as(l.target, m, v, &opts);
                 }
                 if let Err(e) = r {
                     check_interrupt()?;
@@ -1095,7 +1207,7 @@ pub fn run(args: &[String]) -> Res {
                     eprintln!("bench: {}: {msg}", l.target.name());
                     for &m in workload.metrics() {
                         if !got.iter().any(|(g, _)| *g == m) {
-                            results.fail(m, l.target, &msg);
+                            results.fail_as(l.target, m, &msg, &opts);
                         }
                     }
                 }
@@ -1103,7 +1215,7 @@ pub fn run(args: &[String]) -> Res {
         }
     }
 
-    for l in &live {
+    for l in live.iter().filter(|l| !l.target.metadata_only()) {
         if let Some(pid) = l.daemon {
             match status_mib(pid, "VmHWM:") {
                 Some(hwm) => {
@@ -1137,10 +1249,11 @@ pub fn run(args: &[String]) -> Res {
         }
     }
     if opts.targets.contains(&Target::Tresor) {
-        if let Ok(log) = fs::read_to_string(work.path.join("tresor.log")) {
+        for name in ["tresor.log", "tresor-cached.log"] {
+            let Ok(log) = fs::read_to_string(work.path.join(name)) else { continue };
             let bad: Vec<&str> = log.lines().filter(|l| l.contains("ERROR") || l.contains("WARN")).collect();
             if !bad.is_empty() {
-                notes.push(format!("the tresor daemon logged {} warning/error line(s); the first ones:", bad.len()));
+                notes.push(format!("{name}: {} warning/error line(s); the first ones:", bad.len()));
                 notes.extend(bad.iter().take(5).map(|l| format!("  {}", l.trim())));
             }
         }
@@ -1296,7 +1409,9 @@ fn report(opts: &Opts, header: &[String], r: &Results, notes: &[String], speed: 
             s,
             "Caching differs by default: gocryptfs lets the kernel cache attributes and lookups for 1 s, Tresor \
              (cache_timeout=0, safe on shared storage) sends every lookup and stat to the daemon; that mostly \
-             decides the stat row. Like for like: --tresor-opts cache_timeout=1 or --gocryptfs-args -sharedstorage."
+             decides the stat row. The indented rows compare them like for like, on two more mounts: \
+             gocryptfs -sharedstorage (no kernel cache, as Tresor's default) and Tresor cache_timeout=1 (as \
+             gocryptfs's default)."
         );
     }
     if !is_root() {

@@ -125,8 +125,9 @@ impl ContentCipher {
         self.seal_block_with_nonce(block_no, plaintext, out, &nonce);
     }
 
-    #[doc(hidden)]
-    /// `seal_block` with the nonce given: for test vectors.
+    /// `seal_block` with the nonce given: for test vectors, and for callers
+    /// that draw the random nonces of many blocks in one call. The nonce
+    /// must be fresh from a CSPRNG for every block sealed.
     pub fn seal_block_with_nonce(&self, block_no: u64, plaintext: &[u8], out: &mut [u8], nonce: &[u8; NONCE_LEN]) {
         assert!(
             !plaintext.is_empty() && plaintext.len() <= self.block_size,

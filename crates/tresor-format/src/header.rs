@@ -7,7 +7,7 @@ use rand_core::CryptoRngCore;
 
 use crate::error::{Error, Result, Structure};
 use crate::identity::{Identity, PublicIdentity};
-use crate::keys::{self, derive, domain, FileKey, MemberId, Stanza, SIGNATURE_LEN, STANZA_LEN};
+use crate::keys::{self, derive, domain, Agreement, FileKey, MemberId, Stanza, SIGNATURE_LEN, STANZA_LEN};
 use crate::volume::{Role, Volume};
 use crate::wire::{put_u16, put_u32, put_u64, Reader};
 
@@ -66,12 +66,39 @@ impl Header {
         signed_at: u64,
         rng: &mut impl CryptoRngCore,
     ) -> Result<(Header, FileKey)> {
+        Header::create_agreed(volume, writer, recipients, signed_at, rng, &mut |_| None)
+    }
+
+    /// `create`, taking each recipient's ephemeral key agreement from
+    /// `agreed` when it has one made beforehand (see [`Agreement`]), and
+    /// making a fresh one otherwise. The header is the same either way.
+    pub fn create_agreed(
+        volume: &Volume,
+        writer: &Identity,
+        recipients: &[PublicIdentity],
+        signed_at: u64,
+        rng: &mut impl CryptoRngCore,
+        agreed: &mut dyn FnMut(&PublicIdentity) -> Option<Agreement>,
+    ) -> Result<(Header, FileKey)> {
         let mut file_id = [0u8; 16];
         rng.fill_bytes(&mut file_id);
         let key = FileKey::generate(rng);
         let mut header = Header::unsigned(volume.id, volume.params.header_len, file_id, &key);
         for r in recipients {
-            header.add_recipient(&key, r, rng)?;
+            if header.is_recipient(&r.id()) {
+                continue;
+            }
+            match agreed(r).filter(|a| a.is_for(r)) {
+                Some(agreement) => header.stanzas.push(Stanza::wrap_agreed(
+                    key.as_bytes(),
+                    r,
+                    &stanza_aad(&header.volume_id, &header.file_id),
+                    agreement,
+                )?),
+                None => {
+                    header.add_recipient(&key, r, rng)?;
+                }
+            }
         }
         header.sign(writer, signed_at)?;
         Ok((header, key))

@@ -117,6 +117,49 @@ fn wrap_cipher(shared: &[u8; 32], ephemeral: &[u8; 32], recipient: &[u8; 32]) ->
     ChaCha20Poly1305::new(derive(shared, &salt, WRAP_INFO).as_ref().into())
 }
 
+/// A fresh ephemeral X25519 key and the secret it shares with one
+/// recipient: the expensive half of wrapping a key (a base-point
+/// multiplication and a Diffie-Hellman), which depends on neither the key
+/// nor the file. Made ahead of time (a mount keeps a few for its own
+/// identity, made on an idle core), it turns a file create's wrap for that
+/// recipient into a key derivation and one AEAD call. Only the ephemeral
+/// public key and the shared secret are kept (zeroized on drop); the
+/// ephemeral secret is gone once this exists. Not `Clone`: each is used once.
+pub struct Agreement {
+    recipient: [u8; 32],
+    ephemeral: [u8; 32],
+    shared: Zeroizing<[u8; 32]>,
+}
+
+impl Agreement {
+    /// A new ephemeral key agreed with `recipient`.
+    pub fn new(recipient: &PublicIdentity, rng: &mut impl CryptoRngCore) -> Result<Agreement> {
+        let mut secret = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(secret.as_mut());
+        Agreement::from_secret(recipient, StaticSecret::from(*secret))
+    }
+
+    fn from_secret(recipient: &PublicIdentity, secret: StaticSecret) -> Result<Agreement> {
+        let ephemeral = PublicKey::from(&secret).to_bytes();
+        let shared = secret.diffie_hellman(&PublicKey::from(recipient.x25519));
+        if !shared.was_contributory() {
+            return Err(Error::InvalidArgument("recipient X25519 key is a low-order point".into()));
+        }
+        Ok(Agreement { recipient: recipient.x25519, ephemeral, shared: Zeroizing::new(*shared.as_bytes()) })
+    }
+
+    /// Whether this agreement was made with `recipient`.
+    pub fn is_for(&self, recipient: &PublicIdentity) -> bool {
+        self.recipient == recipient.x25519
+    }
+}
+
+impl fmt::Debug for Agreement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Agreement").finish_non_exhaustive()
+    }
+}
+
 impl Stanza {
     /// Wraps `key` for `recipient`. `aad` binds the stanza to its container
     /// (a file id or a volume id) so it cannot be moved to another one.
@@ -139,19 +182,28 @@ impl Stanza {
         aad: &[u8],
         ephemeral_secret: &[u8; 32],
     ) -> Result<Stanza> {
-        let secret = StaticSecret::from(*ephemeral_secret);
-        let ephemeral = PublicKey::from(&secret).to_bytes();
-        let shared = secret.diffie_hellman(&PublicKey::from(recipient.x25519));
-        if !shared.was_contributory() {
-            return Err(Error::InvalidArgument("recipient X25519 key is a low-order point".into()));
+        let agreement = Agreement::from_secret(recipient, StaticSecret::from(*ephemeral_secret))?;
+        Self::wrap_agreed(key, recipient, aad, agreement)
+    }
+
+    /// `wrap` with an [`Agreement`] made beforehand for this recipient
+    /// (which it consumes: an ephemeral key wraps one key, once).
+    pub fn wrap_agreed(
+        key: &[u8; KEY_LEN],
+        recipient: &PublicIdentity,
+        aad: &[u8],
+        agreement: Agreement,
+    ) -> Result<Stanza> {
+        if agreement.recipient != recipient.x25519 {
+            return Err(Error::InvalidArgument("the key agreement was made for another recipient".into()));
         }
         let mut wrapped = [0u8; KEY_LEN + 16];
         wrapped[..KEY_LEN].copy_from_slice(key);
-        let tag = wrap_cipher(shared.as_bytes(), &ephemeral, &recipient.x25519)
+        let tag = wrap_cipher(&agreement.shared, &agreement.ephemeral, &recipient.x25519)
             .encrypt_in_place_detached(&Default::default(), aad, &mut wrapped[..KEY_LEN])
             .expect("ChaCha20-Poly1305 seals 32 bytes");
         wrapped[KEY_LEN..].copy_from_slice(&tag);
-        Ok(Stanza { recipient: recipient.id(), ephemeral, wrapped })
+        Ok(Stanza { recipient: recipient.id(), ephemeral: agreement.ephemeral, wrapped })
     }
 
     /// Recovers the wrapped key with the recipient's identity.

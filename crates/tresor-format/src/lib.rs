@@ -30,7 +30,7 @@ pub use content::{ContentCipher, Layout, Suite};
 pub use error::{Error, Result, Structure};
 pub use header::Header;
 pub use identity::{Identity, KdfParams, PublicIdentity, SealedIdentity};
-pub use keys::{FileKey, MemberId, NameKey, Stanza};
+pub use keys::{Agreement, FileKey, MemberId, NameKey, Stanza};
 pub use names::{DirIv, EncryptedName, EncryptedTarget, NameCipher};
 pub use policy::RuleViolation;
 pub use volume::{Member, Role, Volume, VolumeParams};

@@ -227,6 +227,31 @@ fn every_recipient_unwraps_the_file_key_and_no_one_else() {
 }
 
 #[test]
+fn a_key_agreement_made_beforehand_wraps_for_its_recipient_only_and_once() {
+    let c = cast();
+    let made = std::cell::Cell::new(0);
+    let mut agreed = |_: &PublicIdentity| {
+        made.set(made.get() + 1);
+        // Made for alice whoever asks: a wrong one must not be used.
+        Some(tresor_format::Agreement::new(c.alice.public(), &mut rng(made.get())).unwrap())
+    };
+    let recipients = [*c.bob.public(), *c.alice.public()];
+    let (h, key) = Header::create_agreed(&c.volume, &c.bob, &recipients, 7, &mut rng(8), &mut agreed).unwrap();
+    assert_eq!(made.get(), 2, "asked once per recipient");
+    let h = Header::parse(&h.to_bytes().unwrap()).unwrap();
+    h.verify(&c.volume).unwrap();
+    assert_eq!(h.file_key(&c.alice).unwrap(), key);
+    assert_eq!(h.file_key(&c.bob).unwrap(), key, "bob's stanza was made fresh, not with alice's agreement");
+    let (e0, e1) = (h.stanzas()[0].ephemeral, h.stanzas()[1].ephemeral);
+    assert_ne!(e0, e1, "every stanza has its own ephemeral key");
+    let wrong = tresor_format::Agreement::new(c.alice.public(), &mut rng(9)).unwrap();
+    assert!(matches!(
+        tresor_format::Stanza::wrap_agreed(&[0; 32], c.bob.public(), b"aad", wrong),
+        Err(Error::InvalidArgument(_))
+    ));
+}
+
+#[test]
 fn a_header_fills_its_reservation_so_grants_rewrite_it_in_place() {
     let c = cast();
     let (mut h, key) = header_for(&c, &[&c.bob]);

@@ -25,9 +25,16 @@
 //! The range depends on the file size, which can only be trusted under the
 //! lock: the size is guessed (the handle's last known size), the lock taken,
 //! the size read again with `fstat`, and if the range the real size needs is
-//! not covered the lock is dropped and the operation starts over. One handle
-//! runs one operation at a time (a mutex: OFD locks of one descriptor do not
-//! exclude each other), which also guards its scratch buffers.
+//! not covered the lock is dropped and the operation starts over.
+//!
+//! OFD locks taken through one open file description do not exclude each
+//! other, so one description never runs two operations at once. A handle
+//! has a few *lanes*, each with a description of its own (the first is the
+//! handle's; more are reopened through `/proc/self/fd` when operations on
+//! the handle overlap, up to one per core) and its own scratch buffers.
+//! Operations on one handle then exclude each other through their locks
+//! exactly like operations of two handles or two nodes, and the kernel's
+//! concurrent readahead requests on one handle run in parallel.
 //!
 //! # Writes
 //!
@@ -68,14 +75,15 @@
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::AtomicU64;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 
-use rand_core::OsRng;
-use tresor_format::content::{BLOCK_OVERHEAD, TRAILER_LEN};
+use rand_core::{OsRng, RngCore};
+use tresor_format::content::{BLOCK_OVERHEAD, NONCE_LEN, TRAILER_LEN};
 use tresor_format::{ContentCipher, Error as FormatError, Header, Identity, Layout, Volume};
 use zeroize::Zeroize;
 
 use crate::lock::{Guard, Kind, Range};
+use crate::parallel;
 use crate::paths::show;
 use crate::sys::{self, Errno, FsResult};
 
@@ -88,7 +96,7 @@ const MAX_CIPHERTEXT: u64 = (1 << 62) - (1 << 32);
 pub const MOVED_MAGIC: &[u8; 8] = b"TRSRMOVD";
 
 pub struct OpenFile {
-    fd: OwnedFd,
+    fd: Arc<OwnedFd>,
     /// The node this handle was opened on.
     pub node: u64,
     /// Backing path at open time (relative to the backing root), for logs.
@@ -112,12 +120,32 @@ pub struct OpenFile {
     /// uid, gid and pid of the open (the release record names them: the
     /// kernel's release request often carries no process).
     pub opened_by: OnceLock<(u32, u32, u32)>,
-    io: Mutex<Scratch>,
+    lanes: Mutex<Lanes>,
+    /// Signalled when a lane is given back.
+    lane_back: Condvar,
 }
 
-/// Per-handle buffers, reused across operations.
-#[derive(Default)]
+/// The lanes of a handle not in use, how many exist, and how many
+/// operations wait for one (only then is a lane given back signalled: a
+/// condvar signal is a system call, on every operation otherwise).
+struct Lanes {
+    idle: Vec<Scratch>,
+    made: usize,
+    waiting: usize,
+}
+
+/// The most lanes a handle opens: one per core (at most 4). More would
+/// only queue for the CPU, each holding buffers of up to a request's size.
+fn max_lanes() -> usize {
+    static MAX: OnceLock<usize> = OnceLock::new();
+    *MAX.get_or_init(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4))
+}
+
+/// A lane: a backing descriptor and buffers, reused across operations.
 struct Scratch {
+    /// The lane's open file description of the backing file (the handle's
+    /// own for the first lane); its internal locks are the lane's.
+    fd: Arc<OwnedFd>,
     /// Ciphertext read or to be written.
     ct: Vec<u8>,
     /// A second ciphertext buffer (old blocks during a write).
@@ -131,10 +159,47 @@ struct Scratch {
     size_hint: Option<u64>,
 }
 
+impl Scratch {
+    fn new(fd: Arc<OwnedFd>) -> Scratch {
+        Scratch { fd, ct: Vec::new(), old: Vec::new(), pt: Vec::new(), out: Vec::new(), size_hint: None }
+    }
+}
+
 impl Drop for Scratch {
     fn drop(&mut self) {
         self.pt.zeroize();
         self.out.zeroize();
+    }
+}
+
+/// A lane in use; given back to its handle on drop.
+struct Lane<'a> {
+    file: &'a OpenFile,
+    st: Option<Scratch>,
+}
+
+impl std::ops::Deref for Lane<'_> {
+    type Target = Scratch;
+    fn deref(&self) -> &Scratch {
+        self.st.as_ref().expect("a lane holds its scratch until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Lane<'_> {
+    fn deref_mut(&mut self) -> &mut Scratch {
+        self.st.as_mut().expect("a lane holds its scratch until dropped")
+    }
+}
+
+impl Drop for Lane<'_> {
+    fn drop(&mut self) {
+        if let Some(st) = self.st.take() {
+            let mut lanes = self.file.lanes();
+            lanes.idle.push(st);
+            if lanes.waiting > 0 {
+                self.file.lane_back.notify_one();
+            }
+        }
     }
 }
 
@@ -200,6 +265,8 @@ impl OpenFile {
         writable: bool,
         append: bool,
     ) -> OpenFile {
+        let fd = Arc::new(fd);
+        let first = Scratch::new(fd.clone());
         OpenFile {
             fd,
             node,
@@ -213,7 +280,8 @@ impl OpenFile {
             bytes_written: AtomicU64::new(0),
             created_for: Vec::new(),
             opened_by: OnceLock::new(),
-            io: Mutex::new(Scratch::default()),
+            lanes: Mutex::new(Lanes { idle: vec![first], made: 1, waiting: 0 }),
+            lane_back: Condvar::new(),
         }
     }
 
@@ -244,37 +312,27 @@ impl OpenFile {
     /// while another node grows the file (the backing file system raises
     /// the length page by page during a `pwrite`), or for good if the file
     /// was cut.
-    fn try_size(&self) -> FsResult<Option<u64>> {
-        let st = sys::fstat(self.fd())?;
-        if st.st_nlink == 0 && self.moved()? {
+    fn try_size(&self, fd: BorrowedFd<'_>) -> FsResult<Option<u64>> {
+        let st = sys::fstat(fd)?;
+        if st.st_nlink == 0 && moved(fd)? {
             return Err(Errno::MOVED);
         }
         Ok(self.layout.plaintext_size(st.st_size.max(0) as u64).ok())
-    }
-
-    /// Whether a re-key replaced this (unlinked) file: its magic says so.
-    fn moved(&self) -> FsResult<bool> {
-        let mut magic = [0u8; 8];
-        match sys::pread_exact(self.fd(), &mut magic, 0) {
-            Ok(()) => Ok(&magic == MOVED_MAGIC),
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
-            Err(e) => Err(e.into()),
-        }
     }
 
     /// The size once no size-changing operation is under way: if the length
     /// is in flux, wait for a shared lock on the whole file (every writer
     /// that changes the size holds an exclusive lock to EOF) and look again;
     /// an invalid length then is a damaged file.
-    fn stable_size(&self) -> FsResult<u64> {
-        if let Some(size) = self.try_size()? {
+    fn stable_size(&self, fd: BorrowedFd<'_>) -> FsResult<u64> {
+        if let Some(size) = self.try_size(fd)? {
             return Ok(size);
         }
-        let _all = Guard::acquire(self.fd(), Kind::Shared, Range::to_eof(0))?;
-        match self.try_size()? {
+        let _all = Guard::acquire(fd, Kind::Shared, Range::to_eof(0))?;
+        match self.try_size(fd)? {
             Some(size) => Ok(size),
             None => {
-                let st = sys::fstat(self.fd())?;
+                let st = sys::fstat(fd)?;
                 self.layout.plaintext_size(st.st_size.max(0) as u64).map_err(|e| self.integrity(&e))
             }
         }
@@ -287,8 +345,37 @@ impl OpenFile {
         Ok(())
     }
 
-    fn scratch(&self) -> std::sync::MutexGuard<'_, Scratch> {
-        self.io.lock().unwrap_or_else(|e| e.into_inner())
+    fn lanes(&self) -> MutexGuard<'_, Lanes> {
+        self.lanes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A lane for one operation: an idle one, else a new one while there
+    /// are fewer than `max_lanes()` (a reopened description), else the
+    /// next one given back.
+    fn scratch(&self) -> Lane<'_> {
+        let mut lanes = self.lanes();
+        loop {
+            if let Some(st) = lanes.idle.pop() {
+                return Lane { file: self, st: Some(st) };
+            }
+            if lanes.made < max_lanes() {
+                let flags = if self.writable { libc::O_RDWR } else { libc::O_RDONLY };
+                match sys::reopen(self.fd(), flags) {
+                    Ok(fd) => {
+                        lanes.made += 1;
+                        return Lane { file: self, st: Some(Scratch::new(Arc::new(fd))) };
+                    }
+                    Err(e) => {
+                        // Serve with the lanes there are.
+                        tracing::debug!("{}: no second descriptor for parallel I/O: {e}", show(&self.path));
+                        lanes.made = max_lanes();
+                    }
+                }
+            }
+            lanes.waiting += 1;
+            lanes = self.lane_back.wait(lanes).unwrap_or_else(|e| e.into_inner());
+            lanes.waiting -= 1;
+        }
     }
 
     /// Runs `op` under a lock of `kind` on `range(size)`, retrying until the
@@ -300,14 +387,18 @@ impl OpenFile {
         range: impl Fn(u64) -> FsResult<Option<Range>>,
         op: impl FnOnce(&mut Scratch, u64) -> FsResult<T>,
     ) -> FsResult<T> {
+        // The lane's descriptor, held apart from `st` so the lock guard
+        // does not borrow the buffers `op` needs.
+        let fd = Arc::clone(&st.fd);
+        let fd = fd.as_fd();
         let mut guess = match st.size_hint {
             Some(s) => s,
-            None => self.stable_size()?,
+            None => self.stable_size(fd)?,
         };
         loop {
             let Some(want) = range(guess)? else {
                 // Nothing to lock or do at this size; confirm the size.
-                let size = self.stable_size()?;
+                let size = self.stable_size(fd)?;
                 if size == guess {
                     st.size_hint = Some(size);
                     return op(st, size);
@@ -315,12 +406,12 @@ impl OpenFile {
                 guess = size;
                 continue;
             };
-            let guard = Guard::acquire(self.fd(), kind, want)?;
+            let guard = Guard::acquire(fd, kind, want)?;
             // Our range is ours; the length may still be in flux from a
             // writer beyond it.
-            let Some(size) = self.try_size()? else {
+            let Some(size) = self.try_size(fd)? else {
                 drop(guard);
-                guess = self.stable_size()?;
+                guess = self.stable_size(fd)?;
                 continue;
             };
             if size != guess {
@@ -383,7 +474,7 @@ impl OpenFile {
         if off >= size {
             // End of file: only once the trailer says this is the end.
             let mut trailer = [0u8; TRAILER_LEN];
-            self.pread_into(&mut trailer, self.layout.trailer_offset(size))?;
+            self.pread_into(st.fd.as_fd(), &mut trailer, self.layout.trailer_offset(size))?;
             return self.cipher.open_trailer(n, &trailer).map_err(|e| self.integrity(&e));
         }
         let end = (off + len).min(size);
@@ -393,33 +484,52 @@ impl OpenFile {
         let stop = self.bo(last) + (self.block_len(last, size) + BLOCK_OVERHEAD) as u64;
         let ct_len = (stop - start) as usize + if with_trailer { TRAILER_LEN } else { 0 };
         st.ct.resize(ct_len, 0);
-        self.pread_into(&mut st.ct, start)?;
+        self.pread_into(st.fd.as_fd(), &mut st.ct, start)?;
         if with_trailer {
             self.cipher.open_trailer(n, &st.ct[ct_len - TRAILER_LEN..]).map_err(|e| self.integrity(&e))?;
         }
         st.out.resize((end - off) as usize, 0);
         st.pt.resize(b as usize, 0);
-        for k in first..=last {
+        // Blocks read whole go straight into the reply, spread over the
+        // cores; a partial first or last block goes through `pt`.
+        let whole_from = if off.is_multiple_of(b) { first } else { first + 1 };
+        let whole_to = if end == (last * b + self.block_len(last, size) as u64) { last + 1 } else { last };
+        for k in (first..whole_from).chain(whole_to.max(whole_from)..=last) {
             let blen = self.block_len(k, size);
             let at = (self.bo(k) - start) as usize;
             let ct = &st.ct[at..at + blen + BLOCK_OVERHEAD];
             let block_start = k * b;
             let from = off.max(block_start) - block_start;
             let to = end.min(block_start + blen as u64) - block_start;
-            if from == 0 && to == blen as u64 {
-                let dst = (block_start - off) as usize;
-                self.open_stored_block(k, ct, &mut st.out[dst..dst + blen], size)?;
-            } else {
-                self.open_stored_block(k, ct, &mut st.pt[..blen], size)?;
-                let dst = (block_start + from - off) as usize;
-                st.out[dst..dst + (to - from) as usize].copy_from_slice(&st.pt[from as usize..to as usize]);
-            }
+            self.open_stored_block(k, ct, &mut st.pt[..blen], size)?;
+            let dst = (block_start + from - off) as usize;
+            st.out[dst..dst + (to - from) as usize].copy_from_slice(&st.pt[from as usize..to as usize]);
+        }
+        if whole_from < whole_to {
+            let ct_at = (self.bo(whole_from) - start) as usize;
+            let ct_end = (self.bo(whole_to - 1) - start) as usize + self.block_len(whole_to - 1, size) + BLOCK_OVERHEAD;
+            let out_at = (whole_from * b - off) as usize;
+            let out_end = ((whole_to - 1) * b - off) as usize + self.block_len(whole_to - 1, size);
+            let parts = split_blocks(
+                &st.ct[ct_at..ct_end],
+                &mut st.out[out_at..out_end],
+                whole_from,
+                (whole_to - whole_from) as usize,
+                self.bs() as usize,
+            );
+            let stride = b as usize + BLOCK_OVERHEAD;
+            parallel::run(parts, |(k0, ct, out)| {
+                for (i, (ct, out)) in ct.chunks(stride).zip(out.chunks_mut(b as usize)).enumerate() {
+                    self.open_stored_block(k0 + i as u64, ct, out, size)?;
+                }
+                Ok(())
+            })?;
         }
         Ok(())
     }
 
-    fn pread_into(&self, buf: &mut [u8], offset: u64) -> FsResult<()> {
-        sys::pread_exact(self.fd(), buf, offset).map_err(|e| {
+    fn pread_into(&self, fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> FsResult<()> {
+        sys::pread_exact(fd, buf, offset).map_err(|e| {
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
                 tracing::error!(
                     "{}: the backing file is shorter than its length said (changed without the lock?)",
@@ -543,15 +653,15 @@ impl OpenFile {
             self.bo(count)
         };
         st.ct.extend_from_slice(&self.cipher.seal_trailer(count, &mut OsRng));
-        sys::pwrite_all(self.fd(), &st.ct, at)?;
-        sys::ftruncate(self.fd(), self.layout.ciphertext_size(new_size))?;
+        sys::pwrite_all(st.fd.as_fd(), &st.ct, at)?;
+        sys::ftruncate(st.fd.as_fd(), self.layout.ciphertext_size(new_size))?;
         Ok(())
     }
 
     /// Whether full-size block `k` is stored as a hole (all zeros).
     fn is_hole(&self, st: &mut Scratch, k: u64) -> FsResult<bool> {
         st.old.resize(self.bs() as usize + BLOCK_OVERHEAD, 0);
-        self.pread_into(&mut st.old, self.bo(k))?;
+        self.pread_into(st.fd.as_fd(), &mut st.old, self.bo(k))?;
         Ok(st.old.iter().all(|&x| x == 0))
     }
 
@@ -559,7 +669,7 @@ impl OpenFile {
     /// of `size` bytes into `st.pt`.
     fn open_old_block(&self, st: &mut Scratch, k: u64, old_len: usize, size: u64) -> FsResult<()> {
         st.old.resize(old_len + BLOCK_OVERHEAD, 0);
-        self.pread_into(&mut st.old, self.bo(k))?;
+        self.pread_into(st.fd.as_fd(), &mut st.old, self.bo(k))?;
         st.pt.resize(self.bs() as usize, 0);
         let (old, pt) = (&st.old, &mut st.pt[..old_len]);
         self.open_stored_block(k, old, pt, size)
@@ -592,7 +702,20 @@ impl OpenFile {
     ) -> FsResult<()> {
         let b = self.bs();
         let old_count = self.layout.block_count(size);
-        for k in from..=to {
+        let stride = b as usize + BLOCK_OVERHEAD;
+        // Blocks the data covers whole are sealed straight from it, spread
+        // over the cores; the others (partial, or past the data) one by one.
+        let (whole_from, whole_to) = match data {
+            Some((off, d)) => {
+                let end = off + d.len() as u64;
+                let lo = from.max(off.div_ceil(b));
+                let hi = if end == new_size { to + 1 } else { (to + 1).min(end / b) };
+                (lo, hi.max(lo))
+            }
+            None => (from, from),
+        };
+        let at0 = out.len();
+        for k in (from..whole_from).chain(whole_to..=to) {
             let start = k * b;
             let new_len = self.block_len(k, new_size);
             let old_len = if k < old_count { self.block_len(k, size) } else { 0 };
@@ -622,9 +745,35 @@ impl OpenFile {
                     st.pt[lo..hi].copy_from_slice(&d[src..src + (hi - lo)]);
                 }
             }
-            let at = out.len();
-            out.resize(at + new_len + BLOCK_OVERHEAD, 0);
-            self.cipher.seal_block(k, &st.pt[..new_len], &mut out[at..], &mut OsRng);
+            let at = at0 + (k - from) as usize * stride;
+            if out.len() < at + new_len + BLOCK_OVERHEAD {
+                out.resize(at + new_len + BLOCK_OVERHEAD, 0);
+            }
+            self.cipher.seal_block(k, &st.pt[..new_len], &mut out[at..at + new_len + BLOCK_OVERHEAD], &mut OsRng);
+        }
+        if let (Some((off, d)), true) = (data, whole_from < whole_to) {
+            let last_len = self.block_len(whole_to - 1, new_size);
+            let out_at = at0 + (whole_from - from) as usize * stride;
+            let out_end = at0 + (whole_to - 1 - from) as usize * stride + last_len + BLOCK_OVERHEAD;
+            if out.len() < out_end {
+                out.resize(out_end, 0);
+            }
+            let d_at = (whole_from * b - off) as usize;
+            let d_end = ((whole_to - 1) * b - off) as usize + last_len;
+            let count = (whole_to - whole_from) as usize;
+            let parts = split_blocks(&mut out[out_at..out_end], &d[d_at..d_end], whole_from, count, b as usize);
+            parallel::run(parts, |(k0, out, pt)| {
+                // One getrandom call for the nonces of the whole run, not one
+                // per block (256 system calls per MiB).
+                let mut nonces = vec![0u8; pt.len().div_ceil(b as usize) * NONCE_LEN];
+                OsRng.fill_bytes(&mut nonces);
+                let blocks = out.chunks_mut(stride).zip(pt.chunks(b as usize)).zip(nonces.chunks_exact(NONCE_LEN));
+                for (i, ((out, pt), nonce)) in blocks.enumerate() {
+                    let nonce = nonce.try_into().expect("chunks_exact yields NONCE_LEN bytes");
+                    self.cipher.seal_block_with_nonce(k0 + i as u64, pt, out, nonce);
+                }
+                Ok(())
+            })?;
         }
         Ok(())
     }
@@ -645,7 +794,7 @@ impl OpenFile {
         if growing {
             // Never extend (and so re-seal the trailer of) a file that was cut.
             let mut trailer = [0u8; TRAILER_LEN];
-            self.pread_into(&mut trailer, old_trailer)?;
+            self.pread_into(st.fd.as_fd(), &mut trailer, old_trailer)?;
             self.cipher.open_trailer(self.layout.block_count(size), &trailer).map_err(|e| self.integrity(&e))?;
         }
         // The old last block, if partial and before the blocks written: it
@@ -686,14 +835,69 @@ impl OpenFile {
         if growing {
             main.extend_from_slice(&self.cipher.seal_trailer(self.layout.block_count(new_size), &mut OsRng));
         }
-        let result = sys::pwrite_all(self.fd(), &main, main_at).and_then(|()| {
+        let fd = st.fd.as_fd();
+        let result = sys::pwrite_all(fd, &main, main_at).and_then(|()| {
             if pre.is_empty() {
                 Ok(())
             } else {
-                sys::pwrite_all(self.fd(), &pre, pre_at)
+                sys::pwrite_all(fd, &pre, pre_at)
             }
         });
         st.ct = main;
         Ok(result?)
+    }
+}
+
+/// Splits `count` consecutive stored blocks starting at block `k0` (their
+/// ciphertext `ct`, `block_size + BLOCK_OVERHEAD` bytes each, and their
+/// plaintext `pt`, `block_size` bytes each; the last of both may be short)
+/// into runs for [`parallel::run`]: (first block number, ciphertext,
+/// plaintext).
+fn split_blocks<'a, C, P>(ct: C, pt: P, k0: u64, count: usize, block_size: usize) -> Vec<(u64, C, P)>
+where
+    C: SplitAt<'a>,
+    P: SplitAt<'a>,
+{
+    let mut out = Vec::new();
+    let (mut ct, mut pt) = (ct, pt);
+    let runs = parallel::split(count);
+    let n = runs.len();
+    for (i, (at, len)) in runs.into_iter().enumerate() {
+        if i + 1 == n {
+            out.push((k0 + at as u64, ct, pt));
+            break;
+        }
+        let (c, c_rest) = ct.split(len * (block_size + BLOCK_OVERHEAD));
+        let (p, p_rest) = pt.split(len * block_size);
+        out.push((k0 + at as u64, c, p));
+        (ct, pt) = (c_rest, p_rest);
+    }
+    out
+}
+
+/// `split_at` for shared and mutable slices alike.
+trait SplitAt<'a>: Sized {
+    fn split(self, at: usize) -> (Self, Self);
+}
+
+impl<'a> SplitAt<'a> for &'a [u8] {
+    fn split(self, at: usize) -> (Self, Self) {
+        self.split_at(at)
+    }
+}
+
+impl<'a> SplitAt<'a> for &'a mut [u8] {
+    fn split(self, at: usize) -> (Self, Self) {
+        self.split_at_mut(at)
+    }
+}
+
+/// Whether a re-key replaced this (unlinked) file: its magic says so.
+fn moved(fd: BorrowedFd<'_>) -> FsResult<bool> {
+    let mut magic = [0u8; 8];
+    match sys::pread_exact(fd, &mut magic, 0) {
+        Ok(()) => Ok(&magic == MOVED_MAGIC),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }

@@ -118,6 +118,7 @@ use tresor_format::{
     ContentCipher, DirIv, EncryptedName, Header, Identity, Layout, NameKey, PublicIdentity, Role, Volume,
 };
 
+use crate::agreements::Agreements;
 use crate::attr;
 use crate::audit::{intent, setattr_fields, Audit};
 use crate::file::OpenFile;
@@ -159,6 +160,8 @@ pub struct TresorFs {
     root: Arc<OwnedFd>,
     volume: VolumeState,
     identity: Arc<Identity>,
+    /// The creator's stanza of new files, half made ahead.
+    agreements: Agreements,
     names: Names,
     nodes: NodeTable,
     layout: Layout,
@@ -236,6 +239,7 @@ impl TresorFs {
             volume: VolumeState::new(s.root.clone(), &s.backing, s.pinned, identity_id, s.volume),
             root: s.root,
             names: Names::new(&s.name_key),
+            agreements: Agreements::new(*s.identity.public()),
             identity: s.identity,
             nodes: NodeTable::new(s.root_ino),
             layout: Layout::new(params.header_len, params.block_size),
@@ -739,8 +743,9 @@ impl TresorFs {
         let dir = e.dir.fd();
         let dir_st = sys::fstat(dir)?;
         let recipients = self.recipients(&volume, parent, &e.dir_path)?;
-        let (header, key) =
-            Header::create(&volume, &self.identity, &recipients, now_secs(), &mut OsRng).map_err(|err| {
+        let agreed = &mut |r: &PublicIdentity| self.agreements.take(r);
+        let (header, key) = Header::create_agreed(&volume, &self.identity, &recipients, now_secs(), &mut OsRng, agreed)
+            .map_err(|err| {
                 tracing::error!("{}: cannot create a header: {err}", show(&e.path));
                 Errno::EIO
             })?;

@@ -15,8 +15,10 @@
 //! | `volume` | load and verify `tresor.volume`; reload it when a steward changes it |
 //! | `nodes` | node ids (backing inode numbers) and where each node lives |
 //! | `paths` | plaintext names to backing entries: IVs, names, long names, symlink targets |
+//! | `agreements` | key agreements with the own identity, made ahead for creates |
 //! | `file` | an open file: header, content cipher, read/write/truncate protocol |
 //! | `lock` | OFD byte-range locks: internal (ciphertext) and forwarded user locks |
+//! | `parallel` | the blocks of one large request sealed or opened on all cores |
 //! | `attr` | backing `stat` to FUSE attributes (sizes from lengths alone) |
 //! | `fs` | the `fuser::Filesystem` implementation: errno mapping, logging, audit records |
 //! | `sys` | safe wrappers over the libc calls used |
@@ -26,11 +28,12 @@
 //! Many nodes may mount one backing directory at once. Nothing another node
 //! can change is cached by default (`cache_timeout` 0): attributes and
 //! entries are re-read on every kernel request, each FUSE open has its own
-//! backing descriptor, and every read, write and truncate runs under OFD
-//! byte-range locks on the backing file (see `file`), so concurrent writers
-//! on different nodes never corrupt a block, a trailer or a header. Files and
-//! directories appear atomically with their header or IV (created under a
-//! temporary `tresor.tmp.*` name, then linked or renamed into place).
+//! backing descriptors (one per operation in flight on it), and every read,
+//! write and truncate runs under OFD byte-range locks on the backing file
+//! (see `file`), so concurrent writers on different nodes never corrupt a
+//! block, a trailer or a header. Files and directories appear atomically
+//! with their header or IV (created under a temporary `tresor.tmp.*` name,
+//! then linked or renamed into place).
 //!
 //! This needs byte-range locks that the backing file system enforces
 //! between its clients: NFSv4 (or v3 with lockd, not `nolock`), Lustre
@@ -59,6 +62,7 @@
 //!   back to its generic versions: holes read as data, copies as reads and
 //!   writes).
 
+mod agreements;
 mod attr;
 mod audit;
 mod config;
@@ -68,6 +72,7 @@ mod fs;
 /// locks on the files they rewrite (docs/FORMAT.md §6.5).
 pub mod lock;
 mod nodes;
+mod parallel;
 mod paths;
 mod sys;
 mod volume;
@@ -83,6 +88,10 @@ use std::sync::Arc;
 pub use config::{parse_options, AuditOptions, MountConfig};
 pub use file::MOVED_MAGIC;
 use tresor_format::{DirIv, MemberId, Role};
+
+/// The readahead window the mount asks for: one largest request
+/// (`max_write`, 1 MiB), so streaming reads come in requests that size.
+const READAHEAD_KIB: u32 = 1024;
 
 /// Why the mount could not be prepared, made or served.
 #[derive(Debug, thiserror::Error)]
@@ -358,6 +367,18 @@ impl Mounted {
     /// Serves requests until the file system is unmounted.
     pub fn run(self) -> Result<(), MountError> {
         let Mounted { session, mountpoint } = self;
+        // Once the kernel has the INIT answer (the stat inside waits for
+        // it), widen readahead to one full request (see
+        // `sys::raise_readahead`). Best effort: without root the window
+        // stays at the kernel's 128 KiB.
+        let mp = mountpoint.clone();
+        let widen = move || match sys::raise_readahead(&mp, READAHEAD_KIB) {
+            Ok(kib) => tracing::debug!("readahead {kib} KiB"),
+            Err(e) => tracing::debug!("readahead stays at the kernel's default: {e}"),
+        };
+        if let Err(e) = std::thread::Builder::new().name("tresor-readahead".into()).spawn(widen) {
+            tracing::debug!("readahead stays at the kernel's default: {e}");
+        }
         session.run().map_err(|source| MountError::Session { mountpoint: mountpoint.clone(), source })?;
         tracing::info!("unmounted {}", mountpoint.display());
         Ok(())

@@ -15,7 +15,9 @@
 //! backing descriptor, so two handles of one daemon exclude each other just
 //! as two nodes do, and closing one descriptor never drops another's locks.
 //! Locks taken through one description do not conflict with each other, so
-//! callers also serialize operations on one handle in process.
+//! one description never runs two operations at once: operations that
+//! overlap on one handle each use a lane with a description of its own
+//! (see `file`).
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};

@@ -269,6 +269,134 @@ fn writes_at_random_offsets_read_back_like_a_model_and_the_backing_length_follow
     assert_eq!(fs::metadata(&path).unwrap().len(), model.len() as u64);
 }
 
+/// Requests of many blocks are sealed and opened on several threads at
+/// once (`parallel.rs`): every block still lands where it belongs, partial
+/// first and last blocks included, and a bad block anywhere in a large
+/// read fails that read.
+#[test]
+fn large_requests_split_over_cores_read_and_write_like_a_model() {
+    let vol = Vol::new();
+    let m = vol.mount("alice");
+    let path = m.p("big.bin");
+    let f = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
+    let mut model: Vec<u8> = Vec::new();
+    // 1 MiB-class writes at unaligned and aligned offsets, growing the file
+    // and overwriting inside it.
+    for (i, (off, len)) in
+        [(0, 300 * BLOCK + 77), (BLOCK / 2, 200 * BLOCK), (150 * BLOCK, 256 * BLOCK), (3, 64 * BLOCK - 5)]
+            .into_iter()
+            .enumerate()
+    {
+        let data = pattern(100 + i as u64, len as usize);
+        f.write_all_at(&data, off).unwrap();
+        let end = (off + len) as usize;
+        if model.len() < end {
+            model.resize(end, 0);
+        }
+        model[off as usize..end].copy_from_slice(&data);
+    }
+    assert_eq!(read_all(&path), model);
+    let direct = open_direct(&path);
+    for (off, len) in [(0, 256 * BLOCK), (BLOCK + 9, 200 * BLOCK), (100 * BLOCK, 306 * BLOCK + 400), (7, 40 * BLOCK)] {
+        let got = read_at(&direct, off, len as usize).unwrap();
+        let (from, to) = ((off as usize).min(model.len()), ((off + len) as usize).min(model.len()));
+        assert_eq!(got.len(), to - from, "read {len} at {off}: length");
+        assert!(got == model[from..to], "read {len} at {off}: content");
+    }
+    // Every block sealed has a nonce of its own (drawn in bulk per run).
+    let backing = vol.backing_path("big.bin");
+    let stored = fs::read(&backing).unwrap();
+    let blocks = vol.layout().block_count(model.len() as u64);
+    let mut nonces: Vec<&[u8]> = (0..blocks).map(|k| &stored[vol.layout().block_offset(k) as usize..][..12]).collect();
+    nonces.sort();
+    nonces.dedup();
+    assert_eq!(nonces.len() as u64, blocks, "a nonce was used twice");
+    // A tampered block in the second half of a 1 MiB read fails the read.
+    let bf = OpenOptions::new().read(true).write(true).open(&backing).unwrap();
+    let at = vol.layout().block_offset(230) + 12 + 7;
+    let mut byte = [0u8];
+    bf.read_exact_at(&mut byte, at).unwrap();
+    bf.write_all_at(&[byte[0] ^ 1], at).unwrap();
+    assert!(eio(&read_at(&direct, 0, 256 * BLOCK as usize).unwrap_err()));
+    assert_eq!(read_at(&direct, 0, 230 * BLOCK as usize).unwrap(), model[..230 * BLOCK as usize]);
+}
+
+/// The descriptors this process holds on `path`.
+fn descriptors_on(path: &Path) -> usize {
+    fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter(|e| fs::read_link(e.path()).is_ok_and(|t| t == path))
+        .count()
+}
+
+/// Reads on one handle that overlap in time (readahead, or threads sharing
+/// a descriptor) each get a backing descriptor of their own: internal OFD
+/// locks of one description would not exclude each other. Every read
+/// returns the right bytes.
+#[test]
+fn overlapping_reads_on_one_handle_run_on_descriptors_of_their_own() {
+    if thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        eprintln!("skipped: one core, one lane per handle");
+        return;
+    }
+    let vol = Vol::new();
+    let m = vol.mount("alice");
+    let data = Arc::new(pattern(77, 4 << 20));
+    fs::write(m.p("f"), &*data).unwrap();
+    let backing = fs::canonicalize(vol.backing_path("f")).unwrap();
+    let f = Arc::new(open_direct(&m.p("f")));
+    // The handle of fs::write goes away asynchronously (release).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while descriptors_on(&backing) != 1 && std::time::Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(descriptors_on(&backing), 1, "one handle, one descriptor to begin with");
+    let start = Arc::new(Barrier::new(4));
+    let readers: Vec<_> = (0..4u64)
+        .map(|t| {
+            let (f, data, start) = (f.clone(), data.clone(), start.clone());
+            thread::spawn(move || {
+                start.wait();
+                for round in 0..16u64 {
+                    let off = ((t * 5 + round * 3) % 13) * (256 << 10) + t * 4096;
+                    let got = read_at(&f, off, 1 << 20).unwrap();
+                    let want = &data[(off as usize).min(data.len())..(off as usize + (1 << 20)).min(data.len())];
+                    assert!(got == want, "thread {t}, round {round}: {} bytes at {off}", 1 << 20);
+                }
+            })
+        })
+        .collect();
+    for r in readers {
+        r.join().unwrap();
+    }
+    assert!(descriptors_on(&backing) >= 2, "overlapping reads on one handle got a second descriptor");
+}
+
+/// Streaming reads come in requests of up to 1 MiB: a mount run as root
+/// raises its readahead window from the kernel's 128 KiB.
+#[test]
+fn a_mount_run_as_root_reads_ahead_a_full_mebibyte() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: only root may change a mount's readahead");
+        return;
+    }
+    let vol = Vol::new();
+    let m = vol.mount("alice");
+    let dev = fs::metadata(m.p("")).unwrap().dev();
+    let knob = format!("/sys/class/bdi/{}:{}/read_ahead_kb", libc::major(dev), libc::minor(dev));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut kib = String::new();
+    while std::time::Instant::now() < deadline {
+        kib = fs::read_to_string(&knob).unwrap().trim().to_owned();
+        if kib == "1024" {
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(kib, "1024", "{knob}");
+}
+
 #[test]
 fn appends_land_at_the_end_even_from_two_mounts() {
     let vol = Vol::new();
