@@ -47,6 +47,10 @@ pub enum Op {
     PolicySet,
     MemberAdd,
     MemberRemove,
+    /// A steward signed a header again without changing its recipients
+    /// (`policy set` for headers the new policy no longer allows, `member
+    /// remove --rekey` for headers the removed member wrote).
+    Resign,
 }
 
 impl Op {
@@ -85,6 +89,7 @@ impl Op {
             Op::PolicySet => "policy-set",
             Op::MemberAdd => "member-add",
             Op::MemberRemove => "member-remove",
+            Op::Resign => "resign",
         }
     }
 
@@ -137,6 +142,7 @@ pub const ALL_OPS: &[Op] = &[
     Op::PolicySet,
     Op::MemberAdd,
     Op::MemberRemove,
+    Op::Resign,
 ];
 
 /// The attributes a `setattr` changed (new values; absent = unchanged).

@@ -546,6 +546,8 @@ pub fn remove_member_files(backing: &Path, me: &Arc<Identity>, gone: &MemberId) 
                         let mut header = locked.header.clone();
                         header.sign(me, now())?;
                         rewrite::write_header(&locked, &header, path)?;
+                        let readers = header.recipients().map(|r| r.0).collect();
+                        audit(&vol, Event::new(Op::Resign).subject(gone.0).recipients(readers), shown)?;
                         done += 1;
                     }
                 }
@@ -616,6 +618,8 @@ pub fn policy(cmd: PolicyCommand) -> Result<u8> {
                     let mut header = locked.header.clone();
                     header.sign(&me, now())?;
                     rewrite::write_header(&locked, &header, path)?;
+                    let readers = header.recipients().map(|r| r.0).collect();
+                    audit(&vol, Event::new(Op::Resign).subject(locked.header.writer().0).recipients(readers), shown)?;
                     done += 1;
                     Ok(())
                 })();

@@ -240,6 +240,16 @@ fn a_member_cannot_widen_readers_and_a_forged_header_is_a_violation() {
     let out = p.ok(&["policy", "set", p.backing().to_str().unwrap(), "--default", "steward"]);
     assert!(stderr(&out).contains("re-signed 1"), "{}", stderr(&out));
     assert_eq!(p.header_of(&backing).writer(), p.unseal("steward").id());
+    // ...and the audit log says so, naming the previous writer.
+    let out =
+        run_ok(&mut p.cmd_as(
+            "steward",
+            &["audit", "show", "--json", "--op", "resign", "--volume", p.backing().to_str().unwrap()],
+        ));
+    let records: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(records.len(), 1, "{records:#?}");
+    assert_eq!(records[0]["path"], "draft");
 }
 
 #[test]

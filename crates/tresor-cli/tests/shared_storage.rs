@@ -990,6 +990,38 @@ fn posix_locks_through_one_node_block_the_other() {
     println!("locks: write, read, OFD and blocking locks through node A and node B exclude each other");
 }
 
+/// flock(2) through one node's mount holds off the other node's, on GlusterFS.
+#[test]
+fn flock_through_one_node_blocks_the_other() {
+    let Some(n) = Nodes::start("flock") else { return };
+    fs::write(n.at(0, "flocked"), b"x").unwrap();
+    let fa = open(&n.at(0, "flocked"), true, false).unwrap();
+    let fb = open(&n.at(1, "flocked"), true, false).unwrap();
+    let flock = |f: &File, op: i32| {
+        if unsafe { libc::flock(f.as_raw_fd(), op) } == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error().raw_os_error())
+        }
+    };
+    flock(&fa, libc::LOCK_EX).unwrap();
+    assert_eq!(flock(&fb, libc::LOCK_SH | libc::LOCK_NB), Err(Some(libc::EWOULDBLOCK)));
+    flock(&fa, libc::LOCK_SH).unwrap();
+    flock(&fb, libc::LOCK_SH | libc::LOCK_NB).unwrap(); // shared locks share
+    assert_eq!(flock(&fa, libc::LOCK_EX | libc::LOCK_NB), Err(Some(libc::EWOULDBLOCK)));
+    flock(&fb, libc::LOCK_UN).unwrap();
+    flock(&fa, libc::LOCK_EX | libc::LOCK_NB).unwrap();
+    close(fa).unwrap();
+    // A's lock went with its open file.
+    let t = Instant::now();
+    while flock(&fb, libc::LOCK_EX | libc::LOCK_NB).is_err() {
+        assert!(t.elapsed() < Duration::from_secs(5), "A's flock outlived its open file");
+        thread::sleep(Duration::from_millis(10));
+    }
+    close(fb).unwrap();
+    println!("flock: exclusive and shared locks through node A and node B exclude each other");
+}
+
 /// `tresor rekey` on node A (by a plaintext path in node A's mount) while
 /// node B writes to the file: node B's handle follows the file to its new
 /// key (docs/FORMAT.md §6.5), and no write is lost.

@@ -68,7 +68,11 @@
 //! owner's locks are released when it closes any descriptor of the file
 //! (`flush`), as POSIX says; OFD locks go with the handle they were set
 //! through (`release`, which the kernel sends just after the last close,
-//! asynchronously). A blocking request waits on a thread of its own, so it
+//! asynchronously). `flock(2)` locks arrive the same way (`FUSE_FLOCK_LOCKS`:
+//! the kernel sends them as whole-file locks owned by the open file), so
+//! they too hold across nodes and go with the handle at `release`. As on
+//! NFS, a flock and a POSIX lock on the same file conflict through the
+//! backing file. A blocking request waits on a thread of its own, so it
 //! never ties up the threads serving the mount. Ranges reaching past 2^62
 //! are clamped below the internal locks' base, so a whole-file user lock
 //! never blocks the mount's own I/O.
@@ -1357,7 +1361,13 @@ impl Filesystem for TresorFs {
             let _ = config.set_max_readahead(max);
         }
         use fuser::InitFlags as F;
-        for flag in [F::FUSE_POSIX_LOCKS, F::FUSE_ATOMIC_O_TRUNC, F::FUSE_AUTO_INVAL_DATA, F::FUSE_PARALLEL_DIROPS] {
+        for flag in [
+            F::FUSE_POSIX_LOCKS,
+            F::FUSE_FLOCK_LOCKS,
+            F::FUSE_ATOMIC_O_TRUNC,
+            F::FUSE_AUTO_INVAL_DATA,
+            F::FUSE_PARALLEL_DIROPS,
+        ] {
             if config.capabilities().contains(flag) {
                 let _ = config.add_capabilities(flag);
             } else {

@@ -54,10 +54,6 @@
 //!
 //! # Not done yet
 //!
-//! * Extended attributes: every xattr call returns ENOTSUP (an encrypted
-//!   xattr format comes later).
-//! * `flock(2)` locks are local to one node (the kernel handles them; only
-//!   POSIX/OFD `fcntl` locks are forwarded to the backing file).
 //! * No `lseek(SEEK_DATA/SEEK_HOLE)` or `copy_file_range` (the kernel falls
 //!   back to its generic versions: holes read as data, copies as reads and
 //!   writes).

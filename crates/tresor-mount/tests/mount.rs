@@ -1051,6 +1051,55 @@ fn posix_locks_are_seen_across_mounts_and_never_block_the_mounts_own_io() {
     assert_eq!(lock(&fa, libc::F_WRLCK, 50, 10, libc::F_OFD_SETLK).0, 0);
 }
 
+#[test]
+fn flock_locks_are_seen_across_mounts_and_belong_to_the_open_file() {
+    let vol = Vol::new();
+    let (a, b) = (vol.mount("alice"), vol.mount("alice"));
+    fs::write(a.p("flocked"), b"x").unwrap();
+    let open = |m: &Mnt| OpenOptions::new().read(true).write(true).open(m.p("flocked")).unwrap();
+    let flock = |f: &File, op: i32| {
+        let r = unsafe { libc::flock(f.as_raw_fd(), op) };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error().raw_os_error())
+        }
+    };
+    let (fa, fb) = (open(&a), open(&b));
+    // An exclusive flock on node A holds off node B, shared or exclusive.
+    flock(&fa, libc::LOCK_EX).unwrap();
+    assert_eq!(flock(&fb, libc::LOCK_SH | libc::LOCK_NB), Err(Some(libc::EWOULDBLOCK)));
+    // flock locks belong to the open file: a second open on the same node
+    // conflicts too, a duplicate of the holder's descriptor does not.
+    assert_eq!(flock(&open(&a), libc::LOCK_EX | libc::LOCK_NB), Err(Some(libc::EWOULDBLOCK)));
+    let dup = fa.try_clone().unwrap();
+    flock(&dup, libc::LOCK_EX | libc::LOCK_NB).unwrap();
+    // Closing a duplicate keeps the lock (unlike a POSIX lock)...
+    drop(dup);
+    thread::sleep(Duration::from_millis(100));
+    assert_eq!(flock(&fb, libc::LOCK_EX | libc::LOCK_NB), Err(Some(libc::EWOULDBLOCK)));
+    // ...and a blocking flock on B waits until A unlocks.
+    let waiter = {
+        let fb = fb.try_clone().unwrap();
+        thread::spawn(move || {
+            let t = std::time::Instant::now();
+            assert_eq!(unsafe { libc::flock(fb.as_raw_fd(), libc::LOCK_EX) }, 0);
+            t.elapsed()
+        })
+    };
+    thread::sleep(Duration::from_millis(300));
+    fs::metadata(a.p("flocked")).unwrap(); // the mount still serves while B waits
+    flock(&fa, libc::LOCK_UN).unwrap();
+    assert!(waiter.join().unwrap() >= Duration::from_millis(250));
+    // Closing the last descriptor of B's open file releases its lock.
+    drop(fb);
+    let t = std::time::Instant::now();
+    while flock(&fa, libc::LOCK_EX | libc::LOCK_NB).is_err() {
+        assert!(t.elapsed() < Duration::from_secs(2), "B's flock outlived its open file");
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
 // ---- policies and the registry ---------------------------------------------------------------
 
 /// Signs `v` as alice, writes it, and waits for the mounts to reload it.
