@@ -1,6 +1,7 @@
 //! `cargo xtask demo`: builds `tresor`, then shows what it is for on a
-//! real mount: two members, per-file access, ciphertext at rest, tamper
-//! detection. Everything lives in one directory (default target/tresor-demo).
+//! real mount: two members, per-file access, grant and revoke (with a
+//! re-key), ciphertext at rest, tamper detection, and the audit log.
+//! Everything lives in one directory (default target/tresor-demo).
 
 use std::{
     fs,
@@ -93,7 +94,7 @@ pub fn run(dir: PathBuf, workspace: &Path) -> Res {
         return Err("cargo build failed".into());
     }
     for mnt in ["alice-mnt", "bob-mnt"] {
-        let _ = Command::new("fusermount3").arg("-uq").arg(dir.join(mnt)).status();
+        let _ = Command::new("fusermount3").arg("-uq").arg(dir.join(mnt)).stderr(std::process::Stdio::null()).status();
     }
     if dir.exists() {
         fs::remove_dir_all(&dir)?;
@@ -137,7 +138,15 @@ pub fn run(dir: PathBuf, workspace: &Path) -> Res {
     show("alice reads bob-notes.txt", fs::read_to_string(alice.join("bob-notes.txt")));
     show("alice reads cohort.csv", fs::read_to_string(alice.join("cohort.csv")));
 
-    println!("\n4. Someone with access to the storage flips one bit of cohort.csv's ciphertext.");
+    println!("\n4. alice, the steward, grants bob cohort.csv, then revokes him again.");
+    let steward = ["-i", "alice.id", "--passfile", pass];
+    d.tresor(&[&["grant", "alice-mnt/cohort.csv", "--to", "bob"], &steward[..]].concat())?;
+    show("bob reads cohort.csv", fs::read_to_string(bob_mnt.join("cohort.csv")));
+    d.tresor(&[&["acl", "alice-mnt/cohort.csv"], &steward[..]].concat())?;
+    d.tresor(&[&["revoke", "alice-mnt/cohort.csv", "--from", "bob"], &steward[..]].concat())?;
+    show("bob reads cohort.csv after the revoke (re-keyed)", fs::read_to_string(bob_mnt.join("cohort.csv")));
+
+    println!("\n5. Someone with access to the storage flips one bit of cohort.csv's ciphertext.");
     let victim = largest_file(&d.path("backing"))?;
     let mut bytes = fs::read(&victim)?;
     let at = 4096 + 3 * 4124 + 100;
@@ -150,6 +159,10 @@ pub fn run(dir: PathBuf, workspace: &Path) -> Res {
 
     d.unmount("alice-mnt");
     d.unmount("bob-mnt");
+
+    println!("\n6. An auditor checks the hash-chained logs of both mounts and asks who touched cohort.csv.");
+    d.tresor(&["audit", "verify", "--volume", "backing"])?;
+    d.tresor(&[&["audit", "who", "cohort.csv", "--volume", "backing"], &steward[..]].concat())?;
     println!("\nDone: both mounts unmounted. Everything is in {}.", d.dir.display());
     Ok(())
 }

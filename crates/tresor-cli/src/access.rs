@@ -512,7 +512,8 @@ pub fn acl(args: AclArgs) -> Result<u8> {
             for (n, role, id) in &readers {
                 println!("  reader  {n:<20} {role:<8} {id}");
             }
-            println!("  signed by {} at {} (Unix time)", name_of(volume, &writer), header.signed_at());
+            let at = tresor_audit::time::format_ns(header.signed_at().saturating_mul(1_000_000_000));
+            println!("  signed by {} at {}", name_of(volume, &writer), at.replace(".000000000Z", "Z"));
             if let Some(v) = &violation {
                 println!("  VIOLATION: {v}");
             }

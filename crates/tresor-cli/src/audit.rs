@@ -299,7 +299,7 @@ fn print_report(log: &Path, r: &Report, names: &HashMap<[u8; 16], String>) {
     let seq = |s: Option<u64>| s.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
     match &r.problem {
         None => println!(
-            "{}: verified: {} records, signed up to seq {}{} (mount {} on {} as {who})",
+            "{}: verified: {} records, signed up to seq {}{} (log {} written on {} by {who})",
             log.display(),
             r.records,
             seq(r.verified_up_to),
