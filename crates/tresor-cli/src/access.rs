@@ -17,7 +17,7 @@ use tresor_audit::{Event, Op};
 use tresor_format::{
     names::{classify, EntryKind},
     policy::check_header,
-    Identity, MemberId, NameCipher, Role, Volume,
+    Header, Identity, MemberId, NameCipher, Role, Volume,
 };
 
 use crate::{
@@ -397,6 +397,21 @@ fn require_steward(volume: &Volume, me: &Identity) -> Result<()> {
 }
 
 /// Revokes `from` on one file: re-key (default) or remove the stanza.
+/// Signs the header of `path` again as `me`, recipients unchanged, if
+/// `wanted` holds for it under the lock; records it in the audit log.
+fn resign(vol: &Vol, me: &Identity, path: &Path, shown: &str, wanted: impl Fn(&Header) -> bool) -> Result<bool> {
+    let locked = rewrite::lock_file(path, &vol.volume, u64::from(vol.volume.params.header_len))?;
+    if !wanted(&locked.header) {
+        return Ok(false);
+    }
+    let mut header = locked.header.clone();
+    header.sign(me, now())?;
+    rewrite::write_header(&locked, &header, path)?;
+    let readers = header.recipients().map(|r| r.0).collect();
+    audit(vol, Event::new(Op::Resign).subject(locked.header.writer().0).recipients(readers), shown)?;
+    Ok(true)
+}
+
 pub fn revoke_file(
     vol: &Vol,
     me: &Identity,
@@ -483,7 +498,7 @@ pub fn acl(args: AclArgs) -> Result<u8> {
         let mut bytes = vec![0u8; volume.params.header_len as usize];
         std::os::unix::fs::FileExt::read_exact_at(&fs::File::open(path)?, &mut bytes, 0)
             .with_context(|| format!("{shown}: reading the header"))?;
-        let header = tresor_format::Header::open(&bytes, volume).with_context(|| format!("{shown}: file header"))?;
+        let header = Header::open(&bytes, volume).with_context(|| format!("{shown}: file header"))?;
         let in_force = resolve::policy_in_force(vol, path.parent().expect("a file has a directory"))?;
         let violation = check_header(volume, &header, in_force.as_ref().map(|(_, d)| d.as_slice())).err();
         let readers: Vec<(String, &str, String)> = header
@@ -542,13 +557,7 @@ pub fn remove_member_files(backing: &Path, me: &Arc<Identity>, gone: &MemberId) 
             match revoke_file(&vol, me, path, shown, gone, true, &progress)? {
                 Outcome::Done => done += 1,
                 Outcome::Skipped => {
-                    let locked = rewrite::lock_file(path, &vol.volume, u64::from(vol.volume.params.header_len))?;
-                    if locked.header.writer() == *gone {
-                        let mut header = locked.header.clone();
-                        header.sign(me, now())?;
-                        rewrite::write_header(&locked, &header, path)?;
-                        let readers = header.recipients().map(|r| r.0).collect();
-                        audit(&vol, Event::new(Op::Resign).subject(gone.0).recipients(readers), shown)?;
+                    if resign(&vol, me, path, shown, |h| h.writer() == *gone)? {
                         done += 1;
                     }
                 }
@@ -611,17 +620,17 @@ pub fn policy(cmd: PolicyCommand) -> Result<u8> {
                     let in_force = resolve::policy_in_force(&vol, path.parent().expect("in a dir"))?;
                     let mut bytes = vec![0u8; vol.volume.params.header_len as usize];
                     std::os::unix::fs::FileExt::read_exact_at(&fs::File::open(path)?, &mut bytes, 0)?;
-                    let header = tresor_format::Header::open(&bytes, &vol.volume)?;
-                    if check_header(&vol.volume, &header, in_force.as_ref().map(|(_, d)| d.as_slice())).is_ok() {
+                    let header = Header::open(&bytes, &vol.volume)?;
+                    let breaks_rule = |h: &Header| {
+                        check_header(&vol.volume, h, in_force.as_ref().map(|(_, d)| d.as_slice())).is_err()
+                    };
+                    if !breaks_rule(&header) {
                         return Ok(());
                     }
-                    let locked = rewrite::lock_file(path, &vol.volume, u64::from(vol.volume.params.header_len))?;
-                    let mut header = locked.header.clone();
-                    header.sign(&me, now())?;
-                    rewrite::write_header(&locked, &header, path)?;
-                    let readers = header.recipients().map(|r| r.0).collect();
-                    audit(&vol, Event::new(Op::Resign).subject(locked.header.writer().0).recipients(readers), shown)?;
-                    done += 1;
+                    // Checked again under the lock: the header may have changed.
+                    if resign(&vol, &me, path, shown, breaks_rule)? {
+                        done += 1;
+                    }
                     Ok(())
                 })();
                 if let Err(e) = r {
