@@ -25,6 +25,13 @@ fn last_errno() -> Errno {
     Errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
 }
 
+/// Whether attributes called `name` can exist at all: only `user.` ones are
+/// stored. The others need no look at the backing entry, which matters for
+/// `security.capability`, asked before every write to a file.
+pub fn is_stored(name: &OsStr) -> bool {
+    name.as_bytes().starts_with(USER)
+}
+
 /// The backing attribute for plaintext `name`, or None for a namespace
 /// other than `user.`.
 fn backing_name(cipher: &NameCipher, name: &OsStr) -> FsResult<Option<CString>> {

@@ -732,6 +732,13 @@ fn user_xattrs_round_trip_and_are_stored_encrypted() {
         let v = get_xattr(&backing, n).unwrap();
         assert!(!v.windows(6).any(|w| w == b"ethics"), "value stored in the clear");
     }
+    // Other namespaces are never read from the backing file: one set there
+    // directly reads as absent, as does the `security.capability` the
+    // kernel asks for before each write.
+    set_xattr(&backing, "trusted.planted", b"1").unwrap();
+    for name in ["trusted.planted", "security.capability"] {
+        assert_eq!(get_xattr(&m.p("f"), name).unwrap_err().raw_os_error(), Some(libc::ENODATA), "{name}");
+    }
     // Removing one leaves the other.
     let name = std::ffi::CString::new("user.empty").unwrap();
     assert_eq!(unsafe { libc::removexattr(cpath(&m.p("f")).as_ptr(), name.as_ptr()) }, 0);
