@@ -70,39 +70,27 @@ impl NodeTable {
         if id == ROOT {
             return Some(b".".to_vec());
         }
-        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
-        let mut parts: Vec<&OsStr> = Vec::new();
-        let mut cur = id;
-        while cur != ROOT {
-            let node = map.get(&cur)?;
-            parts.push(&node.name);
-            cur = node.parent;
-            if parts.len() > MAX_DEPTH {
-                tracing::error!("node table: cycle at node {id}");
-                return None;
-            }
-        }
-        let mut out = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
-        for (i, p) in parts.iter().rev().enumerate() {
-            if i > 0 {
-                out.push(b'/');
-            }
-            out.extend_from_slice(p.as_bytes());
-        }
-        Some(out)
+        self.join_up(id, |node| &node.name)
     }
 
     /// The plaintext path of a node, relative to the volume root ("" for
     /// the root). `None` if the node is unknown.
     pub fn plain_path(&self, id: u64) -> Option<Vec<u8>> {
+        self.join_up(id, |node| &node.plain)
+    }
+
+    /// The names `part` picks from each node on the way up from `id` to the
+    /// root, joined with `/` from the root down.
+    fn join_up(&self, id: u64, part: impl Fn(&Node) -> &OsString) -> Option<Vec<u8>> {
         let map = self.map.read().unwrap_or_else(|e| e.into_inner());
         let mut parts: Vec<&OsStr> = Vec::new();
         let mut cur = id;
         while cur != ROOT {
             let node = map.get(&cur)?;
-            parts.push(&node.plain);
+            parts.push(part(node));
             cur = node.parent;
             if parts.len() > MAX_DEPTH {
+                tracing::error!("node table: cycle at node {id}");
                 return None;
             }
         }
