@@ -46,6 +46,7 @@ pub enum AuditCommand {
     },
     /// Show records of one or more logs merged by time, filtered.
     Show {
+        /// Log files [default: every log in BACKING/tresor.audit].
         logs: Vec<PathBuf>,
         #[command(flatten)]
         volume: VolumeArg,
@@ -75,9 +76,11 @@ pub enum AuditCommand {
     Who {
         /// Plaintext path relative to the volume root.
         path: String,
+        /// Log files [default: every log in BACKING/tresor.audit].
         logs: Vec<PathBuf>,
         #[command(flatten)]
         volume: VolumeArg,
+        /// One JSON object per line, for scripts.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -86,13 +89,16 @@ pub enum AuditCommand {
     /// Who could read a file at a given time, from its create record and the
     /// grant, revoke and re-key history.
     Access {
+        /// Plaintext path relative to the volume root.
         path: String,
         /// RFC 3339 (2026-11-29T07:12:03Z) or unix seconds.
         #[arg(long)]
         at: String,
+        /// Log files [default: every log in BACKING/tresor.audit].
         logs: Vec<PathBuf>,
         #[command(flatten)]
         volume: VolumeArg,
+        /// One JSON object per line, for scripts.
         #[arg(long)]
         json: bool,
         #[command(flatten)]

@@ -39,6 +39,7 @@ impl From<RoleArg> for Role {
 pub enum MemberCommand {
     /// Add a member by their public identity (`tresor id show` prints it).
     Add {
+        /// The volume's backing directory.
         backing: PathBuf,
         /// Their public identity string, tresor1…
         public: PublicIdentity,
@@ -55,6 +56,7 @@ pub enum MemberCommand {
     /// Remove a member from the registry. Without --rekey their keys stay in
     /// file headers until revoked (`tresor revoke -r`).
     Remove {
+        /// The volume's backing directory.
         backing: PathBuf,
         /// Member id or name.
         member: String,
@@ -70,6 +72,7 @@ pub enum MemberCommand {
     },
     /// List members: name, role, member id.
     List {
+        /// The volume's backing directory.
         backing: PathBuf,
         /// One JSON object per line.
         #[arg(long)]
