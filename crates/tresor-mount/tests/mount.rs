@@ -180,15 +180,20 @@ impl Mnt {
 impl Drop for Mnt {
     fn drop(&mut self) {
         let c = CString::new(self.mp.as_os_str().as_bytes()).unwrap();
+        // The kernel may still be finishing a release the test's last close
+        // started; on a loaded machine that can take a moment.
         let mut unmounted = false;
-        for _ in 0..50 {
+        let mut last_error = None;
+        for _ in 0..250 {
             if unsafe { libc::umount2(c.as_ptr(), 0) } == 0 {
                 unmounted = true;
                 break;
             }
+            last_error = Some(std::io::Error::last_os_error());
             thread::sleep(Duration::from_millis(20));
         }
         if !unmounted {
+            eprintln!("{}: still mounted after 5 s ({last_error:?}): aborting the connection", self.mp.display());
             // Something (a failed test) still holds a file open on the
             // mount: detach it and abort the connection, or the session
             // would serve that descriptor forever.
