@@ -68,45 +68,23 @@ pub struct AuditOptions {
     /// `audit_dir=PATH`: a directory elsewhere (another system); default
     /// `BACKING/tresor.audit`.
     pub dir: Option<PathBuf>,
-    /// `audit_sync=always` or `audit_sync_ms=N` (default 1000 ms): the
-    /// power-loss window.
-    pub sync: SyncMode,
-    pub checkpoint_every: u64,
-    pub checkpoint_interval: Duration,
-    pub anchor_syslog: bool,
-    pub anchor_cmd: Option<PathBuf>,
-    /// `audit_on_error=continue` keeps serving when the log cannot be
-    /// written; the default refuses operations (fail closed).
-    pub on_error: OnError,
+    /// The writer's settings but the directory, which depends on the
+    /// backing directory: `audit_sync=always` / `audit_sync_ms=N` (the
+    /// power-loss window), checkpoints, anchors, and `audit_on_error`.
+    writer: tresor_audit::AuditConfig,
 }
 
 impl Default for AuditOptions {
     fn default() -> Self {
-        let d = tresor_audit::AuditConfig::new("");
-        AuditOptions {
-            enabled: true,
-            dir: None,
-            sync: d.sync,
-            checkpoint_every: d.checkpoint_every,
-            checkpoint_interval: d.checkpoint_interval,
-            anchor_syslog: false,
-            anchor_cmd: None,
-            on_error: d.on_error,
-        }
+        AuditOptions { enabled: true, dir: None, writer: tresor_audit::AuditConfig::new("") }
     }
 }
 
 impl AuditOptions {
     /// The writer's configuration for a volume at `backing`.
     pub fn config(&self, backing: &std::path::Path) -> tresor_audit::AuditConfig {
-        let mut c =
-            tresor_audit::AuditConfig::new(self.dir.clone().unwrap_or_else(|| backing.join(tresor_audit::DEFAULT_DIR)));
-        c.sync = self.sync;
-        c.checkpoint_every = self.checkpoint_every;
-        c.checkpoint_interval = self.checkpoint_interval;
-        c.anchor_syslog = self.anchor_syslog;
-        c.anchor_cmd.clone_from(&self.anchor_cmd);
-        c.on_error = self.on_error;
+        let mut c = self.writer.clone();
+        c.dir = self.dir.clone().unwrap_or_else(|| backing.join(tresor_audit::DEFAULT_DIR));
         c
     }
 }
@@ -193,19 +171,19 @@ fn audit_option(opt: &str, key: &str, value: Option<&str>, a: &mut AuditOptions)
         ("audit", Some("on")) => a.enabled = true,
         ("audit", Some("off")) => a.enabled = false,
         ("audit_dir", Some(v)) => a.dir = Some(path(v)?),
-        ("audit_sync", Some("always")) => a.sync = SyncMode::Always,
+        ("audit_sync", Some("always")) => a.writer.sync = SyncMode::Always,
         ("audit_sync_ms", Some(v)) => match number(v)? {
             0 => return Err(invalid(opt, "use audit_sync=always to sync every record")),
-            ms => a.sync = SyncMode::Every(Duration::from_millis(ms)),
+            ms => a.writer.sync = SyncMode::Every(Duration::from_millis(ms)),
         },
         ("audit_checkpoint_records", Some(v)) => {
-            a.checkpoint_every = number(v)?.max(1);
+            a.writer.checkpoint_every = number(v)?.max(1);
         }
-        ("audit_checkpoint_secs", Some(v)) => a.checkpoint_interval = Duration::from_secs(number(v)?.max(1)),
-        ("audit_anchor", Some("syslog")) => a.anchor_syslog = true,
-        ("audit_anchor_cmd", Some(v)) => a.anchor_cmd = Some(path(v)?),
-        ("audit_on_error", Some("fail")) => a.on_error = OnError::FailClosed,
-        ("audit_on_error", Some("continue")) => a.on_error = OnError::Continue,
+        ("audit_checkpoint_secs", Some(v)) => a.writer.checkpoint_interval = Duration::from_secs(number(v)?.max(1)),
+        ("audit_anchor", Some("syslog")) => a.writer.anchor_syslog = true,
+        ("audit_anchor_cmd", Some(v)) => a.writer.anchor_cmd = Some(path(v)?),
+        ("audit_on_error", Some("fail")) => a.writer.on_error = OnError::FailClosed,
+        ("audit_on_error", Some("continue")) => a.writer.on_error = OnError::Continue,
         _ => return Err(invalid(opt, "unknown audit option or value (see docs/AUDIT.md)")),
     }
     Ok(())
@@ -300,7 +278,10 @@ mod tests {
     #[test]
     fn audit_options_set_the_log_settings() {
         let mut c = config();
-        assert!(c.audit.enabled && c.audit.on_error == OnError::FailClosed, "on and failing closed by default");
+        assert!(
+            c.audit.enabled && c.audit.config(std::path::Path::new("/b")).on_error == OnError::FailClosed,
+            "on and failing closed by default"
+        );
         parse_options(
             "audit_dir=/srv/audit,audit_sync=always,audit_checkpoint_records=10,audit_checkpoint_secs=5,\
              audit_anchor=syslog,audit_anchor_cmd=/usr/local/bin/anchor,audit_on_error=continue",
