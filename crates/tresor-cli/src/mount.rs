@@ -27,8 +27,9 @@ pub struct MountArgs {
     /// Stay in the foreground and log to stderr (default: detach once mounted).
     #[arg(short, long)]
     pub foreground: bool,
-    /// Mount options, comma-separated: ro, rw, allow_other, noatime, nodev, nosuid,
-    /// noexec, cache_timeout=SECS (kernel cache TTL; 0, the default, is safe on shared
+    /// Mount options, comma-separated: ro, rw, allow_other (implies default_permissions),
+    /// default_permissions (the kernel checks modes; otherwise a private mount leaves that
+    /// to the backing file system), noatime, nodev, nosuid, noexec, cache_timeout=SECS (kernel cache TTL; 0, the default, is safe on shared
     /// storage), threads=N, the audit options (audit=off, audit_dir=DIR, audit_sync=always,
     /// audit_sync_ms=N, audit_checkpoint_records=N, audit_checkpoint_secs=N,
     /// audit_anchor=syslog, audit_anchor_cmd=PATH, audit_on_error=continue; see

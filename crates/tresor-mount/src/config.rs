@@ -44,8 +44,15 @@ pub struct MountConfig {
     pub read_only: bool,
     /// Let users other than the one who mounts use the mount
     /// (`allow_other`; for non-root mounts it needs `user_allow_other` in
-    /// /etc/fuse.conf).
+    /// /etc/fuse.conf). Implies `default_permissions`.
     pub allow_other: bool,
+    /// Have the kernel check modes and owners (`default_permissions`).
+    /// Always on with `allow_other`. Off otherwise: only the mounting
+    /// user can reach the mount then, the daemon acts with that user's
+    /// credentials, and the backing file system checks every operation
+    /// itself (as gocryptfs does), which saves the kernel's extra GETATTR
+    /// round trips on every lookup, stat, create and unlink.
+    pub default_permissions: bool,
     /// How long the kernel may cache attributes and directory entries.
     /// Zero (the default) caches nothing another node could change: right
     /// for shared storage. A few seconds helps metadata-heavy single-node
@@ -103,6 +110,7 @@ impl MountConfig {
             pinned_stewards,
             read_only: false,
             allow_other: false,
+            default_permissions: false,
             cache_timeout: Duration::ZERO,
             threads: 2,
             options: Vec::new(),
@@ -127,9 +135,9 @@ pub fn parse_options(opts: &str, config: &mut MountConfig) -> Result<(), MountEr
             ("ro", None) => config.read_only = true,
             ("allow_other", None) => config.allow_other = true,
             ("allow_root", None) => {
-                return Err(invalid(opt, "not supported; use allow_other (with default_permissions, always on)"))
+                return Err(invalid(opt, "not supported; use allow_other (which implies default_permissions)"))
             }
-            ("default_permissions", None) => {}
+            ("default_permissions", None) => config.default_permissions = true,
             ("cache_timeout", Some(v)) => {
                 let secs: f64 = v.parse().map_err(|_| invalid(opt, "expected a number of seconds"))?;
                 config.cache_timeout = Duration::try_from_secs_f64(secs)
@@ -213,7 +221,10 @@ pub(crate) fn kernel_option(opt: &str) -> Result<MountOption, MountError> {
 
 /// The full fuser option list for `config`.
 pub(crate) fn fuse_options(config: &MountConfig, backing: &std::path::Path) -> Result<Vec<MountOption>, MountError> {
-    let mut out = vec![MountOption::Subtype("tresor".into()), MountOption::DefaultPermissions];
+    let mut out = vec![MountOption::Subtype("tresor".into())];
+    if config.default_permissions || config.allow_other {
+        out.push(MountOption::DefaultPermissions);
+    }
     out.push(if config.read_only { MountOption::RO } else { MountOption::RW });
     let mut fsname = None;
     for opt in &config.options {
@@ -273,6 +284,19 @@ mod tests {
         assert_eq!(opts[0], MountOption::FSName("tresor:/data/vol_1".into()));
         assert!(opts.contains(&MountOption::RO) && opts.contains(&MountOption::DefaultPermissions));
         assert!(opts.contains(&MountOption::NoAtime) && opts.contains(&MountOption::NoDev));
+    }
+
+    #[test]
+    fn the_kernel_checks_permissions_when_others_can_reach_the_mount_or_when_asked() {
+        let kernel_checks = |opts: &str| {
+            let mut c = config();
+            parse_options(opts, &mut c).unwrap();
+            fuse_options(&c, std::path::Path::new("/b")).unwrap().contains(&MountOption::DefaultPermissions)
+        };
+        assert!(!kernel_checks(""), "a private mount: the backing file system checks, as the mounting user");
+        assert!(kernel_checks("allow_other"), "other users: the kernel must check modes");
+        assert!(kernel_checks("default_permissions"));
+        assert!(kernel_checks("default_permissions,allow_other"));
     }
 
     #[test]

@@ -111,9 +111,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
-    FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig, LockOwner, OpenFlags,
-    RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLock, ReplyOpen,
-    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    AccessFlags, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig, LockOwner,
+    OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLock,
+    ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use rand_core::OsRng;
 use tresor_audit::{AuditLog, Event, Op};
@@ -178,7 +178,8 @@ pub struct TresorFs {
     next_fh: AtomicU64,
     ttl: Duration,
     read_only: bool,
-    is_root: bool,
+    /// The daemon's effective uid: root makes new entries the caller's.
+    euid: u32,
     audit: Audit,
 }
 
@@ -254,7 +255,7 @@ impl TresorFs {
             next_fh: AtomicU64::new(1),
             ttl: s.ttl,
             read_only: s.read_only,
-            is_root: sys::geteuid() == 0,
+            euid: sys::geteuid(),
             audit: Audit::off(),
         }
     }
@@ -449,7 +450,7 @@ impl TresorFs {
     /// Owner and group for a new entry made by `req` in directory `dir_st`
     /// (set-group-ID directories pass their group on), when running as root.
     fn owner(&self, req: &Request, dir_st: &libc::stat) -> Option<(u32, u32)> {
-        if !self.is_root {
+        if self.euid != 0 {
             return None;
         }
         let gid = if dir_st.st_mode & libc::S_ISGID != 0 { dir_st.st_gid } else { req.gid() };
@@ -472,6 +473,19 @@ impl TresorFs {
         self.made(parent, &e)
     }
 
+    /// `access(2)`. The kernel asks only without `default_permissions`,
+    /// that is on a private mount, whose one user is the one who mounted
+    /// it and whose credentials the daemon has: the backing file system
+    /// answers for it, as it decides every other operation there.
+    fn do_access(&self, req: &Request, ino: u64, mask: i32) -> FsResult<()> {
+        if req.uid() != self.euid {
+            tracing::warn!("access(2) by uid {} on a mount that only uid {} may use", req.uid(), self.euid);
+            return Err(Errno::EACCES);
+        }
+        let loc = self.locate(ino)?;
+        Ok(sys::faccessat(loc.dir.fd(), &loc.name, mask)?)
+    }
+
     fn do_getattr(&self, ino: u64, fh: Option<FileHandle>) -> FsResult<FileAttr> {
         Ok(match self.target(ino, fh)? {
             Target::Handle(f, st) => self.attr(ino, &f.path, &st, None),
@@ -490,6 +504,7 @@ impl TresorFs {
         atime: Option<TimeOrNow>,
         mtime: Option<TimeOrNow>,
         fh: Option<FileHandle>,
+        unprivileged: bool,
     ) -> FsResult<FileAttr> {
         let target = self.target(ino, fh)?;
         if mode.is_some() || uid.is_some() || gid.is_some() || size.is_some() || atime.is_some() || mtime.is_some() {
@@ -505,12 +520,19 @@ impl TresorFs {
             if !attr::is_reg(&st) {
                 return Err(Errno::EINVAL);
             }
+            let truncate = |f: &OpenFile| {
+                f.truncate(size)?;
+                if unprivileged {
+                    drop_set_id(f.fd())?;
+                }
+                Ok(())
+            };
             match &target {
-                Target::Handle(f, _) => match (f.truncate(size), fh) {
-                    (Err(Errno::MOVED), Some(fh)) => self.with_file(fh, |f| f.truncate(size))?,
+                Target::Handle(f, _) => match (truncate(f), fh) {
+                    (Err(Errno::MOVED), Some(fh)) => self.with_file(fh, truncate)?,
                     (result, _) => result?,
                 },
-                Target::Entry(loc, _) => self.open_file(ino, loc, libc::O_RDWR, false)?.truncate(size)?,
+                Target::Entry(loc, _) => truncate(&self.open_file(ino, loc, libc::O_RDWR, false)?)?,
             }
         }
         if uid.is_some() || gid.is_some() {
@@ -673,11 +695,15 @@ impl TresorFs {
         Ok(())
     }
 
-    fn do_open(&self, ino: u64, flags: i32) -> FsResult<u64> {
+    /// `unprivileged`: the caller may lack CAP_FSETID (see [`drop_set_id`]).
+    fn do_open(&self, ino: u64, flags: i32, unprivileged: bool) -> FsResult<u64> {
         let loc = self.locate(ino)?;
         let f = self.open_file(ino, &loc, flags, flags & libc::O_APPEND != 0)?;
         if flags & libc::O_TRUNC != 0 {
             f.truncate(0)?;
+            if unprivileged {
+                drop_set_id(f.fd())?;
+            }
         }
         let fh = self.new_fh();
         self.files.write().unwrap_or_else(|e| e.into_inner()).insert(fh, Arc::new(f));
@@ -784,7 +810,7 @@ impl TresorFs {
                 // Another process or node created it first: open theirs.
                 drop(fd);
                 let attr = self.do_lookup(parent, name)?;
-                let fh = match self.do_open(attr.ino.0, flags & !libc::O_CREAT) {
+                let fh = match self.do_open(attr.ino.0, flags & !libc::O_CREAT, req.uid() != 0) {
                     Ok(fh) => fh,
                     Err(err) => {
                         self.nodes.forget(attr.ino.0, 1);
@@ -1259,6 +1285,24 @@ enum Target<'a> {
 
 const DIRIV: &CStr = c"tresor.diriv";
 
+/// Clears set-user-ID, and set-group-ID when the group may execute, as the
+/// kernel does when a caller without CAP_FSETID writes or truncates. With
+/// FUSE_HANDLE_KILLPRIV_V2 this is the daemon's job; in exchange the kernel
+/// stops asking for `security.capability` before every write (a round trip
+/// per write). The kernel flags each write that needs it; for truncate and
+/// fallocate, whose flag fuser does not pass on, any caller but root counts.
+fn drop_set_id(fd: BorrowedFd<'_>) -> FsResult<()> {
+    let mode = sys::fstat(fd)?.st_mode & 0o7777;
+    let mut kept = mode & !libc::S_ISUID;
+    if mode & libc::S_IXGRP != 0 {
+        kept &= !libc::S_ISGID;
+    }
+    if kept != mode {
+        sys::fchmod(fd, kept)?;
+    }
+    Ok(())
+}
+
 fn timespec(t: Option<TimeOrNow>) -> libc::timespec {
     match t {
         None => libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_OMIT },
@@ -1367,6 +1411,9 @@ impl Filesystem for TresorFs {
             F::FUSE_ATOMIC_O_TRUNC,
             F::FUSE_AUTO_INVAL_DATA,
             F::FUSE_PARALLEL_DIROPS,
+            // The daemon clears set-id bits (drop_set_id), so the kernel
+            // need not ask for security.capability before every write.
+            F::FUSE_HANDLE_KILLPRIV_V2,
         ] {
             if config.capabilities().contains(flag) {
                 let _ = config.add_capabilities(flag);
@@ -1399,6 +1446,13 @@ impl Filesystem for TresorFs {
         }
     }
 
+    fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        match self.do_access(req, ino.0, mask.bits()) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
     fn setattr(
         &self,
         req: &Request,
@@ -1417,7 +1471,10 @@ impl Filesystem for TresorFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        let result = self.audit.ready().and_then(|()| self.do_setattr(ino.0, mode, uid, gid, size, atime, mtime, fh));
+        let result = self
+            .audit
+            .ready()
+            .and_then(|()| self.do_setattr(ino.0, mode, uid, gid, size, atime, mtime, fh, req.uid() != 0));
         let changed = setattr_fields(mode, uid, gid, size, atime, mtime);
         let result = self.audited(req, Op::Setattr, result, |e| e.path(self.plain(ino.0)).setattr(changed), drop);
         match result {
@@ -1516,7 +1573,7 @@ impl Filesystem for TresorFs {
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let result = self.audit.ready().and_then(|()| self.do_open(ino.0, flags.0));
+        let result = self.audit.ready().and_then(|()| self.do_open(ino.0, flags.0, req.uid() != 0));
         let close = |fh: u64| drop(self.files.write().unwrap_or_else(|e| e.into_inner()).remove(&fh));
         let result = self.audited(req, Op::Open, result, |e| e.path(self.plain(ino.0)).intent(intent(flags.0)), close);
         if let Some(f) = result.as_ref().ok().and_then(|fh| self.file(FileHandle(*fh)).ok()) {
@@ -1563,7 +1620,7 @@ impl Filesystem for TresorFs {
         fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
@@ -1573,6 +1630,9 @@ impl Filesystem for TresorFs {
                 return Err(Errno::EBADF);
             }
             f.write(offset, data)?;
+            if write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID) {
+                drop_set_id(f.fd())?;
+            }
             f.bytes_written.fetch_add(data.len() as u64, Ordering::Relaxed);
             Ok(())
         });
@@ -1709,8 +1769,8 @@ impl Filesystem for TresorFs {
 
     fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         if !xattr::is_stored(name) {
-            // The kernel asks for `security.capability` before each write:
-            // answer without resolving the path (two opens and two closes).
+            // The kernel asks for `security.capability` before a file's
+            // first write: answer without resolving the path.
             return reply_xattr(Err(Errno(libc::ENODATA)), size, reply);
         }
         let result = self
@@ -1847,7 +1907,7 @@ impl Filesystem for TresorFs {
 
     fn fallocate(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -1862,7 +1922,11 @@ impl Filesystem for TresorFs {
             if !f.writable {
                 return Err(Errno::EBADF);
             }
-            f.grow_to(offset.checked_add(length).ok_or(Errno::EFBIG)?)
+            f.grow_to(offset.checked_add(length).ok_or(Errno::EFBIG)?)?;
+            if req.uid() != 0 {
+                drop_set_id(f.fd())?;
+            }
+            Ok(())
         });
         match result {
             Ok(()) => reply.ok(),

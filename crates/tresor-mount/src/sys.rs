@@ -138,6 +138,20 @@ pub fn fstatat(dir: BorrowedFd<'_>, path: &CStr) -> io::Result<libc::stat> {
     Ok(unsafe { st.assume_init() })
 }
 
+/// `faccessat(2)` with the effective ids, not following a final symlink.
+pub fn faccessat(dir: BorrowedFd<'_>, path: &CStr, mode: i32) -> io::Result<()> {
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_faccessat2,
+            dir.as_raw_fd(),
+            path.as_ptr(),
+            mode,
+            libc::AT_EACCESS | libc::AT_SYMLINK_NOFOLLOW,
+        ) as libc::c_int
+    })?;
+    Ok(())
+}
+
 pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
     let mut st = MaybeUninit::<libc::stat>::uninit();
     cvt(unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) })?;

@@ -1,7 +1,7 @@
 //! User extended attributes, stored encrypted as backing attributes of the
 //! same entry (FORMAT.md §8.6). Other namespaces are not stored: reading one
-//! gives ENODATA (the kernel asks for `security.capability` on writes, and
-//! must get a fast "none"), setting one gives ENOTSUP.
+//! gives ENODATA (the kernel asks for `security.capability` on a file's first
+//! write, and must get a fast "none"), setting one gives ENOTSUP.
 
 use std::ffi::{CString, OsStr};
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -27,7 +27,8 @@ fn last_errno() -> Errno {
 
 /// Whether attributes called `name` can exist at all: only `user.` ones are
 /// stored. The others need no look at the backing entry, which matters for
-/// `security.capability`, asked before every write to a file.
+/// `security.capability`, asked before the first write to a file (and before
+/// every write to a set-id file).
 pub fn is_stored(name: &OsStr) -> bool {
     name.as_bytes().starts_with(USER)
 }
