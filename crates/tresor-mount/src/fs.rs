@@ -244,7 +244,7 @@ impl TresorFs {
             volume: VolumeState::new(s.root.clone(), &s.backing, s.pinned, identity_id, s.volume),
             root: s.root,
             names: Names::new(&s.name_key),
-            agreements: Agreements::new(*s.identity.public()),
+            agreements: Agreements::new(s.identity.clone()),
             identity: s.identity,
             nodes: NodeTable::new(s.root_ino),
             layout: Layout::new(params.header_len, params.block_size),
