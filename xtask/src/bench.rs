@@ -115,6 +115,8 @@ impl Target {
     /// the rows that compare both file systems at one caching setting.
     fn equal_caching_rows(self, m: Metric, opts: &Opts) -> Option<Metric> {
         let (uncached, cached) = match m {
+            Metric::RandRead => (Metric::RandReadUncached, Metric::RandReadCached),
+            Metric::RandWrite => (Metric::RandWriteUncached, Metric::RandWriteCached),
             Metric::Create => (Metric::CreateUncached, Metric::CreateCached),
             Metric::Stat => (Metric::StatUncached, Metric::StatCached),
             Metric::Unlink => (Metric::UnlinkUncached, Metric::UnlinkCached),
@@ -129,8 +131,9 @@ impl Target {
         }
     }
 
-    /// Extra mounts that only run the metadata workload.
-    fn metadata_only(self) -> bool {
+    /// Extra mounts for the equal-caching rows: they run the random and
+    /// metadata workloads, whose figures depend on kernel caching.
+    fn equal_caching_only(self) -> bool {
         matches!(self, Target::GocryptfsUncached | Target::TresorCached)
     }
 }
@@ -242,9 +245,13 @@ enum Metric {
     Create,
     Stat,
     Unlink,
+    RandReadUncached,
+    RandWriteUncached,
     CreateUncached,
     StatUncached,
     UnlinkUncached,
+    RandReadCached,
+    RandWriteCached,
     CreateCached,
     StatCached,
     UnlinkCached,
@@ -253,7 +260,7 @@ enum Metric {
 }
 
 impl Metric {
-    const ALL: [Metric; 15] = [
+    const ALL: [Metric; 19] = [
         Metric::SeqWrite,
         Metric::SeqRead,
         Metric::RandRead,
@@ -261,9 +268,13 @@ impl Metric {
         Metric::Create,
         Metric::Stat,
         Metric::Unlink,
+        Metric::RandReadUncached,
+        Metric::RandWriteUncached,
         Metric::CreateUncached,
         Metric::StatUncached,
         Metric::UnlinkUncached,
+        Metric::RandReadCached,
+        Metric::RandWriteCached,
         Metric::CreateCached,
         Metric::StatCached,
         Metric::UnlinkCached,
@@ -281,6 +292,10 @@ impl Metric {
             Metric::Create => format!("create {} empty files (ops/s)", group(s.files as f64)),
             Metric::Stat => format!("stat {} files (ops/s)", group(s.files as f64)),
             Metric::Unlink => format!("unlink {} files (ops/s)", group(s.files as f64)),
+            Metric::RandReadUncached => "  random read, no kernel cache on either (gocryptfs -sharedstorage)".into(),
+            Metric::RandWriteUncached => "  random write, no kernel cache on either (gocryptfs -sharedstorage)".into(),
+            Metric::RandReadCached => "  random read, 1 s kernel cache on both (tresor cache_timeout=1)".into(),
+            Metric::RandWriteCached => "  random write, 1 s kernel cache on both (tresor cache_timeout=1)".into(),
             Metric::CreateUncached => "  create, no kernel cache on either (gocryptfs -sharedstorage)".into(),
             Metric::StatUncached => "  stat, no kernel cache on either (gocryptfs -sharedstorage)".into(),
             Metric::UnlinkUncached => "  unlink, no kernel cache on either (gocryptfs -sharedstorage)".into(),
@@ -332,7 +347,7 @@ impl Results {
     /// own (not for the metadata-only extra mounts) and the equal-caching
     /// rows.
     fn push_as(&mut self, t: Target, m: Metric, v: f64, opts: &Opts) {
-        if !t.metadata_only() {
+        if !t.equal_caching_only() {
             self.push(m, t, v);
         }
         if let Some(eq) = t.equal_caching_rows(m, opts) {
@@ -341,7 +356,7 @@ impl Results {
     }
 
     fn fail_as(&mut self, t: Target, m: Metric, e: &str, opts: &Opts) {
-        if !t.metadata_only() {
+        if !t.equal_caching_only() {
             self.fail(m, t, e);
         }
         if let Some(eq) = t.equal_caching_rows(m, opts) {
@@ -1071,13 +1086,24 @@ pub fn run(args: &[String]) -> Res {
     fs::create_dir_all(&parent)?;
     let parent = fs::canonicalize(&parent)?;
     let work = WorkDir { path: parent.join(format!("bench-{}", std::process::id())), keep: opts.keep };
+    let mut notes_early = Vec::new();
     fs::create_dir(&work.path).map_err(|e| format!("creating {}: {e}", work.path.display()))?;
     let _ = WORK.set(work.path.clone());
+    // On ext4, a new inode is not taken from among those freed in the last
+    // minute or more, and skipping them reads inode tables: creates slow
+    // down up to sixfold right after another target's unlinks in the same
+    // block group (perf: `recently_deleted`). The Orlov allocator puts the
+    // subdirectories of a "top" directory (chattr +T) in different groups,
+    // so every target creates its files away from the others' deletions.
+    let top = Command::new("chattr").arg("+T").arg(&work.path).stdin(Stdio::null()).output();
+    if !top.map(|o| o.status.success()).unwrap_or(false) {
+        notes_early.push("chattr +T failed (not ext4?): the targets' files may share block groups".to_owned());
+    }
     // Declared after `work`, so dropped (unmounted) before it is removed.
     let mut guards: Vec<MountGuard> = Vec::new();
 
     let mut header = machine(&work.path);
-    let mut notes = Vec::new();
+    let mut notes = std::mem::take(&mut notes_early);
     if !is_root() {
         notes.push("not root: page cache NOT dropped before the reads; the read numbers are warm-cache".to_owned());
     }
@@ -1151,7 +1177,7 @@ pub fn run(args: &[String]) -> Res {
                 if let Some(t) = took {
                     results.push(Metric::MountTime, target, t);
                 }
-                if l.conn.is_some() && !target.metadata_only() {
+                if l.conn.is_some() && !target.equal_caching_only() {
                     if let Some(o) = mount_options(&l.dir) {
                         header.push(format!("           kernel mount: {o}"));
                     }
@@ -1179,7 +1205,7 @@ pub fn run(args: &[String]) -> Res {
                 check_interrupt()?;
                 // Rotate the order by workload and by round.
                 let l = &mut live[(k + wi + round) % n];
-                if l.target.metadata_only() && !matches!(workload, Workload::Metadata) {
+                if l.target.equal_caching_only() && matches!(workload, Workload::Sequential) {
                     continue;
                 }
                 if let Some(why) = &l.dead {
@@ -1215,7 +1241,7 @@ pub fn run(args: &[String]) -> Res {
         }
     }
 
-    for l in live.iter().filter(|l| !l.target.metadata_only()) {
+    for l in live.iter().filter(|l| !l.target.equal_caching_only()) {
         if let Some(pid) = l.daemon {
             match status_mib(pid, "VmHWM:") {
                 Some(hwm) => {
@@ -1408,8 +1434,9 @@ fn report(opts: &Opts, header: &[String], r: &Results, notes: &[String], speed: 
         let _ = writeln!(
             s,
             "Caching differs by default: gocryptfs lets the kernel cache attributes and lookups for 1 s, Tresor \
-             (cache_timeout=0, safe on shared storage) sends every lookup and stat to the daemon; that mostly \
-             decides the stat row. The indented rows compare them like for like, on two more mounts: \
+             (cache_timeout=0, safe on shared storage) sends every lookup and stat to the daemon, and the kernel \
+             asks it for the file's attributes before each read; that mostly decides the stat and random read \
+             rows. The indented rows compare them like for like, on two more mounts: \
              gocryptfs -sharedstorage (no kernel cache, as Tresor's default) and Tresor cache_timeout=1 (as \
              gocryptfs's default)."
         );

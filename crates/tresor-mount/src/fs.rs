@@ -122,13 +122,13 @@ use tresor_format::{
     ContentCipher, DirIv, EncryptedName, Header, Identity, Layout, NameKey, PublicIdentity, Role, Volume,
 };
 
-use crate::agreements::Agreements;
 use crate::attr;
 use crate::audit::{intent, setattr_fields, Audit};
 use crate::file::OpenFile;
 use crate::lock::{self, LOCK_BASE};
 use crate::nodes::{NodeTable, ROOT};
 use crate::paths::{self, c, join, show, Names};
+use crate::ready::{self, ReadyFiles};
 use crate::sys::{self, Errno, FsResult};
 use crate::volume::VolumeState;
 use crate::xattr;
@@ -165,7 +165,7 @@ pub struct TresorFs {
     volume: VolumeState,
     identity: Arc<Identity>,
     /// The creator's stanza of new files, half made ahead.
-    agreements: Agreements,
+    ready: ReadyFiles,
     names: Names,
     nodes: NodeTable,
     layout: Layout,
@@ -244,7 +244,7 @@ impl TresorFs {
             volume: VolumeState::new(s.root.clone(), &s.backing, s.pinned, identity_id, s.volume),
             root: s.root,
             names: Names::new(&s.name_key),
-            agreements: Agreements::new(s.identity.clone()),
+            ready: ReadyFiles::new(s.identity.clone()),
             identity: s.identity,
             nodes: NodeTable::new(s.root_ino),
             layout: Layout::new(params.header_len, params.block_size),
@@ -773,17 +773,14 @@ impl TresorFs {
         let dir = e.dir.fd();
         let dir_st = sys::fstat(dir)?;
         let recipients = self.recipients(&volume, parent, &e.dir_path)?;
-        let agreed = &mut |r: &PublicIdentity| self.agreements.take(r);
-        let (header, key) = Header::create_agreed(&volume, &self.identity, &recipients, now_secs(), &mut OsRng, agreed)
-            .map_err(|err| {
+        let new = match self.ready.take(&volume, &recipients) {
+            Some(new) => new,
+            None => ready::make(&volume, &self.identity, &recipients).map_err(|err| {
                 tracing::error!("{}: cannot create a header: {err}", show(&e.path));
                 Errno::EIO
-            })?;
-        let p = volume.params;
-        let cipher = ContentCipher::new(p.suite, &key, &header.file_id, p.block_size);
-        drop(key);
-        let mut bytes = header.to_bytes().map_err(|_| Errno::EIO)?;
-        bytes.extend_from_slice(&cipher.seal_trailer(0, &mut OsRng));
+            })?,
+        };
+        let (bytes, cipher, p) = (new.bytes, new.cipher, volume.params);
 
         let tmp = paths::tmp_name();
         let fd = sys::openat(dir, &tmp, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW, 0o600)?;

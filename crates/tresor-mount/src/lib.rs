@@ -15,7 +15,7 @@
 //! | `volume` | load and verify `tresor.volume`; reload it when a steward changes it |
 //! | `nodes` | node ids (backing inode numbers) and where each node lives |
 //! | `paths` | plaintext names to backing entries: IVs, names, long names, symlink targets |
-//! | `agreements` | key agreements with the own identity, made ahead for creates |
+//! | `ready` | new file headers (keys, stanzas, signature) made ahead for creates |
 //! | `file` | an open file: header, content cipher, read/write/truncate protocol |
 //! | `lock` | OFD byte-range locks: internal (ciphertext) and forwarded user locks |
 //! | `parallel` | the blocks of one large request sealed or opened on all cores |
@@ -58,7 +58,6 @@
 //!   back to its generic versions: holes read as data, copies as reads and
 //!   writes).
 
-mod agreements;
 mod attr;
 mod audit;
 mod config;
@@ -70,6 +69,7 @@ pub mod lock;
 mod nodes;
 mod parallel;
 mod paths;
+mod ready;
 mod sys;
 mod volume;
 mod xattr;

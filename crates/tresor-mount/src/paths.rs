@@ -109,7 +109,14 @@ impl Names {
 
     /// The IV of directory node `dir_id`, open as `dir` (`path` for logs).
     pub fn dir_iv(&self, dir: BorrowedFd<'_>, dir_id: u64, path: &[u8]) -> FsResult<DirIv> {
-        if let Ok(st) = sys::fstatat(dir, DIRIV) {
+        if dir_id == crate::nodes::ROOT {
+            // The backing root is never removed and made again (another
+            // node can do that to any other directory), so its IV, read
+            // once, needs no look per request.
+            if let Some((_, iv)) = self.ivs.lock().unwrap_or_else(|e| e.into_inner()).get(&dir_id) {
+                return Ok(*iv);
+            }
+        } else if let Ok(st) = sys::fstatat(dir, DIRIV) {
             let stamp = sys::Stamp::of(&st);
             let cache = self.ivs.lock().unwrap_or_else(|e| e.into_inner());
             if let Some((s, iv)) = cache.get(&dir_id) {
