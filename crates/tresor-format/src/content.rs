@@ -5,6 +5,7 @@
 
 use aead::{AeadInPlace, KeyInit};
 use aes_gcm::Aes256Gcm;
+use aes_gcm_siv::aead::{AeadInOut as _, KeyInit as _};
 use aes_gcm_siv::Aes256GcmSiv;
 use chacha20poly1305::ChaCha20Poly1305;
 use rand_core::CryptoRngCore;
@@ -59,23 +60,20 @@ enum Aead {
 
 impl Aead {
     fn seal(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], buf: &mut [u8]) -> [u8; TAG_LEN] {
-        let nonce = nonce.into();
-        let tag = match self {
-            Aead::GcmSiv(c) => c.encrypt_in_place_detached(nonce, aad, buf),
-            Aead::Gcm(c) => c.encrypt_in_place_detached(nonce, aad, buf),
-            Aead::ChaCha(c) => c.encrypt_in_place_detached(nonce, aad, buf),
-        };
-        tag.expect("block sizes are far below the AEAD length limits").into()
+        const OK: &str = "block sizes are far below the AEAD length limits";
+        match self {
+            Aead::GcmSiv(c) => c.encrypt_inout_detached(nonce.into(), aad, buf.into()).expect(OK).into(),
+            Aead::Gcm(c) => c.encrypt_in_place_detached(nonce.into(), aad, buf).expect(OK).into(),
+            Aead::ChaCha(c) => c.encrypt_in_place_detached(nonce.into(), aad, buf).expect(OK).into(),
+        }
     }
 
     fn open(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], buf: &mut [u8], tag: &[u8; TAG_LEN]) -> bool {
-        let (nonce, tag) = (nonce.into(), tag.into());
         match self {
-            Aead::GcmSiv(c) => c.decrypt_in_place_detached(nonce, aad, buf, tag),
-            Aead::Gcm(c) => c.decrypt_in_place_detached(nonce, aad, buf, tag),
-            Aead::ChaCha(c) => c.decrypt_in_place_detached(nonce, aad, buf, tag),
+            Aead::GcmSiv(c) => c.decrypt_inout_detached(nonce.into(), aad, buf.into(), tag.into()).is_ok(),
+            Aead::Gcm(c) => c.decrypt_in_place_detached(nonce.into(), aad, buf, tag.into()).is_ok(),
+            Aead::ChaCha(c) => c.decrypt_in_place_detached(nonce.into(), aad, buf, tag.into()).is_ok(),
         }
-        .is_ok()
     }
 }
 
@@ -100,11 +98,10 @@ pub(crate) fn content_key(key: &FileKey, file_id: &[u8; 16]) -> zeroize::Zeroizi
 impl ContentCipher {
     pub fn new(suite: Suite, key: &FileKey, file_id: &[u8; 16], block_size: u32) -> ContentCipher {
         let k = content_key(key, file_id);
-        let k = k.as_ref().into();
         let aead = match suite {
-            Suite::Aes256GcmSiv => Aead::GcmSiv(Box::new(Aes256GcmSiv::new(k))),
-            Suite::Aes256Gcm => Aead::Gcm(Box::new(Aes256Gcm::new(k))),
-            Suite::ChaCha20Poly1305 => Aead::ChaCha(Box::new(ChaCha20Poly1305::new(k))),
+            Suite::Aes256GcmSiv => Aead::GcmSiv(Box::new(Aes256GcmSiv::new((&*k).into()))),
+            Suite::Aes256Gcm => Aead::Gcm(Box::new(Aes256Gcm::new(k.as_ref().into()))),
+            Suite::ChaCha20Poly1305 => Aead::ChaCha(Box::new(ChaCha20Poly1305::new(k.as_ref().into()))),
         };
         ContentCipher { aead, file_id: *file_id, block_size: block_size as usize }
     }

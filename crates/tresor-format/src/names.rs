@@ -5,7 +5,7 @@
 //! backing file system go through a hashed entry plus a sidecar holding the
 //! full ciphertext, as in gocryptfs.
 
-use aead::{AeadInPlace, KeyInit};
+use aes_gcm_siv::aead::{AeadInOut, KeyInit};
 use aes_gcm_siv::Aes256GcmSiv;
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD as B64, Engine};
 use rand_core::CryptoRngCore;
@@ -151,9 +151,9 @@ impl NameCipher {
         let targets = derive(key.as_bytes(), b"", b"tresor/v1/symlink-targets");
         let xattrs = derive(key.as_bytes(), b"", b"tresor/v1/xattrs");
         NameCipher {
-            names: Aes256GcmSiv::new(names.as_ref().into()),
-            targets: Aes256GcmSiv::new(targets.as_ref().into()),
-            xattrs: Aes256GcmSiv::new(xattrs.as_ref().into()),
+            names: Aes256GcmSiv::new((&*names).into()),
+            targets: Aes256GcmSiv::new((&*targets).into()),
+            xattrs: Aes256GcmSiv::new((&*xattrs).into()),
         }
     }
 
@@ -208,7 +208,7 @@ impl NameCipher {
         buf.extend_from_slice(target);
         let tag = self
             .targets
-            .encrypt_in_place_detached(nonce.into(), TARGET_AAD, &mut buf[NONCE_LEN..])
+            .encrypt_inout_detached(nonce.into(), TARGET_AAD, buf[NONCE_LEN..].as_mut().into())
             .expect("targets are far below the AEAD length limit");
         buf.extend_from_slice(&tag);
         let full = B64.encode(&buf);
@@ -233,7 +233,7 @@ impl NameCipher {
         buf.truncate(tag_at);
         buf.drain(..NONCE_LEN);
         self.targets
-            .decrypt_in_place_detached((&nonce).into(), TARGET_AAD, &mut buf, (&tag).into())
+            .decrypt_inout_detached((&nonce).into(), TARGET_AAD, buf.as_mut_slice().into(), (&tag).into())
             .map_err(|_| Error::Tampered { what })?;
         if buf.is_empty() || buf.len() > TARGET_MAX || buf.contains(&0) {
             return Err(Error::malformed(what, "decrypts to an invalid target"));
@@ -295,7 +295,7 @@ impl NameCipher {
         let aad = [XATTR_VALUE_AAD, backing.as_bytes()].concat();
         let tag = self
             .xattrs
-            .encrypt_in_place_detached(nonce.into(), &aad, &mut out[NONCE_LEN..])
+            .encrypt_inout_detached(nonce.into(), &aad, out[NONCE_LEN..].as_mut().into())
             .expect("xattr values are far below the AEAD length limit");
         out.extend_from_slice(&tag);
         out
@@ -311,7 +311,7 @@ impl NameCipher {
         let mut buf = sealed[NONCE_LEN..sealed.len() - TAG_LEN].to_vec();
         let aad = [XATTR_VALUE_AAD, backing.as_bytes()].concat();
         self.xattrs
-            .decrypt_in_place_detached((&nonce).into(), &aad, &mut buf, (&tag).into())
+            .decrypt_inout_detached((&nonce).into(), &aad, buf.as_mut_slice().into(), (&tag).into())
             .map_err(|_| Error::Tampered { what })?;
         Ok(buf)
     }
@@ -324,8 +324,9 @@ fn seal_padded(cipher: &Aes256GcmSiv, nonce: &[u8; NONCE_LEN], aad: &[u8], name:
     let mut buf = Vec::with_capacity(name.len() + pad + TAG_LEN);
     buf.extend_from_slice(name);
     buf.resize(name.len() + pad, pad as u8);
-    let tag =
-        cipher.encrypt_in_place_detached(nonce.into(), aad, &mut buf).expect("names are far below the AEAD limit");
+    let tag = cipher
+        .encrypt_inout_detached(nonce.into(), aad, buf.as_mut_slice().into())
+        .expect("names are far below the AEAD limit");
     buf.extend_from_slice(&tag);
     buf
 }
@@ -345,7 +346,7 @@ fn open_padded(
     let tag: [u8; TAG_LEN] = buf[tag_at..].try_into().unwrap();
     buf.truncate(tag_at);
     cipher
-        .decrypt_in_place_detached(nonce.into(), aad, &mut buf, (&tag).into())
+        .decrypt_inout_detached(nonce.into(), aad, buf.as_mut_slice().into(), (&tag).into())
         .map_err(|_| Error::Tampered { what })?;
     let pad = *buf.last().unwrap_or(&0) as usize;
     if !(1..=NAME_PAD).contains(&pad) || pad > buf.len() || buf[buf.len() - pad..].iter().any(|&b| b as usize != pad) {
