@@ -783,13 +783,24 @@ impl TresorFs {
         let (bytes, cipher, p) = (new.bytes, new.cipher, volume.params);
 
         let tmp = paths::tmp_name();
-        let fd = sys::openat(dir, &tmp, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW, 0o600)?;
+        let wanted = mode & !umask & 0o7777;
+        let fd = sys::openat(dir, &tmp, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW, wanted)?;
         let made = (|| -> FsResult<()> {
             sys::pwrite_all(fd.as_fd(), &bytes, 0)?;
+            // The daemon's umask or a default ACL may have narrowed the mode,
+            // and root makes the file its caller's; most creates need
+            // neither fix (two syscalls per create saved).
+            let st = sys::fstat(fd.as_fd())?;
+            let mut mode_now = st.st_mode & 0o7777;
             if let Some((uid, gid)) = self.owner(req, &dir_st) {
-                sys::fchown(fd.as_fd(), uid, gid)?;
+                if (st.st_uid, st.st_gid) != (uid, gid) {
+                    sys::fchown(fd.as_fd(), uid, gid)?;
+                    mode_now = u32::MAX; // chown clears set-id bits
+                }
             }
-            sys::fchmod(fd.as_fd(), mode & !umask & 0o7777)?;
+            if mode_now != wanted {
+                sys::fchmod(fd.as_fd(), wanted)?;
+            }
             self.names.put_long_name(dir, &e.name)?;
             match sys::linkat(dir, &tmp, dir, &e.cname) {
                 Ok(()) => Ok(()),

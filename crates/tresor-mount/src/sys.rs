@@ -422,11 +422,25 @@ pub fn write_new(dir: BorrowedFd<'_>, path: &CStr, data: &[u8], mode: u32) -> io
 }
 
 /// Random hex for temporary names.
+/// 16 random hex digits (temporary names). Drawn from a per-thread batch
+/// of OS randomness: one getrandom call per 64 names, not one per create.
 pub fn random_hex() -> String {
     use rand_core::RngCore;
-    let mut b = [0u8; 8];
-    rand_core::OsRng.fill_bytes(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    use std::cell::RefCell;
+    thread_local! {
+        static POOL: RefCell<([u8; 512], usize)> = const { RefCell::new(([0; 512], 512)) };
+    }
+    POOL.with_borrow_mut(|(bytes, used)| {
+        if *used == bytes.len() {
+            rand_core::OsRng.fill_bytes(bytes);
+            *used = 0;
+        }
+        let b = &mut bytes[*used..*used + 8];
+        let hex = b.iter().map(|x| format!("{x:02x}")).collect();
+        b.fill(0);
+        *used += 8;
+        hex
+    })
 }
 
 pub fn is_errno(e: &io::Error, code: i32) -> bool {
