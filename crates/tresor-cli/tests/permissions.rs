@@ -28,6 +28,20 @@ fn missing(what: &str) {
     eprintln!("skipping: {what}");
 }
 
+/// Root, to hand volumes to the `tests` user, and that user; a notice (or,
+/// in CI, a failure) otherwise.
+fn root_and_tests_user() -> bool {
+    if unsafe { libc::geteuid() } != 0 {
+        missing("needs root");
+        return false;
+    }
+    if !Command::new("id").arg("tests").output().map(|o| o.status.success()).unwrap_or(false) {
+        missing("user \"tests\" does not exist (useradd -U tests)");
+        return false;
+    }
+    true
+}
+
 fn as_user(user: &str) -> Command {
     let mut cmd = Command::new("setpriv");
     cmd.args(["--reuid", user, "--regid", user, "--init-groups"]);
@@ -46,11 +60,8 @@ fn mount_options(mnt: &std::path::Path) -> String {
 
 #[test]
 fn an_unprivileged_users_private_mount_keeps_modes_without_default_permissions() {
-    if unsafe { libc::geteuid() } != 0 {
-        return missing("needs root");
-    }
-    if !Command::new("id").arg("tests").output().map(|o| o.status.success()).unwrap_or(false) {
-        return missing("user \"tests\" does not exist (useradd -U tests)");
+    if !root_and_tests_user() {
+        return;
     }
     if fs::metadata("/dev/fuse").map(|m| m.permissions().mode() & 0o006 != 0o006).unwrap_or(true) {
         return missing("/dev/fuse is not usable by every user (chmod 0666 /dev/fuse)");
@@ -119,11 +130,8 @@ fn an_unprivileged_users_private_mount_keeps_modes_without_default_permissions()
 
 #[test]
 fn writes_and_truncates_by_other_users_clear_set_id_bits_as_the_kernel_would() {
-    if unsafe { libc::geteuid() } != 0 {
-        return missing("needs root");
-    }
-    if !Command::new("id").arg("tests").output().map(|o| o.status.success()).unwrap_or(false) {
-        return missing("user \"tests\" does not exist (useradd -U tests)");
+    if !root_and_tests_user() {
+        return;
     }
     let s = Scratch::short("setid");
     s.identity("alice");
