@@ -164,7 +164,7 @@ pub struct TresorFs {
     root: Arc<OwnedFd>,
     volume: VolumeState,
     identity: Arc<Identity>,
-    /// The creator's stanza of new files, half made ahead.
+    /// Headers of new files, made ahead on a helper thread.
     ready: ReadyFiles,
     names: Names,
     nodes: NodeTable,
@@ -520,13 +520,7 @@ impl TresorFs {
             if !attr::is_reg(&st) {
                 return Err(Errno::EINVAL);
             }
-            let truncate = |f: &OpenFile| {
-                f.truncate(size)?;
-                if unprivileged {
-                    drop_set_id(f.fd())?;
-                }
-                Ok(())
-            };
+            let truncate = |f: &OpenFile| truncate_by(f, size, unprivileged);
             match &target {
                 Target::Handle(f, _) => match (truncate(f), fh) {
                     (Err(Errno::MOVED), Some(fh)) => self.with_file(fh, truncate)?,
@@ -700,10 +694,7 @@ impl TresorFs {
         let loc = self.locate(ino)?;
         let f = self.open_file(ino, &loc, flags, flags & libc::O_APPEND != 0)?;
         if flags & libc::O_TRUNC != 0 {
-            f.truncate(0)?;
-            if unprivileged {
-                drop_set_id(f.fd())?;
-            }
+            truncate_by(&f, 0, unprivileged)?;
         }
         let fh = self.new_fh();
         self.files.write().unwrap_or_else(|e| e.into_inner()).insert(fh, Arc::new(f));
@@ -1292,6 +1283,15 @@ enum Target<'a> {
 }
 
 const DIRIV: &CStr = c"tresor.diriv";
+
+/// Truncates `f` for a caller that may lack CAP_FSETID (`unprivileged`).
+fn truncate_by(f: &OpenFile, size: u64, unprivileged: bool) -> FsResult<()> {
+    f.truncate(size)?;
+    if unprivileged {
+        drop_set_id(f.fd())?;
+    }
+    Ok(())
+}
 
 /// Clears set-user-ID, and set-group-ID when the group may execute, as the
 /// kernel does when a caller without CAP_FSETID writes or truncates. With
