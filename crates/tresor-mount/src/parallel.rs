@@ -6,11 +6,13 @@
 //! program streaming a file) never sends the next request before this one
 //! is answered. The blocks of a request are independent (each has its own
 //! nonce and tag), so they are split into contiguous runs, one per core,
-//! each run done by a scoped thread (the first on the calling thread).
+//! done by rayon's pool of one thread per core while the calling thread
+//! waits (a scoped thread per run cost a spawn and a join per request, and
+//! much more when the cores were busy).
 //!
-//! A run is never shorter than [`MIN_BLOCKS`]: spawning a thread costs some
-//! tens of microseconds, a block about three, so small requests stay on the
-//! calling thread.
+//! A run is never shorter than [`MIN_BLOCKS`]: handing a run to another
+//! thread costs a few microseconds, a block about three, so small requests
+//! stay on the calling thread.
 
 use std::sync::OnceLock;
 
@@ -26,24 +28,17 @@ pub fn runs(blocks: usize) -> usize {
     (blocks / MIN_BLOCKS).clamp(1, cores)
 }
 
-/// Runs `work` on every part, the first on this thread and the others on
-/// threads of their own, and returns the first error (all parts run to the
+/// Runs `work` on every part, on the pool when there are several (one part
+/// stays on this thread), and returns the first error (all parts run to the
 /// end either way, so no part is left half-done behind the caller's back).
 pub fn run<P: Send>(parts: Vec<P>, work: impl Fn(P) -> FsResult<()> + Sync) -> FsResult<()> {
-    let mut parts = parts.into_iter();
-    let Some(first) = parts.next() else { return Ok(()) };
+    use rayon::prelude::*;
+    if parts.len() <= 1 {
+        return parts.into_iter().try_for_each(work);
+    }
     let work = &work;
-    std::thread::scope(|s| {
-        let helpers: Vec<_> = parts.map(|p| s.spawn(move || work(p))).collect();
-        let mut result = work(first);
-        for h in helpers {
-            let r = h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            if result.is_ok() {
-                result = r;
-            }
-        }
-        result
-    })
+    let results: Vec<FsResult<()>> = parts.into_par_iter().map(work).collect();
+    results.into_iter().collect()
 }
 
 /// Splits the blocks `0..n` into `runs(n)` contiguous runs of near-equal
