@@ -483,7 +483,11 @@ impl TresorFs {
             return Err(Errno::EACCES);
         }
         let loc = self.locate(ino)?;
-        Ok(sys::faccessat(loc.dir.fd(), &loc.name, mask)?)
+        match sys::faccessat(loc.dir.fd(), &loc.name, mask) {
+            // ENOSYS would make the kernel allow every later access(2).
+            Err(e) if sys::is_errno(&e, libc::ENOSYS) => Err(Errno::EACCES),
+            other => Ok(other?),
+        }
     }
 
     fn do_getattr(&self, ino: u64, fh: Option<FileHandle>) -> FsResult<FileAttr> {

@@ -139,16 +139,12 @@ pub fn fstatat(dir: BorrowedFd<'_>, path: &CStr) -> io::Result<libc::stat> {
 }
 
 /// `faccessat(2)` with the effective ids, not following a final symlink.
+/// Through the C library, which emulates the flags on kernels before 5.8
+/// (no faccessat2): an ENOSYS here would make the kernel stop asking and
+/// allow every access(2).
 pub fn faccessat(dir: BorrowedFd<'_>, path: &CStr, mode: i32) -> io::Result<()> {
-    cvt(unsafe {
-        libc::syscall(
-            libc::SYS_faccessat2,
-            dir.as_raw_fd(),
-            path.as_ptr(),
-            mode,
-            libc::AT_EACCESS | libc::AT_SYMLINK_NOFOLLOW,
-        ) as libc::c_int
-    })?;
+    let flags = libc::AT_EACCESS | libc::AT_SYMLINK_NOFOLLOW;
+    cvt(unsafe { libc::faccessat(dir.as_raw_fd(), path.as_ptr(), mode, flags) })?;
     Ok(())
 }
 
