@@ -417,7 +417,6 @@ pub fn write_new(dir: BorrowedFd<'_>, path: &CStr, data: &[u8], mode: u32) -> io
     Ok(())
 }
 
-/// Random hex for temporary names.
 /// 16 random hex digits (temporary names). Drawn from a per-thread batch
 /// of OS randomness: one getrandom call per 64 names, not one per create.
 pub fn random_hex() -> String {
