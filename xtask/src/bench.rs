@@ -1086,7 +1086,7 @@ pub fn run(args: &[String]) -> Res {
     fs::create_dir_all(&parent)?;
     let parent = fs::canonicalize(&parent)?;
     let work = WorkDir { path: parent.join(format!("bench-{}", std::process::id())), keep: opts.keep };
-    let mut notes_early = Vec::new();
+    let mut notes = Vec::new();
     fs::create_dir(&work.path).map_err(|e| format!("creating {}: {e}", work.path.display()))?;
     let _ = WORK.set(work.path.clone());
     // On ext4, a new inode is not taken from among those freed in the last
@@ -1097,13 +1097,12 @@ pub fn run(args: &[String]) -> Res {
     // so every target creates its files away from the others' deletions.
     let top = Command::new("chattr").arg("+T").arg(&work.path).stdin(Stdio::null()).output();
     if !top.map(|o| o.status.success()).unwrap_or(false) {
-        notes_early.push("chattr +T failed (not ext4?): the targets' files may share block groups".to_owned());
+        notes.push("chattr +T failed (not ext4?): the targets' files may share block groups".to_owned());
     }
     // Declared after `work`, so dropped (unmounted) before it is removed.
     let mut guards: Vec<MountGuard> = Vec::new();
 
     let mut header = machine(&work.path);
-    let mut notes = std::mem::take(&mut notes_early);
     if !is_root() {
         notes.push("not root: page cache NOT dropped before the reads; the read numbers are warm-cache".to_owned());
     }

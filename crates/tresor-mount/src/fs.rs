@@ -183,10 +183,6 @@ pub struct TresorFs {
     audit: Audit,
 }
 
-fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
 fn os(b: &[u8]) -> &OsStr {
     OsStr::from_bytes(b)
 }
@@ -888,7 +884,7 @@ impl TresorFs {
             };
             if name.to_bytes().starts_with(TMP_PREFIX.as_bytes()) {
                 if let Ok(st) = sys::fstatat(target.as_fd(), &name) {
-                    let age = now_secs().saturating_sub(st.st_mtime.max(0) as u64);
+                    let age = sys::now_secs().saturating_sub(st.st_mtime.max(0) as u64);
                     if Duration::from_secs(age) < TMP_BUSY {
                         return Err(Errno::ENOTEMPTY);
                     }

@@ -23,7 +23,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use rand_core::OsRng;
 use tresor_format::{Agreement, ContentCipher, Header, Identity, PublicIdentity, Volume};
@@ -49,8 +49,8 @@ pub fn make(volume: &Volume, identity: &Identity, recipients: &[PublicIdentity])
     let own = identity.public().id();
     let agreed =
         &mut |r: &PublicIdentity| if r.id() == own { Agreement::with_own(identity, &mut OsRng).ok() } else { None };
-    let signed_at = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let (header, key) = Header::create_agreed(volume, identity, recipients, signed_at, &mut OsRng, agreed)?;
+    let (header, key) =
+        Header::create_agreed(volume, identity, recipients, crate::sys::now_secs(), &mut OsRng, agreed)?;
     let p = volume.params;
     let cipher = ContentCipher::new(p.suite, &key, &header.file_id, p.block_size);
     drop(key);
