@@ -209,6 +209,9 @@ pub struct Progress {
     /// Ciphertext bytes re-keyed so far (shown for big files).
     bytes: std::cell::Cell<u64>,
     current: std::cell::RefCell<String>,
+    /// Files changed and files failed, for runs that tally with `tally`.
+    changed: std::cell::Cell<u64>,
+    failed: std::cell::Cell<u64>,
 }
 
 impl Progress {
@@ -225,7 +228,13 @@ impl Progress {
         } else {
             indicatif::ProgressBar::hidden()
         };
-        Progress { bar, bytes: Default::default(), current: Default::default() }
+        Progress {
+            bar,
+            bytes: Default::default(),
+            current: Default::default(),
+            changed: Default::default(),
+            failed: Default::default(),
+        }
     }
 
     pub fn file(&self, shown: &str) {
@@ -241,6 +250,24 @@ impl Progress {
             let mib = self.bytes.get() as f64 / (1 << 20) as f64;
             self.bar.set_message(format!("{} ({mib:.0} MiB re-keyed)", self.current.borrow()));
         }
+    }
+
+    /// Works on one file: `work` says whether it changed it; an error is
+    /// printed with the file's name and counted, and the run goes on.
+    pub fn tally(&self, shown: &str, work: impl FnOnce() -> Result<bool>) {
+        self.file(shown);
+        match work() {
+            Ok(changed) => self.changed.set(self.changed.get() + u64::from(changed)),
+            Err(e) => {
+                self.failed.set(self.failed.get() + 1);
+                self.println(format!("tresor: {shown}: {e:#}"));
+            }
+        }
+    }
+
+    /// Files changed and failed so far (see `tally`).
+    pub fn counts(&self) -> (u64, u64) {
+        (self.changed.get(), self.failed.get())
     }
 
     pub fn println(&self, line: String) {
@@ -547,29 +574,17 @@ pub fn remove_member_files(backing: &Path, me: &Arc<Identity>, gone: &MemberId) 
     let target = Target { backing: backing.to_owned(), shown: "/".into() };
     let progress = Progress::new("member remove");
     rewrite::catch_interrupt();
-    let (mut done, mut failed) = (0u64, 0u64);
     files(names.as_ref(), &target, true, &mut |path, shown| {
         if rewrite::interrupted() {
             return;
         }
-        progress.file(shown);
-        let result = (|| -> Result<()> {
-            match revoke_file(&vol, me, path, shown, gone, true, &progress)? {
-                Outcome::Done => done += 1,
-                Outcome::Skipped => {
-                    if resign(&vol, me, path, shown, |h| h.writer() == *gone)? {
-                        done += 1;
-                    }
-                }
-            }
-            Ok(())
-        })();
-        if let Err(e) = result {
-            failed += 1;
-            progress.println(format!("tresor: {shown}: {e:#}"));
-        }
+        progress.tally(shown, || match revoke_file(&vol, me, path, shown, gone, true, &progress)? {
+            Outcome::Done => Ok(true),
+            Outcome::Skipped => resign(&vol, me, path, shown, |h| h.writer() == *gone),
+        });
     })?;
     progress.finish();
+    let (done, failed) = progress.counts();
     close_audit(vec![(vol, names)])?;
     eprintln!("member remove: {done} files changed, {failed} failed");
     if rewrite::interrupted() {
@@ -613,10 +628,8 @@ pub fn policy(cmd: PolicyCommand) -> Result<u8> {
             );
             // Headers below that the new policy no longer allows: re-sign.
             let progress = Progress::new("re-signing");
-            let (mut done, mut failed) = (0u64, 0u64);
             walk(names.as_ref(), &target.backing, &target.shown, &mut |path, shown| {
-                progress.file(shown);
-                let r = (|| -> Result<()> {
+                progress.tally(shown, || {
                     let in_force = resolve::policy_in_force(&vol, path.parent().expect("in a dir"))?;
                     let mut bytes = vec![0u8; vol.volume.params.header_len as usize];
                     std::os::unix::fs::FileExt::read_exact_at(&fs::File::open(path)?, &mut bytes, 0)?;
@@ -624,21 +637,12 @@ pub fn policy(cmd: PolicyCommand) -> Result<u8> {
                     let breaks_rule = |h: &Header| {
                         check_header(&vol.volume, h, in_force.as_ref().map(|(_, d)| d.as_slice())).is_err()
                     };
-                    if !breaks_rule(&header) {
-                        return Ok(());
-                    }
                     // Checked again under the lock: the header may have changed.
-                    if resign(&vol, &me, path, shown, breaks_rule)? {
-                        done += 1;
-                    }
-                    Ok(())
-                })();
-                if let Err(e) = r {
-                    failed += 1;
-                    progress.println(format!("tresor: {shown}: {e:#}"));
-                }
+                    Ok(breaks_rule(&header) && resign(&vol, &me, path, shown, breaks_rule)?)
+                });
             })?;
             progress.finish();
+            let (done, failed) = progress.counts();
             close_audit(vec![(vol, names)])?;
             if done + failed > 0 {
                 eprintln!("re-signed {done} headers the new policy would not allow, {failed} failed");
