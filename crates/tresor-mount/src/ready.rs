@@ -108,6 +108,8 @@ impl ReadyFiles {
         state.want = Some((volume.clone(), recipients.to_vec()));
         drop(state);
         self.shared.wake.notify_one();
+        // The pool only ever holds files for `want`; checked again because a
+        // header for other recipients would give the wrong people access.
         taken.filter(|f| f.recipients == recipients)
     }
 
