@@ -30,6 +30,10 @@ pub const MAX_MEMBERS: usize = 4096;
 pub const MAX_POLICIES: usize = 65536;
 /// Default recipients per directory policy.
 pub const MAX_DEFAULT_RECIPIENTS: usize = 1024;
+/// The largest volume file a reader accepts (FORMAT.md §5.4). 4096 members
+/// take under 1 MiB; the rest is room for policies. Readers bound their
+/// read of `tresor.volume` by this before parsing anything.
+pub const MAX_VOLUME_LEN: usize = 16 << 20;
 const W: Structure = Structure::VolumeFile;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -331,6 +335,9 @@ impl Volume {
     /// itself. This proves consistency, not authenticity: use it only to
     /// pin a steward key on first use, after showing its fingerprint.
     pub fn open_self_signed(bytes: &[u8]) -> Result<Volume> {
+        if bytes.len() > MAX_VOLUME_LEN {
+            return Err(Error::malformed(W, format!("{} bytes, more than the largest volume file", bytes.len())));
+        }
         let mut r = Reader::new(bytes, W);
         r.magic_and_version(VOLUME_MAGIC, VOLUME_VERSION)?;
         let suite = Suite::from_u8(r.u8()?)?;

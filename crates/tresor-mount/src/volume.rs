@@ -26,8 +26,7 @@ use crate::sys;
 use crate::MountError;
 
 const VOLUME_FILE: &CStr = c"tresor.volume";
-/// A volume file is a few hundred bytes per member; 4096 members fit easily.
-const MAX_VOLUME_LEN: usize = 4 << 20;
+use tresor_format::volume::MAX_VOLUME_LEN;
 const RECHECK: Duration = Duration::from_secs(1);
 
 /// Reads and verifies the volume file (for `prepare`, with precise errors).
