@@ -100,29 +100,35 @@ pub fn run(args: &[String], workspace: &Path) -> Res {
 
     let steward = Identity::unseal(&fs::read(b.path("steward.id"))?, b"bench passphrase")?;
     let volume = Volume::open_self_signed(&fs::read(backing.join("tresor.volume"))?)?;
-    let names = NameCipher::new(&volume.name_key(&steward)?);
+    let name_key = volume.name_key(&steward)?;
+    let names = NameCipher::new(&name_key);
+    let places = tresor_format::PlaceKey::new(&name_key);
     let p = volume.params;
 
     // N small files in 100 directories.
     let tree = backing.join("tree");
-    let root_iv = DirIv::parse(&fs::read(backing.join("tresor.diriv"))?)?;
+    let root_iv = tresor_format::place::parse_diriv(&fs::read(backing.join("tresor.diriv"))?)?;
     let entry = |iv: &DirIv, name: &str| -> Res<String> {
         Ok(match names.encrypt_name(iv, name.as_bytes())? {
             EncryptedName::Short(e) => e,
             EncryptedName::Long { .. } => return Err("bench names are short".into()),
         })
     };
-    let tree = tree.with_file_name(entry(&root_iv, "tree")?);
+    let tree_entry = entry(&root_iv, "tree")?;
+    let tree = tree.with_file_name(&tree_entry);
     fs::create_dir(&tree)?;
     let tree_iv = DirIv::generate(&mut OsRng);
-    fs::write(tree.join("tresor.diriv"), tree_iv.0)?;
+    let at = tresor_format::Place::In { parent: &root_iv, entry: &tree_entry };
+    fs::write(tree.join("tresor.diriv"), places.seal_diriv(&tree_iv, at))?;
     let per_dir = 100;
     let t = Instant::now();
     for d in 0..files.div_ceil(per_dir) {
-        let sub = tree.join(entry(&tree_iv, &format!("d{d}"))?);
+        let sub_entry = entry(&tree_iv, &format!("d{d}"))?;
+        let sub = tree.join(&sub_entry);
         fs::create_dir(&sub)?;
         let iv = DirIv::generate(&mut OsRng);
-        fs::write(sub.join("tresor.diriv"), iv.0)?;
+        let at = tresor_format::Place::In { parent: &tree_iv, entry: &sub_entry };
+        fs::write(sub.join("tresor.diriv"), places.seal_diriv(&iv, at))?;
         for f in 0..per_dir.min(files - d * per_dir) {
             let (header, key) = Header::create(&volume, &steward, &[*steward.public()], 1, &mut OsRng)?;
             let cipher = ContentCipher::new(p.suite, &key, &header.file_id, p.block_size);

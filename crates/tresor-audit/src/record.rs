@@ -51,6 +51,10 @@ pub enum Op {
     /// (`policy set` for headers the new policy no longer allows, `member
     /// remove --rekey` for headers the removed member wrote).
     Resign,
+    /// A steward signed the registry again to renew its validity.
+    Renew,
+    /// A steward converted the volume to the current format (`tresor migrate`).
+    Migrate,
 }
 
 impl Op {
@@ -90,6 +94,8 @@ impl Op {
             Op::MemberAdd => "member-add",
             Op::MemberRemove => "member-remove",
             Op::Resign => "resign",
+            Op::Renew => "renew",
+            Op::Migrate => "migrate",
         }
     }
 
@@ -143,6 +149,8 @@ pub const ALL_OPS: &[Op] = &[
     Op::MemberAdd,
     Op::MemberRemove,
     Op::Resign,
+    Op::Renew,
+    Op::Migrate,
 ];
 
 /// The attributes a `setattr` changed (new values; absent = unchanged).

@@ -186,7 +186,8 @@ fn open_vol(
         _ => None,
     };
     let names = name_key.as_ref().map(NameCipher::new);
-    Ok((Vol { root: root.to_owned(), volume, audit }, names))
+    let place = name_key.as_ref().map(tresor_format::PlaceKey::new);
+    Ok((Vol { root: root.to_owned(), volume, audit, place }, names))
 }
 
 fn member_of(volume: &Volume, who: &str) -> Result<MemberId> {
@@ -605,7 +606,7 @@ pub fn policy(cmd: PolicyCommand) -> Result<u8> {
             if !target.backing.is_dir() {
                 bail!("{} is not a directory", target.shown);
             }
-            let iv = resolve::read_iv(&target.backing)?;
+            let iv = vol.dir_iv(&target.backing)?;
             let ids = defaults.iter().map(|d| member_of(&vol.volume, d)).collect::<Result<Vec<_>>>()?;
             if unset {
                 vol.volume.remove_policy(&iv);
@@ -654,7 +655,7 @@ pub fn policy(cmd: PolicyCommand) -> Result<u8> {
             let mut vols = Vec::new();
             let (_, target) = resolve::resolve(&dir, &mut |root| open_vol(root, me.as_ref(), None), &mut vols)?;
             let (vol, names) = vols.pop().expect("resolved");
-            let iv = resolve::read_iv(&target.backing)?;
+            let iv = vol.dir_iv(&target.backing)?;
             let own = vol.volume.policy(&iv).map(<[_]>::to_vec);
             let in_force = resolve::policy_in_force(&vol, &target.backing)?;
             let list = |ids: &[MemberId]| -> Vec<String> { ids.iter().map(|i| name_of(&vol.volume, i)).collect() };

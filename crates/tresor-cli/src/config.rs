@@ -83,7 +83,7 @@ impl Pin {
 pub fn pin_for(volume_bytes: &[u8], explicit: Option<&PublicIdentity>) -> Result<Pin> {
     // Self-signed parse only to learn the volume id and signer; the real
     // check against the pin is Volume::open, done by the caller.
-    let volume = Volume::open_self_signed(volume_bytes).context("reading the volume file")?;
+    let volume = Volume::open_self_signed_any_version(volume_bytes).context("reading the volume file")?;
     let path = pin_path(&volume.id);
     if let Some(k) = explicit {
         write_private(&path, format!("{k}\n").as_bytes())?;
@@ -101,9 +101,14 @@ pub fn pin_for(volume_bytes: &[u8], explicit: Option<&PublicIdentity>) -> Result
 /// Refuses a registry older than the newest this user has accepted for the
 /// volume (a rolled-back registry: members, roles and directory policies
 /// back as they were), and remembers a newer one.
+/// Where this user remembers the highest registry generation accepted for
+/// volume `volume_id` (shared by the commands and the mounts they start).
+pub fn generation_path(volume_id: &[u8; 16]) -> PathBuf {
+    pin_path(volume_id).with_extension("generation")
+}
+
 pub fn check_generation(volume: &Volume) -> Result<()> {
-    let mut path = pin_path(&volume.id);
-    path.set_extension("generation");
+    let path = generation_path(&volume.id);
     let seen: u64 = fs::read_to_string(&path).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0);
     if volume.generation < seen {
         anyhow::bail!(

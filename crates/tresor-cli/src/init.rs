@@ -5,7 +5,7 @@ use std::{fs, path::PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use rand_core::OsRng;
-use tresor_format::{names, DirIv, Suite, Volume, VolumeParams};
+use tresor_format::{names, volume::DEFAULT_VALIDITY_SECS, DirIv, Place, PlaceKey, Suite, Volume, VolumeParams};
 
 use crate::{config, id, passphrase::PassSource};
 
@@ -26,6 +26,12 @@ pub struct InitArgs {
     /// Bytes reserved for each file header: 4096 holds 40 recipients per file.
     #[arg(long, default_value_t = VolumeParams::default().header_len)]
     pub header_size: u32,
+    /// Days each signature keeps the member registry valid. Every change
+    /// renews it; `tresor member renew` renews it without a change. A node
+    /// that has never seen the volume can be shown a rolled-back registry
+    /// for at most this long (THREAT-MODEL.md).
+    #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_VALIDITY_SECS / 86_400)]
+    pub registry_valid_days: u64,
     #[command(flatten)]
     pub pass: PassSource,
 }
@@ -48,9 +54,15 @@ pub fn run(args: InitArgs) -> Result<()> {
     }
     let steward_path = args.steward.unwrap_or_else(config::default_identity);
     let steward = id::unlock(&steward_path, &args.pass)?;
-    let (volume, _name_key) = Volume::create(&steward, params, &mut OsRng)?;
+    let (mut volume, name_key) = Volume::create(&steward, params, &mut OsRng)?;
+    let validity = args.registry_valid_days.saturating_mul(86_400);
+    if validity != volume.validity() {
+        volume.set_validity(validity)?;
+        volume.sign(&steward)?;
+    }
     // The root IV first: a volume file without it would be a half-made volume.
-    fs::write(args.backing.join(names::DIRIV_FILE), DirIv::generate(&mut OsRng).0)?;
+    let root_iv = PlaceKey::new(&name_key).seal_diriv(&DirIv::generate(&mut OsRng), Place::Root);
+    fs::write(args.backing.join(names::DIRIV_FILE), root_iv)?;
     let volume_path = args.backing.join(names::VOLUME_FILE);
     fs::write(&volume_path, volume.to_bytes()).with_context(|| format!("writing {}", volume_path.display()))?;
     config::pin_for(&volume.to_bytes(), Some(steward.public()))?;

@@ -12,6 +12,7 @@ mod config;
 mod id;
 mod init;
 mod member;
+mod migrate;
 mod mount;
 mod passphrase;
 mod resolve;
@@ -78,6 +79,13 @@ enum Command {
     /// Verify, show and question audit logs.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Convert a volume an older Tresor made to the current format, in
+    /// place (a steward, with every mount of the volume stopped).
+    ///
+    /// Tags every directory IV with its place, turns backing FIFOs, sockets
+    /// and device nodes into records, and signs the registry as the new
+    /// version with an expiry. Safe to rerun after an interruption.
+    Migrate(migrate::MigrateArgs),
 }
 
 fn main() -> ExitCode {
@@ -107,6 +115,7 @@ fn main() -> ExitCode {
             Command::Rekey(args) => access::rekey(args),
             Command::Acl(args) => access::acl(args),
             Command::Policy(cmd) => access::policy(cmd),
+            Command::Migrate(args) => migrate::run(args),
             Command::Audit(cmd) => match audit::run(cmd) {
                 Ok(code) => return code,
                 Err(e) if e.downcast_ref::<audit::Usage>().is_some() => {

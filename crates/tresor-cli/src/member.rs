@@ -70,6 +70,22 @@ pub enum MemberCommand {
         #[command(flatten)]
         pass: PassSource,
     },
+    /// Sign the registry again without changing it, renewing its validity
+    /// (every change renews it too). Mounts and commands refuse a registry
+    /// past its expiry: that bounds how long a rolled-back copy can be
+    /// passed off to a node that has not seen a newer one.
+    Renew {
+        /// The volume's backing directory.
+        backing: PathBuf,
+        /// Days the registry stays valid from now, for this and later
+        /// signatures [default: as before].
+        #[arg(long, value_name = "DAYS")]
+        valid_days: Option<u64>,
+        #[arg(long, short, value_name = "FILE", env = "TRESOR_IDENTITY")]
+        identity: Option<PathBuf>,
+        #[command(flatten)]
+        pass: PassSource,
+    },
     /// List members: name, role, member id.
     List {
         /// The volume's backing directory.
@@ -80,11 +96,30 @@ pub enum MemberCommand {
     },
 }
 
-/// Reads and verifies the volume file against the pinned steward key.
+/// Reads and verifies the volume file against the pinned steward key: a
+/// current registry (not expired), no older than this user has seen.
 pub fn load(backing: &Path) -> Result<Volume> {
+    let volume = load_any_age(backing)?;
+    volume.check_current(now()).with_context(|| format!("verifying {}", backing.join(names::VOLUME_FILE).display()))?;
+    Ok(volume)
+}
+
+/// `load` without the expiry check (for `member renew`, which is how an
+/// expired registry becomes current again).
+fn load_any_age(backing: &Path) -> Result<Volume> {
     let path = backing.join(names::VOLUME_FILE);
     let bytes = fs::read(&path)
         .with_context(|| format!("{} is not a Tresor volume (no {})", backing.display(), names::VOLUME_FILE))?;
+    if Volume::version_of(&bytes).ok() == Some(tresor_format::volume::VOLUME_VERSION_MIGRATABLE) {
+        bail!(
+            "{} is volume format version {}; this Tresor reads version {}: a steward runs `tresor migrate {}` once, \
+             with every mount of the volume stopped",
+            path.display(),
+            tresor_format::volume::VOLUME_VERSION_MIGRATABLE,
+            tresor_format::volume::VOLUME_VERSION,
+            backing.display()
+        );
+    }
     let pin = config::pin_for(&bytes, None)?;
     if let config::Pin::FirstUse(_) = pin {
         eprintln!("tresor: {}", pin.describe());
@@ -92,6 +127,10 @@ pub fn load(backing: &Path) -> Result<Volume> {
     let volume = Volume::open(&bytes, &[pin.key().ed25519]).with_context(|| format!("verifying {}", path.display()))?;
     config::check_generation(&volume)?;
     Ok(volume)
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// Writes the volume file atomically: readers on any node see the old
@@ -170,6 +209,26 @@ pub fn run(cmd: MemberCommand) -> Result<u8> {
                     backing.display()
                 );
             }
+            Ok(0)
+        }
+        MemberCommand::Renew { backing, valid_days, identity, pass } => {
+            let mut volume = load_any_age(&backing)?;
+            let steward = Arc::new(id::unlock(&identity.unwrap_or_else(config::default_identity), &pass)?);
+            let name_key = volume.name_key(&steward).context("unwrapping the name key")?;
+            let session = audit::Session::open(&backing, steward.clone(), &volume, &name_key, "member renew")?;
+            if let Some(days) = valid_days {
+                volume.set_validity(days.saturating_mul(86_400))?;
+            }
+            volume.sign(&steward)?;
+            store(&backing, &volume)?;
+            session.record(Event::new(Op::Renew))?;
+            session.close()?;
+            eprintln!(
+                "registry renewed: generation {}, valid until {} (Unix seconds; {} days)",
+                volume.generation,
+                volume.expires_at,
+                volume.validity() / 86_400
+            );
             Ok(0)
         }
         MemberCommand::List { backing, json } => {

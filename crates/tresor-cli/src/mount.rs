@@ -86,12 +86,17 @@ pub fn run(mut args: MountArgs) -> Result<()> {
     let volume_path = args.backing.join(names::VOLUME_FILE);
     let mut pinned = Vec::new();
     let mut pin_note = None;
+    let mut generation_file = None;
     if let Ok(bytes) = fs::read(&volume_path) {
         let pin = config::pin_for(&bytes, args.steward.as_ref())?;
         pinned.push(pin.key().ed25519);
         pin_note = Some(pin.describe());
+        if let Ok(v) = tresor_format::Volume::open_self_signed_any_version(&bytes) {
+            generation_file = Some(config::generation_path(&v.id));
+        }
     }
     let mut config = MountConfig::new(args.backing.clone(), args.mountpoint.clone(), identity, pinned);
+    config.generation_file = generation_file;
     tresor_mount::parse_options(&mount_options, &mut config)?;
     let prepared = tresor_mount::prepare(config)?;
     if let Some(note) = pin_note {

@@ -19,7 +19,8 @@ use std::{
 use anyhow::{bail, Context, Result};
 use tresor_format::{
     names::{self, classify, EntryKind},
-    DirIv, EncryptedName, MemberId, NameCipher, Volume,
+    place::parse_diriv,
+    DirIv, EncryptedName, MemberId, NameCipher, Place, PlaceKey, Volume,
 };
 
 /// A volume as the CLI sees it: its backing root and verified registry.
@@ -28,6 +29,33 @@ pub struct Vol {
     pub volume: Volume,
     /// The command's audit log in this volume (commands that change access).
     pub audit: Option<crate::audit::Session>,
+    /// With an identity: checks that directory IVs are in their place.
+    pub place: Option<PlaceKey>,
+}
+
+impl Vol {
+    /// The IV of backing directory `dir`, for decisions (which policy is in
+    /// force, which directory a policy is set on): verified at its place,
+    /// and every ancestor's up to the root, when this run holds the name
+    /// key; without it only its form is checked.
+    pub fn dir_iv(&self, dir: &Path) -> Result<DirIv> {
+        let Some(key) = &self.place else { return read_iv(dir) };
+        let bytes = read_iv_bytes(dir)?;
+        let checked = if dir == self.root {
+            key.open_diriv(&bytes, Place::Root)
+        } else {
+            let parent = dir.parent().filter(|p| p.starts_with(&self.root)).context("outside the volume")?;
+            let parent_iv = self.dir_iv(parent)?;
+            let entry = dir.file_name().and_then(|n| n.to_str()).context("not an encrypted name")?;
+            key.open_diriv(&bytes, Place::In { parent: &parent_iv, entry })
+        };
+        checked.with_context(|| {
+            format!(
+                "{}: its directory IV belongs to another place (copied or moved in the backing tree)",
+                dir.join(names::DIRIV_FILE).display()
+            )
+        })
+    }
 }
 
 /// A volume opened for a run, with the name cipher if an identity was given.
@@ -105,10 +133,17 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+fn read_iv_bytes(dir: &Path) -> Result<Vec<u8>> {
+    let p = dir.join(names::DIRIV_FILE);
+    fs::read(&p).with_context(|| format!("reading {}", p.display()))
+}
+
+/// The IV of backing directory `dir`, its form checked but not its place:
+/// for naming entries (a wrong IV only fails to decrypt them). Decisions
+/// use [`Vol::dir_iv`].
 pub fn read_iv(dir: &Path) -> Result<DirIv> {
     let p = dir.join(names::DIRIV_FILE);
-    let bytes = fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
-    DirIv::parse(&bytes).with_context(|| format!("{} is invalid", p.display()))
+    parse_diriv(&read_iv_bytes(dir)?).with_context(|| format!("{} is invalid", p.display()))
 }
 
 /// The backing entry name of plaintext `name` in backing directory `dir`.
@@ -226,7 +261,7 @@ pub fn show(names: &NameCipher, root: &Path, backing: &Path) -> String {
 pub fn policy_in_force(vol: &Vol, dir: &Path) -> Result<Option<(PathBuf, Vec<MemberId>)>> {
     let mut cur = dir.to_owned();
     loop {
-        let iv = read_iv(&cur)?;
+        let iv = vol.dir_iv(&cur)?;
         if let Some(d) = vol.volume.policy(&iv) {
             return Ok(Some((cur, d.to_vec())));
         }

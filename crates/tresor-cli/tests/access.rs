@@ -78,7 +78,7 @@ impl Project {
     fn backing_of(&self, name: &str) -> PathBuf {
         let volume = self.volume();
         let names = NameCipher::new(&volume.name_key(&self.unseal("steward")).unwrap());
-        let iv = tresor_format::DirIv::parse(&fs::read(self.backing().join("tresor.diriv")).unwrap()).unwrap();
+        let iv = tresor_format::place::parse_diriv(&fs::read(self.backing().join("tresor.diriv")).unwrap()).unwrap();
         match names.encrypt_name(&iv, name.as_bytes()).unwrap() {
             tresor_format::EncryptedName::Short(e) => self.backing().join(e),
             tresor_format::EncryptedName::Long { entry, .. } => self.backing().join(entry),

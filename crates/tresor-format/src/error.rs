@@ -26,6 +26,8 @@ pub enum Structure {
     /// An extended attribute's name or value.
     Xattr,
     DirIv,
+    /// The record that stands for a FIFO, socket or device node.
+    SpecialFile,
     Policy,
     /// A signed checkpoint of an audit log.
     AuditCheckpoint,
@@ -46,6 +48,7 @@ impl fmt::Display for Structure {
             Structure::SymlinkTarget => f.write_str("encrypted symlink target"),
             Structure::Xattr => f.write_str("encrypted extended attribute"),
             Structure::DirIv => f.write_str("directory IV"),
+            Structure::SpecialFile => f.write_str("special file record"),
             Structure::Policy => f.write_str("directory policy"),
             Structure::AuditCheckpoint => f.write_str("audit checkpoint"),
         }
@@ -87,6 +90,11 @@ pub enum Error {
     /// Signed by a known member whose role may not sign this structure.
     #[error("{what} is signed by {signer}, whose role may not sign it: {reason}")]
     SignerNotAllowed { what: Structure, signer: MemberId, reason: &'static str },
+
+    /// A signed structure whose validity ended: a registry that no steward
+    /// renewed in time, or an old copy put back (rollback), FORMAT.md §5.4.
+    #[error("{what} expired at {expired_at} (Unix seconds), signed at {signed_at}; a steward renews it with `tresor member renew`")]
+    Expired { what: Structure, signed_at: u64, expired_at: u64 },
 
     #[error("invalid name: {0}")]
     InvalidName(&'static str),

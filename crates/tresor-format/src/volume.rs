@@ -21,8 +21,19 @@ use crate::names::DirIv;
 use crate::wire::{check_display_name, put_short_str, put_u16, put_u32, put_u64, Reader};
 
 pub const VOLUME_MAGIC: &[u8; 8] = b"TRSRVOLM";
-/// Version 2 added the directory policies (they were `tresor.policy` files).
-pub const VOLUME_VERSION: u16 = 2;
+/// Version 2 added the directory policies (they were `tresor.policy` files);
+/// version 3 the signing time and expiry (and, outside this file, tagged
+/// directory IVs and special-file records: FORMAT.md §1.3). Version 2 is
+/// read only by [`Volume::open_for_migration`].
+pub const VOLUME_VERSION: u16 = 3;
+/// The version `tresor migrate` converts from.
+pub const VOLUME_VERSION_MIGRATABLE: u16 = 2;
+/// How long a registry stays valid after it is signed unless a steward
+/// chooses otherwise: the longest a node with no state of its own can be
+/// shown an older registry (FORMAT.md §5.4, THREAT-MODEL.md).
+pub const DEFAULT_VALIDITY_SECS: u64 = 90 * 86_400;
+/// The longest validity a steward may give a registry.
+pub const MAX_VALIDITY_SECS: u64 = 5 * 365 * 86_400;
 pub const MIN_BLOCK_SIZE: u32 = 4096;
 pub const MAX_BLOCK_SIZE: u32 = 1 << 20;
 pub const MAX_MEMBERS: usize = 4096;
@@ -121,6 +132,13 @@ pub struct Volume {
     /// Incremented on every change of the registry, so a client that saw
     /// generation N can refuse an older file (registry rollback).
     pub generation: u64,
+    /// Unix seconds when the registry was signed.
+    pub signed_at: u64,
+    /// Unix seconds from which readers refuse this registry: a steward
+    /// renews it (signs it again) before then. Bounds how long a copy put
+    /// back by the storage can be passed off to a node that has not seen a
+    /// newer one.
+    pub expires_at: u64,
     members: Vec<Member>,
     /// Directory IV → default recipients of files created below that
     /// directory (FORMAT.md §9). Sorted by IV, as stored.
@@ -144,6 +162,8 @@ impl Volume {
             id,
             params,
             generation: 0,
+            signed_at: 0,
+            expires_at: 0,
             members: Vec::new(),
             policies: BTreeMap::new(),
             signer: steward.id(),
@@ -262,9 +282,46 @@ impl Volume {
         self.policies.remove(dir).is_some()
     }
 
-    /// Signs the registry as `steward`, who must be a steward in it, and
-    /// bumps the generation.
+    /// How long each signature keeps the registry valid: the span of the
+    /// last signature, or the default for a registry never signed with one.
+    pub fn validity(&self) -> u64 {
+        match self.expires_at.checked_sub(self.signed_at) {
+            Some(v) if v > 0 => v,
+            _ => DEFAULT_VALIDITY_SECS,
+        }
+    }
+
+    /// Sets how long this and later signatures keep the registry valid
+    /// (1 second to [`MAX_VALIDITY_SECS`]); takes effect at the next signature.
+    pub fn set_validity(&mut self, secs: u64) -> Result<()> {
+        if secs == 0 || secs > MAX_VALIDITY_SECS {
+            return Err(Error::InvalidArgument(format!(
+                "a registry's validity must be from 1 second to {} days",
+                MAX_VALIDITY_SECS / 86_400
+            )));
+        }
+        self.expires_at = self.signed_at + secs;
+        Ok(())
+    }
+
+    /// Refuses a registry whose validity has ended at `now` (Unix seconds).
+    pub fn check_current(&self, now: u64) -> Result<()> {
+        if now >= self.expires_at {
+            return Err(Error::Expired { what: W, signed_at: self.signed_at, expired_at: self.expires_at });
+        }
+        Ok(())
+    }
+
+    /// Signs the registry now (the system clock); see [`Volume::sign_at`].
     pub fn sign(&mut self, steward: &Identity) -> Result<()> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        self.sign_at(steward, now)
+    }
+
+    /// Signs the registry as `steward`, who must be a steward in it, at
+    /// `now` (Unix seconds): bumps the generation and renews the validity
+    /// for the same span as before.
+    pub fn sign_at(&mut self, steward: &Identity, now: u64) -> Result<()> {
         match self.member(&steward.id()) {
             Some(m) if m.role == Role::Steward => {}
             Some(_) => {
@@ -279,7 +336,11 @@ impl Volume {
         if !self.members.iter().any(|m| m.role == Role::Steward) {
             return Err(Error::InvalidArgument("a volume needs at least one steward".into()));
         }
+        let validity = self.validity();
         self.generation += 1;
+        self.signed_at = now;
+        self.expires_at =
+            now.checked_add(validity).ok_or_else(|| Error::InvalidArgument("time out of range".into()))?;
         self.signer = steward.id();
         self.signature = keys::sign(steward, domain::VOLUME, &self.body());
         Ok(())
@@ -294,6 +355,8 @@ impl Volume {
         put_u32(&mut out, self.params.header_len);
         out.extend_from_slice(&self.id);
         put_u64(&mut out, self.generation);
+        put_u64(&mut out, self.signed_at);
+        put_u64(&mut out, self.expires_at);
         put_u16(&mut out, self.members.len() as u16);
         for m in &self.members {
             out.push(m.role as u8);
@@ -335,16 +398,59 @@ impl Volume {
     /// itself. This proves consistency, not authenticity: use it only to
     /// pin a steward key on first use, after showing its fingerprint.
     pub fn open_self_signed(bytes: &[u8]) -> Result<Volume> {
+        Self::parse(bytes, false)
+    }
+
+    /// Opens a version 2 volume file (no signing time or expiry) for
+    /// `tresor migrate`, verified against `pinned` like [`Volume::open`];
+    /// a current one opens too. A version 2 registry comes back with
+    /// `signed_at = expires_at = 0`: expired until a steward signs it as
+    /// version 3.
+    pub fn open_for_migration(bytes: &[u8], pinned: &[VerifyingKey]) -> Result<Volume> {
+        let volume = Self::parse(bytes, true)?;
+        let signer = volume.member(&volume.signer).expect("checked by parse");
+        if !pinned.contains(&signer.public.ed25519) {
+            return Err(Error::UnknownSigner { what: W, signer: volume.signer });
+        }
+        Ok(volume)
+    }
+
+    /// [`Volume::open_self_signed`] for a current or a version 2 file (to
+    /// pin its steward before `tresor migrate`).
+    pub fn open_self_signed_any_version(bytes: &[u8]) -> Result<Volume> {
+        Self::parse(bytes, true)
+    }
+
+    /// The version of a volume file, from its first 10 bytes.
+    pub fn version_of(bytes: &[u8]) -> Result<u16> {
+        let mut r = Reader::new(bytes, W);
+        if r.take(8).ok() != Some(VOLUME_MAGIC.as_slice()) {
+            return Err(Error::BadMagic { what: W });
+        }
+        r.u16()
+    }
+
+    fn parse(bytes: &[u8], migrating: bool) -> Result<Volume> {
         if bytes.len() > MAX_VOLUME_LEN {
             return Err(Error::malformed(W, format!("{} bytes, more than the largest volume file", bytes.len())));
         }
+        let version = Self::version_of(bytes)?;
+        let legacy = migrating && version == VOLUME_VERSION_MIGRATABLE;
         let mut r = Reader::new(bytes, W);
-        r.magic_and_version(VOLUME_MAGIC, VOLUME_VERSION)?;
+        if legacy {
+            r.magic_and_version(VOLUME_MAGIC, VOLUME_VERSION_MIGRATABLE)?;
+        } else {
+            r.magic_and_version(VOLUME_MAGIC, VOLUME_VERSION)?;
+        }
         let suite = Suite::from_u8(r.u8()?)?;
         let params = VolumeParams { suite, block_size: r.u32()?, header_len: r.u32()? };
         params.check().map_err(|reason| Error::malformed(W, reason))?;
         let id = r.array()?;
         let generation = r.u64()?;
+        let (signed_at, expires_at) = if legacy { (0, 0) } else { (r.u64()?, r.u64()?) };
+        if !legacy && (expires_at <= signed_at || expires_at - signed_at > MAX_VALIDITY_SECS) {
+            return Err(Error::malformed(W, "validity out of range (expires before it was signed, or after 5 years)"));
+        }
         let count = r.u16()? as usize;
         if count == 0 || count > MAX_MEMBERS {
             return Err(Error::malformed(W, "member count out of range"));
@@ -382,7 +488,7 @@ impl Volume {
             None => return Err(Error::UnknownSigner { what: W, signer }),
         };
         keys::verify(&signer_key, domain::VOLUME, &bytes[..body_len], &signature, W)?;
-        Ok(Volume { id, params, generation, members, policies, signer, signature })
+        Ok(Volume { id, params, generation, signed_at, expires_at, members, policies, signer, signature })
     }
 
     /// Unwraps the name key with a member's identity.

@@ -204,7 +204,8 @@ fn build_volume(i: &Value) -> (Volume, NameKey) {
             .collect();
         volume.set_policy(DirIv(h16(&p["dir_iv"])), &ids).unwrap();
     }
-    volume.sign(&steward).unwrap();
+    volume.set_validity(i["validity_secs"].as_u64().unwrap()).unwrap();
+    volume.sign_at(&steward, i["signed_at"].as_u64().unwrap()).unwrap();
     (volume, name_key)
 }
 
@@ -218,6 +219,7 @@ fn volume_inputs() -> Value {
             {"dir_iv": hex::encode([0xd1u8; 16]), "default_recipients": ["alice", "bob"]},
             {"dir_iv": hex::encode([0xd2u8; 16]), "default_recipients": []},
         ],
+        "signed_at": 1_800_000_000u64, "validity_secs": 90 * 86_400u64,
     })
 }
 
@@ -225,9 +227,10 @@ fn volume_vector() -> Value {
     let build = |i: &Value| {
         let (volume, _) = build_volume(i);
         json!({
-            "description": "A volume created by steward alice, then bob (member) and carol (auditor) added, two directory policies set (files below IV d1.. are readable by alice and bob; below IV d2.. by nobody by default), and the registry signed again.",
+            "description": "A volume created by steward alice, then bob (member) and carol (auditor) added, two directory policies set (files below IV d1.. are readable by alice and bob; below IV d2.. by nobody by default), and the registry signed again at signed_at, valid for validity_secs.",
             "inputs": i,
             "generation": volume.generation,
+            "expires_at": volume.expires_at,
             "file": hex::encode(volume.to_bytes()),
         })
     };
@@ -248,6 +251,10 @@ fn volume_file() {
     let (volume, v) = vector_volume();
     let cast = &v["inputs"]["cast"];
     assert_eq!(volume.generation, v["generation"].as_u64().unwrap());
+    assert_eq!(volume.signed_at, v["inputs"]["signed_at"].as_u64().unwrap());
+    assert_eq!(volume.expires_at, v["expires_at"].as_u64().unwrap());
+    assert!(volume.check_current(volume.expires_at - 1).is_ok());
+    assert!(matches!(volume.check_current(volume.expires_at), Err(Error::Expired { .. })));
     assert_eq!(volume.id, h16(&v["inputs"]["volume_id"]));
     for name in ["alice", "bob", "carol"] {
         assert_eq!(volume.name_key(&person(cast, name)).unwrap().as_bytes(), &h32(&v["inputs"]["name_key"]));
@@ -536,4 +543,101 @@ fn directory_policies_in_the_volume_vector() {
         [(DirIv([0xd1; 16]), vec![person(cast, "alice").id(), person(cast, "bob").id()]), (DirIv([0xd2; 16]), vec![]),]
     );
     assert_eq!(volume.policy(&DirIv([0xd3; 16])), None);
+}
+
+// ---- places: directory IV tags and special-file records --------------------------
+
+#[test]
+fn places() {
+    use tresor_format::place::{Node, NodeKind, Place, PlaceKey, DIRIV_FILE_LEN};
+    let inputs = json!({
+        "name_key": hex::encode([0x6eu8; 32]),
+        "root_iv": hex::encode([0xa0u8; 16]),
+        "child_iv": hex::encode([0xa1u8; 16]),
+        "child_entry": "c2hvcnQtZW5jcnlwdGVkLW5hbWUtb2YtYS1kaXJlY3Rvcnk",
+        "moved_to_entry": "tresor.longname.3t1ZJ7yqvR9mUO6s0mPpxGJXcJYyP2oYV4l-wKk3b7A",
+        "nodes": [
+            {"kind": "fifo", "rdev": 0},
+            {"kind": "char", "rdev": 0x0103},
+        ],
+    });
+    let kind = |s: &str| match s {
+        "fifo" => NodeKind::Fifo,
+        "char" => NodeKind::Char,
+        other => panic!("{other}"),
+    };
+    let build = |i: &Value| {
+        let k = PlaceKey::new(&NameKey::from_bytes(h32(&i["name_key"])));
+        let root = DirIv(h16(&i["root_iv"]));
+        let child = DirIv(h16(&i["child_iv"]));
+        let at = Place::In { parent: &root, entry: i["child_entry"].as_str().unwrap() };
+        let to = Place::In { parent: &root, entry: i["moved_to_entry"].as_str().unwrap() };
+        let nodes: Vec<Value> = i["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| {
+                let node = Node { kind: kind(n["kind"].as_str().unwrap()), rdev: n["rdev"].as_u64().unwrap() };
+                json!(hex::encode(k.seal_node(node)))
+            })
+            .collect();
+        json!({
+            "description": "tresor.diriv of the root, of a child directory (entry child_entry in the root), and of that child while it is renamed to moved_to_entry (new place's tag first); special-file records.",
+            "inputs": i,
+            "root_diriv": hex::encode(k.seal_diriv(&root, Place::Root)),
+            "child_diriv": hex::encode(k.seal_diriv(&child, at)),
+            "child_diriv_moving": hex::encode(k.seal_diriv_moving(&child, at, to)),
+            "nodes": nodes,
+        })
+    };
+    let stored = settle("places", build(&inputs));
+    assert_eq!(build(&stored["inputs"]), stored);
+
+    let i = &stored["inputs"];
+    let k = PlaceKey::new(&NameKey::from_bytes(h32(&i["name_key"])));
+    let root = DirIv(h16(&i["root_iv"]));
+    let child = DirIv(h16(&i["child_iv"]));
+    let at = Place::In { parent: &root, entry: i["child_entry"].as_str().unwrap() };
+    let to = Place::In { parent: &root, entry: i["moved_to_entry"].as_str().unwrap() };
+    assert_eq!(k.open_diriv(&h(&stored["root_diriv"]), Place::Root).unwrap(), root);
+    assert_eq!(k.open_diriv(&h(&stored["child_diriv"]), at).unwrap(), child);
+    let moving = h(&stored["child_diriv_moving"]);
+    assert_eq!(k.open_diriv(&moving, at).unwrap(), child);
+    assert_eq!(k.open_diriv(&moving, to).unwrap(), child);
+
+    // An IV file is valid only at its own place: not as the root, not under
+    // another name, not under another parent.
+    let child_file = h(&stored["child_diriv"]);
+    let tampered = |r: Result<DirIv, Error>| r == Err(Error::Tampered { what: Structure::DirIv });
+    assert!(tampered(k.open_diriv(&child_file, Place::Root)));
+    assert!(tampered(k.open_diriv(&child_file, to)));
+    assert!(tampered(
+        k.open_diriv(&child_file, Place::In { parent: &child, entry: i["child_entry"].as_str().unwrap() })
+    ));
+    assert!(matches!(
+        k.open_diriv(&child_file[..DIRIV_FILE_LEN - 1], at),
+        Err(Error::Malformed { what: Structure::DirIv, .. })
+    ));
+    for_each_bit_flip(&child_file, |i, f| {
+        assert!(tampered(k.open_diriv(f, at)), "flip in byte {i} of a directory IV file");
+    });
+
+    for (n, sealed) in i["nodes"].as_array().unwrap().iter().zip(stored["nodes"].as_array().unwrap()) {
+        let node = Node { kind: kind(n["kind"].as_str().unwrap()), rdev: n["rdev"].as_u64().unwrap() };
+        let bytes = h(sealed);
+        assert_eq!(k.open_node(&bytes).unwrap(), node);
+        for_each_bit_flip(&bytes, |i, f| {
+            let err = k.open_node(f).expect_err("a flipped special-file record must not open");
+            let ok = match i {
+                0..=7 => err == Error::BadMagic { what: Structure::SpecialFile },
+                8..=9 => matches!(err, Error::UnsupportedVersion { .. }),
+                _ => matches!(
+                    err,
+                    Error::Tampered { what: Structure::SpecialFile }
+                        | Error::Malformed { what: Structure::SpecialFile, .. }
+                ),
+            };
+            assert!(ok, "flip in byte {i} of a special-file record: unexpected {err:?}");
+        });
+    }
 }

@@ -39,9 +39,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if !backing.join("tresor.volume").exists() {
         std::fs::create_dir_all(&backing)?;
         let params = VolumeParams { block_size, ..Default::default() };
-        let (volume, _) = Volume::create(&steward, params, &mut OsRng)?;
+        let (volume, name_key) = Volume::create(&steward, params, &mut OsRng)?;
         std::fs::write(backing.join("tresor.volume"), volume.to_bytes())?;
-        std::fs::write(backing.join("tresor.diriv"), DirIv::generate(&mut OsRng).0)?;
+        let root_iv = tresor_format::PlaceKey::new(&name_key)
+            .seal_diriv(&DirIv::generate(&mut OsRng), tresor_format::Place::Root);
+        std::fs::write(backing.join("tresor.diriv"), root_iv)?;
     }
     let pinned = vec![steward.public().ed25519];
     let mut config = MountConfig::new(backing, mountpoint, steward, pinned);

@@ -92,6 +92,30 @@ fn time(secs: i64, nsecs: i64) -> SystemTime {
     }
 }
 
+/// Whether a regular backing file has the length of a special-file record
+/// (FORMAT.md §8.7): far below any file's, so only these are read to find
+/// out what they are.
+pub fn may_be_node(st: &libc::stat) -> bool {
+    st.st_size == tresor_format::place::NODE_LEN as i64
+}
+
+/// FUSE attributes of a special file stored as the record `node` in the
+/// backing file `st`: the record's type and device, the file's owner,
+/// mode bits and times.
+pub fn node_attr(id: u64, st: &libc::stat, node: tresor_format::Node, blksize: u32) -> FileAttr {
+    use tresor_format::NodeKind;
+    let mut attr = file_attr(id, st, 0, blksize);
+    attr.kind = match node.kind {
+        NodeKind::Fifo => FileType::NamedPipe,
+        NodeKind::Socket => FileType::Socket,
+        NodeKind::Char => FileType::CharDevice,
+        NodeKind::Block => FileType::BlockDevice,
+    };
+    attr.rdev = node.rdev as u32;
+    attr.blocks = 0;
+    attr
+}
+
 /// FUSE attributes for node `id` from its backing `stat`, with `size` the
 /// plaintext size the caller worked out for the entry's type.
 pub fn file_attr(id: u64, st: &libc::stat, size: u64, blksize: u32) -> FileAttr {

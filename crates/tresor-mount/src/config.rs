@@ -64,6 +64,15 @@ pub struct MountConfig {
     /// `fsname=...`).
     pub options: Vec<String>,
     pub audit: AuditOptions,
+    /// Registry rollback (FORMAT.md §5.4): the mount refuses a registry
+    /// older than this generation (`min_generation=N`, for nodes with no
+    /// state of their own) or than the one in `generation_file`.
+    pub min_generation: u64,
+    /// Where this node remembers the highest registry generation it has
+    /// accepted for the volume (read at mount, raised on every reload), so
+    /// a restart cannot be shown an older registry. The CLI points it at
+    /// the same file its own commands use.
+    pub generation_file: Option<PathBuf>,
 }
 
 /// The audit log's settings (see `docs/AUDIT.md`).
@@ -115,6 +124,8 @@ impl MountConfig {
             threads: 2,
             options: Vec::new(),
             audit: AuditOptions::default(),
+            min_generation: 0,
+            generation_file: None,
         }
     }
 }
@@ -151,6 +162,9 @@ pub fn parse_options(opts: &str, config: &mut MountConfig) -> Result<(), MountEr
                 config.threads = n;
             }
             (k, v) if k.starts_with("audit") => audit_option(opt, k, v, &mut config.audit)?,
+            ("min_generation", Some(v)) => {
+                config.min_generation = v.parse().map_err(|_| invalid(opt, "expected a registry generation"))?;
+            }
             (
                 "defaults" | "_netdev" | "user" | "users" | "nouser" | "nofail" | "auto" | "noauto" | "relatime",
                 None,

@@ -467,6 +467,21 @@ impl OpenFile {
         Ok(())
     }
 
+    /// Checks the length and the trailer (the end of the file) before the
+    /// size is believed: a file cut anywhere, even inside its first block,
+    /// or whose trailer does not open, fails here with EIO at open instead
+    /// of reading as a shorter (often empty) file. `stat` shows a size from
+    /// the length alone and cannot tell (FORMAT.md §7.4).
+    pub fn check_end(&self) -> FsResult<()> {
+        let mut st = self.scratch();
+        self.locked(
+            &mut st,
+            Kind::Shared,
+            |size| Ok(Some(Range::to_eof(self.layout.trailer_offset(size)))),
+            |st, size| self.read_locked(st, size, 1, size),
+        )
+    }
+
     fn read_locked(&self, st: &mut Scratch, off: u64, len: u64, size: u64) -> FsResult<()> {
         let b = self.bs();
         let n = self.layout.block_count(size);

@@ -119,7 +119,8 @@ use rand_core::OsRng;
 use tresor_audit::{AuditLog, Event, Op};
 use tresor_format::names::{classify, EntryKind};
 use tresor_format::{
-    ContentCipher, DirIv, EncryptedName, Header, Identity, Layout, NameKey, PublicIdentity, Role, Volume,
+    ContentCipher, DirIv, EncryptedName, Header, Identity, Layout, NameKey, Node, NodeKind, Place, PublicIdentity,
+    Role, Volume,
 };
 
 use crate::attr;
@@ -146,6 +147,8 @@ pub struct Setup {
     pub name_key: NameKey,
     pub identity: Arc<Identity>,
     pub pinned: Vec<ed25519_dalek::VerifyingKey>,
+    /// The highest registry generation this node has accepted.
+    pub seen: crate::volume::Seen,
     pub read_only: bool,
     pub ttl: Duration,
 }
@@ -159,6 +162,19 @@ struct DirEntry {
 struct DirHandle {
     entries: Vec<DirEntry>,
 }
+
+/// A directory being renamed: its IV file holds the tags of both places
+/// until `end_move`.
+struct Moving {
+    dir: OwnedFd,
+    _lock: Option<sys::FlockGuard>,
+    iv: DirIv,
+    /// (parent IV, entry name, backing path) before and after.
+    from: (DirIv, String, Vec<u8>),
+    to: (DirIv, String, Vec<u8>),
+}
+
+const DIRIV_NAME: &str = tresor_format::names::DIRIV_FILE;
 
 pub struct TresorFs {
     root: Arc<OwnedFd>,
@@ -225,6 +241,8 @@ struct Loc<'a> {
 struct Entry<'a> {
     dir_path: Vec<u8>,
     dir: Dir<'a>,
+    /// The directory's verified IV.
+    iv: DirIv,
     name: EncryptedName,
     cname: CString,
     path: Vec<u8>,
@@ -237,9 +255,9 @@ impl TresorFs {
         let params = s.volume.params;
         let identity_id = s.identity.id();
         TresorFs {
-            volume: VolumeState::new(s.root.clone(), &s.backing, s.pinned, identity_id, s.volume),
+            volume: VolumeState::new(s.root.clone(), &s.backing, s.pinned, identity_id, s.volume, s.seen),
+            names: Names::new(&s.name_key, s.root.clone()),
             root: s.root,
-            names: Names::new(&s.name_key),
             ready: ReadyFiles::new(s.identity.clone()),
             identity: s.identity,
             nodes: NodeTable::new(s.root_ino),
@@ -363,30 +381,39 @@ impl TresorFs {
         let plain = name.to_owned();
         let dir_path = self.path(parent)?;
         let dir = self.dir(&dir_path)?;
-        let iv = self.names.dir_iv(dir.fd(), parent, &dir_path)?;
+        let iv = self.names.dir_iv(dir.fd(), &dir_path)?;
         let name = self.names.encrypt(&iv, name)?;
         let cname = c(name.entry().as_bytes())?;
         let path = join(&dir_path, name.entry().as_bytes());
-        Ok(Entry { dir_path, dir, name, cname, path, plain })
+        Ok(Entry { dir_path, dir, iv, name, cname, path, plain })
     }
 
     /// FUSE attributes; `link` (the entry's directory and name) is needed
-    /// for symlinks only.
-    fn attr(&self, id: u64, path: &[u8], st: &libc::stat, link: Option<(BorrowedFd<'_>, &CStr)>) -> FileAttr {
+    /// for symlinks and special files, which an open handle never is.
+    fn attr(&self, id: u64, path: &[u8], st: &libc::stat, link: Option<(BorrowedFd<'_>, &CStr)>) -> FsResult<FileAttr> {
         let size = if attr::is_reg(st) {
+            if let (true, Some((dir, name))) = (attr::may_be_node(st), link) {
+                let node = self.names.read_node(dir, name, path)?;
+                return Ok(attr::node_attr(id, st, node, self.block_size));
+            }
             attr::plaintext_size(&self.layout, st.st_size, &Show(path))
         } else if attr::is_symlink(st) {
             match link {
                 Some((dir, name)) => self.names.symlink_size(dir, name, st),
                 None => attr::target_len(st.st_size.max(0) as u64),
             }
-        } else {
+        } else if attr::is_dir(st) {
             st.st_size.max(0) as u64
+        } else {
+            // Tresor stores special files as records (FORMAT.md §8.7): a
+            // FIFO, socket or device in the backing tree was planted.
+            tracing::error!("{}: a special file in the backing tree, where Tresor keeps none: refused", show(path));
+            return Err(Errno::EIO);
         };
-        attr::file_attr(id, st, size, self.block_size)
+        Ok(attr::file_attr(id, st, size, self.block_size))
     }
 
-    fn entry_attr(&self, id: u64, e: &Entry<'_>, st: &libc::stat) -> FileAttr {
+    fn entry_attr(&self, id: u64, e: &Entry<'_>, st: &libc::stat) -> FsResult<FileAttr> {
         self.attr(id, &e.path, st, Some((e.dir.fd(), &e.cname)))
     }
 
@@ -457,7 +484,7 @@ impl TresorFs {
     fn made(&self, parent: u64, e: &Entry<'_>) -> FsResult<FileAttr> {
         let st = sys::fstatat(e.dir.fd(), &e.cname)?;
         let id = self.nodes.id_of(st.st_ino);
-        let attr = self.entry_attr(id, e, &st);
+        let attr = self.entry_attr(id, e, &st)?;
         self.nodes.add_lookup(id, parent, OsStr::new(e.name.entry()), &e.plain);
         Ok(attr)
     }
@@ -488,8 +515,8 @@ impl TresorFs {
 
     fn do_getattr(&self, ino: u64, fh: Option<FileHandle>) -> FsResult<FileAttr> {
         Ok(match self.target(ino, fh)? {
-            Target::Handle(f, st) => self.attr(ino, &f.path, &st, None),
-            Target::Entry(loc, st) => self.attr(ino, &loc.path, &st, Some((loc.dir.fd(), &loc.name))),
+            Target::Handle(f, st) => self.attr(ino, &f.path, &st, None)?,
+            Target::Entry(loc, st) => self.attr(ino, &loc.path, &st, Some((loc.dir.fd(), &loc.name)))?,
         })
     }
 
@@ -551,10 +578,10 @@ impl TresorFs {
             }
         }
         Ok(match &target {
-            Target::Handle(f, _) => self.attr(ino, &f.path, &sys::fstat(f.fd())?, None),
+            Target::Handle(f, _) => self.attr(ino, &f.path, &sys::fstat(f.fd())?, None)?,
             Target::Entry(loc, _) => {
                 let st = sys::fstatat(loc.dir.fd(), &loc.name)?;
-                self.attr(ino, &loc.path, &st, Some((loc.dir.fd(), &loc.name)))
+                self.attr(ino, &loc.path, &st, Some((loc.dir.fd(), &loc.name)))?
             }
         })
     }
@@ -623,7 +650,12 @@ impl TresorFs {
         }
         sys::clear_nonblock(fd.as_fd())?;
         let rule = |header: &Header| self.header_rule(&volume, ino, &loc.path, header);
-        OpenFile::open(fd, ino, loc.path.clone(), writable, append, &volume, &self.identity, rule)
+        let f = OpenFile::open(fd, ino, loc.path.clone(), writable, append, &volume, &self.identity, rule)?;
+        // An open that truncates replaces whatever the end held.
+        if flags & libc::O_TRUNC == 0 {
+            f.check_end()?;
+        }
+        Ok(f)
     }
 
     /// The member header rule (tresor_format::policy): a header signed by an
@@ -714,12 +746,11 @@ impl TresorFs {
         if volume.policies().next().is_none() {
             return Ok(None);
         }
+        let _ = dir_id;
         let mut cur = dir_path.to_vec();
-        let mut cur_id = Some(dir_id);
         loop {
             let dir = self.dir(&cur)?;
-            // Id 0 never names a node: an uncached IV lookup.
-            let iv = self.names.dir_iv(dir.fd(), cur_id.unwrap_or(0), &cur)?;
+            let iv = self.names.dir_iv(dir.fd(), &cur)?;
             if let Some(defaults) = volume.policy(&iv) {
                 return Ok(Some(defaults.to_vec()));
             }
@@ -727,7 +758,6 @@ impl TresorFs {
                 return Ok(None);
             }
             cur = paths::dirname(&cur).to_vec();
-            cur_id = cur_id.and_then(|id| self.nodes.parent(id));
         }
     }
 
@@ -822,7 +852,7 @@ impl TresorFs {
         }
         let st = sys::fstat(fd.as_fd())?;
         let id = self.nodes.id_of(st.st_ino);
-        let attr = self.attr(id, &e.path, &st, None);
+        let attr = self.attr(id, &e.path, &st, None)?;
         let mut f = OpenFile::created(fd, id, e.path.clone(), cipher, p, flags & libc::O_APPEND != 0);
         f.created_for = recipients.iter().map(|r| r.id().0).collect();
         self.nodes.add_lookup(id, parent, OsStr::new(e.name.entry()), &e.plain);
@@ -843,7 +873,9 @@ impl TresorFs {
         let made = (|| -> FsResult<()> {
             let tmp_dir = sys::openat(dir, &tmp, libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0)?;
             let iv = DirIv::generate(&mut OsRng);
-            sys::write_new(tmp_dir.as_fd(), DIRIV, &iv.0, 0o444)?;
+            // Tagged for the place it is about to take (FORMAT.md §8.1).
+            let place = Place::In { parent: &e.iv, entry: e.name.entry() };
+            sys::write_new(tmp_dir.as_fd(), DIRIV, &self.names.place().seal_diriv(&iv, place), 0o444)?;
             if let Some((uid, gid)) = self.owner(req, &dir_st) {
                 sys::fchownat(dir, &tmp, uid, gid)?;
             }
@@ -977,7 +1009,7 @@ impl TresorFs {
             return Err(Errno::ESTALE);
         }
         let path = loc.path;
-        let iv = self.names.dir_iv(fd.as_fd(), ino, &path)?;
+        let iv = self.names.dir_iv(fd.as_fd(), &path)?;
         let listing = sys::read_dir(sys::openat(fd.as_fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?)?;
         let parent = if ino == ROOT { ROOT } else { self.nodes.parent(ino).unwrap_or(ROOT) };
         let mut entries = Vec::with_capacity(listing.len() + 2);
@@ -992,6 +1024,12 @@ impl TresorFs {
                     Err(_) => continue, // gone meanwhile
                 },
             };
+            if !matches!(kind, FileType::RegularFile | FileType::Directory | FileType::Symlink) {
+                // Special files are records in regular files (FORMAT.md
+                // §8.7); one in the backing tree was planted there.
+                tracing::error!("{}: skipping a backing special file (planted in the backing tree)", show(&path));
+                continue;
+            }
             entries.push(DirEntry { ino: self.nodes.id_of(ent.ino), kind, name: OsString::from(os(&name)) });
         }
         let fh = self.new_fh();
@@ -1068,7 +1106,7 @@ impl TresorFs {
         }
         if attr::is_dir(st) {
             let dir = self.dir(&from.path)?;
-            let iv = self.names.dir_iv(dir.fd(), 0, &from.path)?;
+            let iv = self.names.dir_iv(dir.fd(), &from.path)?;
             let steward = volume.member(&self.identity.id()).is_some_and(|m| m.role == Role::Steward);
             if volume.policy(&iv).is_some() || steward {
                 return Ok(());
@@ -1126,9 +1164,52 @@ impl TresorFs {
                 self.check_move(&volume, &d, newparent, dst, parent, &s.dir_path)?;
             }
         }
-        // Everything the entries will need in their new places comes first.
+        // Everything the entries will need in their new places comes first:
+        // a directory's IV file gets the tag for its new place beside the
+        // old one (FORMAT.md §8.1).
+        let mut moving = Vec::new();
+        if attr::is_dir(&sst) && s.path != d.path {
+            moving.push(self.begin_move(&s, &d)?);
+        }
+        if exchange && dst.as_ref().is_some_and(attr::is_dir) && s.path != d.path {
+            match self.begin_move(&d, &s) {
+                Ok(m) => moving.push(m),
+                Err(err) => {
+                    for m in moving {
+                        self.end_move(m, false);
+                    }
+                    return Err(err);
+                }
+            }
+        }
+        let result = self.rename_entries(&s, &d, &sst, &dst, exchange, flags, cross_dir);
+        for m in moving {
+            self.end_move(m, result.is_ok());
+        }
+        result?;
+        self.nodes.moved(self.nodes.id_of(sst.st_ino), newparent, OsStr::new(d.name.entry()), &d.plain);
+        if let (true, Some(st)) = (exchange, &dst) {
+            self.nodes.moved(self.nodes.id_of(st.st_ino), parent, OsStr::new(s.name.entry()), &s.plain);
+        }
+        Ok(())
+    }
+
+    /// The backing half of a rename: sidecars first, the rename, then the
+    /// sidecars no longer needed.
+    #[allow(clippy::too_many_arguments)]
+    fn rename_entries(
+        &self,
+        s: &Entry<'_>,
+        d: &Entry<'_>,
+        sst: &libc::stat,
+        dst: &Option<libc::stat>,
+        exchange: bool,
+        flags: RenameFlags,
+        cross_dir: bool,
+    ) -> FsResult<()> {
+        let (sdir, ddir) = (s.dir.fd(), d.dir.fd());
         self.names.put_long_name(ddir, &d.name)?;
-        let s_sidecar = target_sidecar_of(sdir, &s.cname, &sst);
+        let s_sidecar = target_sidecar_of(sdir, &s.cname, sst);
         if let (true, Some(sc)) = (cross_dir, &s_sidecar) {
             paths::copy_target_sidecar(sdir, sc, ddir)?;
         }
@@ -1144,12 +1225,12 @@ impl TresorFs {
             match sys::renameat2(sdir, &s.cname, ddir, &d.cname, 0) {
                 Err(e)
                     if (sys::is_errno(&e, libc::ENOTEMPTY) || sys::is_errno(&e, libc::EEXIST))
-                        && attr::is_dir(&sst)
+                        && attr::is_dir(sst)
                         && dst.as_ref().is_some_and(attr::is_dir) =>
                 {
                     // The target is a Tresor directory: never empty in the
                     // backing tree. Remove it if it is empty in plaintext.
-                    self.remove_dir(&d)?;
+                    self.remove_dir(d)?;
                     sys::renameat2(sdir, &s.cname, ddir, &d.cname, 0)
                 }
                 other => other,
@@ -1170,11 +1251,50 @@ impl TresorFs {
                 }
             }
         }
-        self.nodes.moved(self.nodes.id_of(sst.st_ino), newparent, OsStr::new(d.name.entry()), &d.plain);
-        if let (true, Some(st)) = (exchange, &dst) {
-            self.nodes.moved(self.nodes.id_of(st.st_ino), parent, OsStr::new(s.name.entry()), &s.plain);
-        }
         Ok(())
+    }
+
+    /// Before directory `from` is renamed to `to`: locks it against other
+    /// nodes' renames, checks its IV at its place, and rewrites its IV file
+    /// with the tags of both places, so that a crash at any point leaves a
+    /// directory whose IV verifies where it is.
+    fn begin_move(&self, from: &Entry<'_>, to: &Entry<'_>) -> FsResult<Moving> {
+        let path = sys::openat(from.dir.fd(), &from.cname, libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0)?;
+        // flock needs a descriptor open for reading; a directory the daemon
+        // may not read (a private mount, mode 0300) is moved without one.
+        let lock = sys::openat(from.dir.fd(), &from.cname, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0)
+            .and_then(sys::flock_exclusive)
+            .ok();
+        self.names.forget_iv(&from.path);
+        let iv = self.names.dir_iv(path.as_fd(), &from.path)?;
+        let (old, new) = (from.name.entry().to_owned(), to.name.entry().to_owned());
+        let bytes = self.names.place().seal_diriv_moving(
+            &iv,
+            Place::In { parent: &from.iv, entry: &old },
+            Place::In { parent: &to.iv, entry: &new },
+        );
+        paths::replace_diriv(path.as_fd(), &bytes)?;
+        Ok(Moving {
+            dir: path,
+            _lock: lock,
+            iv,
+            from: (from.iv, old, from.path.clone()),
+            to: (to.iv, new, to.path.clone()),
+        })
+    }
+
+    /// After the rename (or its failure): the IV file keeps only the tag of
+    /// the place the directory is in.
+    fn end_move(&self, m: Moving, moved: bool) {
+        let (parent, entry, path) = if moved { &m.to } else { &m.from };
+        let bytes = self.names.place().seal_diriv(&m.iv, Place::In { parent, entry });
+        if let Err(err) = paths::replace_diriv(m.dir.as_fd(), &bytes) {
+            // Still valid where it is (it holds both tags): only a second
+            // rename's protocol would notice the extra tag.
+            tracing::warn!("{}: could not drop the old place's tag from {}: {err:?}", show(path), DIRIV_NAME);
+        }
+        self.names.forget_iv(&m.from.2);
+        self.names.forget_iv(&m.to.2);
     }
 
     fn do_mknod(
@@ -1194,14 +1314,34 @@ impl TresorFs {
             }
             libc::S_IFIFO | libc::S_IFSOCK | libc::S_IFCHR | libc::S_IFBLK => {
                 self.writable()?;
+                let kind = match mode & libc::S_IFMT {
+                    libc::S_IFIFO => NodeKind::Fifo,
+                    libc::S_IFSOCK => NodeKind::Socket,
+                    libc::S_IFCHR => NodeKind::Char,
+                    _ => NodeKind::Block,
+                };
+                let devices = matches!(kind, NodeKind::Char | NodeKind::Block);
+                let node = Node { kind, rdev: if devices { rdev.into() } else { 0 } };
                 let e = self.entry(parent, name)?;
                 let dir = e.dir.fd();
                 let dir_st = sys::fstat(dir)?;
-                self.names.put_long_name(dir, &e.name)?;
-                sys::mknodat(dir, &e.cname, (mode & libc::S_IFMT) | (mode & !umask & 0o7777), rdev.into())?;
-                if let Some((uid, gid)) = self.owner(req, &dir_st) {
-                    sys::fchownat(dir, &e.cname, uid, gid)?;
+                // A tagged record in a regular file, never a backing FIFO or
+                // device (FORMAT.md §8.7): made whole under a temporary name.
+                let tmp = paths::tmp_name();
+                let wanted = mode & !umask & 0o7777;
+                sys::write_new(dir, &tmp, &self.names.place().seal_node(node), wanted)?;
+                let made = (|| -> FsResult<()> {
+                    if let Some((uid, gid)) = self.owner(req, &dir_st) {
+                        sys::fchownat(dir, &tmp, uid, gid)?;
+                    }
+                    sys::fchmodat(dir, &tmp, wanted)?;
+                    self.names.put_long_name(dir, &e.name)?;
+                    Ok(sys::rename_noreplace(dir, &tmp, dir, &e.cname)?)
+                })();
+                if made.is_err() {
+                    paths::remove_quietly(dir, &tmp, &e.dir_path);
                 }
+                made?;
                 self.made(parent, &e)
             }
             _ => Err(Errno::EINVAL),

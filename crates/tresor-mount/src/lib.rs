@@ -83,7 +83,7 @@ use std::sync::Arc;
 
 pub use config::{parse_options, AuditOptions, MountConfig};
 pub use file::MOVED_MAGIC;
-use tresor_format::{DirIv, MemberId, Role};
+use tresor_format::{MemberId, Role};
 
 /// The readahead window the mount asks for: one largest request
 /// (`max_write`, 1 MiB), so streaming reads come in requests that size.
@@ -108,6 +108,15 @@ pub enum MountError {
 
     #[error("the volume file {path} is invalid: {source}")]
     VolumeInvalid { path: PathBuf, source: tresor_format::Error },
+
+    #[error("the volume file {path} is format version {version}; this Tresor reads version {}: a steward runs `tresor migrate {backing}` once, with every mount of the volume stopped", tresor_format::volume::VOLUME_VERSION)]
+    VolumeNeedsMigration { path: PathBuf, backing: String, version: u16 },
+
+    #[error("the member registry in {path} is at generation {found}, older than generation {seen} this node has accepted (or min_generation): it was rolled back to an older copy; ask a steward to check the volume file")]
+    RegistryRolledBack { path: PathBuf, found: u64, seen: u64 },
+
+    #[error("cannot keep the registry generation this node has seen in {path}: {source}")]
+    GenerationFile { path: PathBuf, source: std::io::Error },
 
     #[error("the member registry in {path} is signed by {signer}, which is not one of the pinned steward keys; if this steward is legitimate, pin its key, otherwise the volume file was replaced")]
     StewardNotPinned { path: PathBuf, signer: MemberId },
@@ -213,16 +222,20 @@ pub fn prepare(config: MountConfig) -> Result<Prepared, MountError> {
     let root = open_dir(&backing).map_err(|source| MountError::BackingMissing { path: backing.clone(), source })?;
 
     // Volume file, membership, keys.
-    let volume = volume::load(&root, &backing, &config.pinned_stewards)?;
+    let seen = volume::Seen::new(config.min_generation, config.generation_file.clone())
+        .map_err(|(path, source)| MountError::GenerationFile { path, source })?;
+    let volume = volume::load(&root, &backing, &config.pinned_stewards, &seen)?;
     let member = volume.member(&config.identity.id()).ok_or(MountError::NotMember { member: config.identity.id() })?;
     if member.role == Role::Auditor && !config.read_only {
         return Err(MountError::AuditorMustBeReadOnly { member: config.identity.id() });
     }
     let name_key = volume.name_key(&config.identity).map_err(|source| MountError::NameKey { source })?;
     let iv_path = backing.join("tresor.diriv");
-    let iv = sys::read_small(root.as_fd(), c"tresor.diriv", 64)
+    let iv = sys::read_small(root.as_fd(), c"tresor.diriv", tresor_format::place::DIRIV_FILE_MAX)
         .map_err(|e| MountError::RootDirIv { path: iv_path.clone(), reason: e.to_string() })?;
-    DirIv::parse(&iv).map_err(|e| MountError::RootDirIv { path: iv_path, reason: e.to_string() })?;
+    tresor_format::PlaceKey::new(&name_key)
+        .open_diriv(&iv, tresor_format::Place::Root)
+        .map_err(|e| MountError::RootDirIv { path: iv_path, reason: e.to_string() })?;
 
     // Mount point.
     let mountpoint = check_mountpoint(&config.mountpoint, &backing)?;
@@ -267,6 +280,7 @@ pub fn prepare(config: MountConfig) -> Result<Prepared, MountError> {
         name_key,
         identity,
         pinned: config.pinned_stewards,
+        seen,
         read_only: config.read_only,
         ttl: config.cache_timeout,
     });

@@ -1,14 +1,18 @@
 //! Plaintext names to backing entries and back.
 //!
-//! * **Directory IVs.** Every backing directory holds `tresor.diriv`. A
+//! * **Directory IVs.** Every backing directory holds `tresor.diriv`: its
+//!   IV and a tag binding the IV to the directory's place (its parent's IV
+//!   and its own backing entry name, FORMAT.md §8.1). Directory policies
+//!   are keyed by IV, so an IV file the storage copied or a directory it
+//!   moved is refused (EIO) rather than letting a policy travel. A
 //!   directory's IV never changes once the directory is visible (mkdir
-//!   writes it before the directory gets its name), so IVs are cached per
-//!   directory node, keyed by the identity of the `tresor.diriv` file
-//!   (device, inode, ctime, mtime): a hit costs one `stat` instead of an
-//!   open/read/close, and a directory removed and re-created elsewhere
-//!   (perhaps reusing the inode number) never gets a stale IV. A missing or
-//!   short IV file is retried a few times before EIO: another node's
-//!   `rmdir` moves it out for an instant before it knows whether the
+//!   writes it before the directory gets its name), so verified IVs are
+//!   cached per backing path, keyed by the identity of the `tresor.diriv`
+//!   file (device, inode, ctime, mtime): a hit costs one `stat` instead of
+//!   an open/read/verify, and a directory moved or re-created elsewhere
+//!   (perhaps reusing the inode number) is verified again at its new path.
+//!   A missing or short IV file is retried a few times before EIO: another
+//!   node's `rmdir` moves it out for an instant before it knows whether the
 //!   directory is empty.
 //! * **Names.** `NameCipher::encrypt_name` gives the entry name; names whose
 //!   encoding is longer than 255 bytes are stored as
@@ -27,13 +31,16 @@
 
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, OsStr};
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tresor_format::names::{self, classify, EntryKind, DIRIV_FILE, DIRIV_LEN, LONGTARGET_PREFIX, TARGET_MAX};
-use tresor_format::{DirIv, EncryptedName, EncryptedTarget, Error as FormatError, NameCipher, NameKey};
+use tresor_format::names::{self, classify, EntryKind, DIRIV_FILE, LONGTARGET_PREFIX, TARGET_MAX};
+use tresor_format::place::DIRIV_FILE_MAX;
+use tresor_format::{
+    DirIv, EncryptedName, EncryptedTarget, Error as FormatError, NameCipher, NameKey, Place, PlaceKey,
+};
 
 use crate::sys::{self, Errno, FsResult};
 
@@ -85,7 +92,10 @@ pub fn show(path: &[u8]) -> String {
 
 pub struct Names {
     cipher: NameCipher,
-    ivs: Mutex<HashMap<u64, (sys::Stamp, DirIv)>>,
+    place: PlaceKey,
+    root: Arc<OwnedFd>,
+    /// Backing path → (identity of its `tresor.diriv`, verified IV).
+    ivs: Mutex<HashMap<Vec<u8>, (sys::Stamp, DirIv)>>,
 }
 
 /// Maps a name the format refuses to the errno `open(2)` would give.
@@ -99,44 +109,82 @@ pub fn name_errno(e: &FormatError) -> Errno {
 const DIRIV: &CStr = c"tresor.diriv";
 
 impl Names {
-    pub fn new(key: &NameKey) -> Names {
-        Names { cipher: NameCipher::new(key), ivs: Mutex::new(HashMap::new()) }
+    pub fn new(key: &NameKey, root: Arc<OwnedFd>) -> Names {
+        Names { cipher: NameCipher::new(key), place: PlaceKey::new(key), root, ivs: Mutex::new(HashMap::new()) }
     }
 
     pub fn cipher(&self) -> &NameCipher {
         &self.cipher
     }
 
-    /// The IV of directory node `dir_id`, open as `dir` (`path` for logs).
-    pub fn dir_iv(&self, dir: BorrowedFd<'_>, dir_id: u64, path: &[u8]) -> FsResult<DirIv> {
-        if dir_id == crate::nodes::ROOT {
+    pub fn place(&self) -> &PlaceKey {
+        &self.place
+    }
+
+    /// The verified IV of the backing directory at `path` (relative to the
+    /// root, "." for the root), open as `dir`.
+    pub fn dir_iv(&self, dir: BorrowedFd<'_>, path: &[u8]) -> FsResult<DirIv> {
+        if path == b"." {
             // The backing root is never removed and made again (another
             // node can do that to any other directory), so its IV, read
             // once, needs no look per request.
-            if let Some((_, iv)) = self.ivs.lock().unwrap_or_else(|e| e.into_inner()).get(&dir_id) {
+            if let Some((_, iv)) = self.ivs.lock().unwrap_or_else(|e| e.into_inner()).get(path) {
                 return Ok(*iv);
             }
         } else if let Ok(st) = sys::fstatat(dir, DIRIV) {
             let stamp = sys::Stamp::of(&st);
             let cache = self.ivs.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((s, iv)) = cache.get(&dir_id) {
+            if let Some((s, iv)) = cache.get(path) {
                 if *s == stamp {
                     return Ok(*iv);
                 }
             }
         }
+        // Verifying needs the parent's IV (verified the same way, up to the
+        // root, each level cached), and this directory's entry name in it.
+        let parent_iv = if path == b"." {
+            None
+        } else {
+            let parent = dirname(path);
+            let parent_iv = if parent == b"." {
+                self.dir_iv(self.root.as_fd(), parent)?
+            } else {
+                let fd = sys::open_dir_beneath(self.root.as_fd(), parent)?;
+                self.dir_iv(fd.as_fd(), parent)?
+            };
+            Some(parent_iv)
+        };
+        let entry = std::str::from_utf8(basename(path)).map_err(|_| Errno::EIO)?;
+        let place = match &parent_iv {
+            None => Place::Root,
+            Some(parent) => Place::In { parent, entry },
+        };
         let mut attempt = 0;
         let mut why: String;
         loop {
             match read_iv(dir) {
-                Ok((stamp, iv)) => {
-                    let mut cache = self.ivs.lock().unwrap_or_else(|e| e.into_inner());
-                    if cache.len() >= IV_CACHE_MAX {
-                        cache.clear();
+                Ok((stamp, bytes)) => match self.place.open_diriv(&bytes, place) {
+                    Ok(iv) => {
+                        let mut cache = self.ivs.lock().unwrap_or_else(|e| e.into_inner());
+                        if cache.len() >= IV_CACHE_MAX {
+                            cache.clear();
+                        }
+                        cache.insert(path.to_vec(), (stamp, iv));
+                        return Ok(iv);
                     }
-                    cache.insert(dir_id, (stamp, iv));
-                    return Ok(iv);
-                }
+                    Err(e @ FormatError::Tampered { .. }) => {
+                        // Not a race (a rename rewrites the file in place
+                        // with both tags first): the IV file was copied here
+                        // or the directory moved by the storage.
+                        tracing::error!(
+                            "{}: directory IV ({DIRIV_FILE}): {e}: it belongs to another place (copied or moved in \
+                             the backing tree); its entries cannot be named",
+                            show(path)
+                        );
+                        return Err(Errno::EIO);
+                    }
+                    Err(e) => why = e.to_string(),
+                },
                 Err(IvError::Io(e)) if sys::is_errno(&e, libc::ENOENT) => {
                     // Is the directory itself gone, or only its IV (for now)?
                     if sys::fstat(dir)?.st_nlink == 0 {
@@ -154,6 +202,12 @@ impl Names {
             }
             std::thread::sleep(IV_RETRY_SLEEP);
         }
+    }
+
+    /// Forgets the cached IV of the directory at `path` (after rewriting
+    /// its IV file for a rename).
+    pub fn forget_iv(&self, path: &[u8]) {
+        self.ivs.lock().unwrap_or_else(|e| e.into_inner()).remove(path);
     }
 
     pub fn encrypt(&self, iv: &DirIv, name: &OsStr) -> FsResult<EncryptedName> {
@@ -191,6 +245,16 @@ impl Names {
                 None
             }
         }
+    }
+
+    /// The special file stored as backing file `name` in `dir` (`path` for
+    /// logs): its record, read non-blocking and bounded, must verify.
+    pub fn read_node(&self, dir: BorrowedFd<'_>, name: &CStr, path: &[u8]) -> FsResult<tresor_format::Node> {
+        let bytes = sys::read_small(dir, name, tresor_format::place::NODE_LEN)?;
+        self.place.open_node(&bytes).map_err(|e| {
+            tracing::error!("{}: {e}", show(path));
+            Errno::EIO
+        })
     }
 
     /// Makes sure a long name's sidecar exists in `dir` (before the entry).
@@ -283,18 +347,18 @@ enum IvError {
     Invalid(FormatError),
 }
 
-fn read_iv(dir: BorrowedFd<'_>) -> Result<(sys::Stamp, DirIv), IvError> {
-    use std::os::fd::AsFd;
-    let fd = sys::openat(dir, DIRIV, libc::O_RDONLY | libc::O_NOFOLLOW, 0).map_err(IvError::Io)?;
+/// Reads `tresor.diriv` of `dir`: non-blocking, a regular file, bounded
+/// (a FIFO planted there must never hold a FUSE worker).
+fn read_iv(dir: BorrowedFd<'_>) -> Result<(sys::Stamp, Vec<u8>), IvError> {
+    let fd = sys::openat(dir, DIRIV, libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK, 0).map_err(IvError::Io)?;
     let st = sys::fstat(fd.as_fd()).map_err(IvError::Io)?;
-    let mut buf = [0u8; DIRIV_LEN];
-    if st.st_size != DIRIV_LEN as i64 {
-        let why = format!("{} bytes, expected {DIRIV_LEN}", st.st_size);
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG || st.st_size > DIRIV_FILE_MAX as i64 {
+        let why = format!("not a regular file of at most {DIRIV_FILE_MAX} bytes");
         return Err(IvError::Invalid(FormatError::Malformed { what: tresor_format::Structure::DirIv, reason: why }));
     }
+    let mut buf = vec![0u8; st.st_size.max(0) as usize];
     sys::pread_exact(fd.as_fd(), &mut buf, 0).map_err(IvError::Io)?;
-    let iv = DirIv::parse(&buf).map_err(IvError::Invalid)?;
-    Ok((sys::Stamp::of(&st), iv))
+    Ok((sys::Stamp::of(&st), buf))
 }
 
 fn read_text(dir: BorrowedFd<'_>, name: &[u8]) -> std::io::Result<String> {
@@ -319,6 +383,22 @@ fn write_sidecar(dir: BorrowedFd<'_>, name: &[u8], content: &[u8]) -> FsResult<(
     let tmp = tmp_name();
     sys::write_new(dir, &tmp, content, 0o444)?;
     if let Err(e) = sys::renameat2(dir, &tmp, dir, &cname, 0) {
+        let _ = sys::unlinkat(dir, &tmp, false);
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// Replaces `tresor.diriv` of the directory open as `dir` with `bytes`
+/// (the same IV, other tags): written to a temporary name, synced, and
+/// renamed over it, so readers on any node see the old file or the new.
+pub fn replace_diriv(dir: BorrowedFd<'_>, bytes: &[u8]) -> FsResult<()> {
+    let tmp = tmp_name();
+    sys::write_new(dir, &tmp, bytes, 0o444)?;
+    let done = sys::openat(dir, &tmp, libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK, 0)
+        .and_then(|fd| sys::fsync(fd.as_fd(), true))
+        .and_then(|()| sys::renameat2(dir, &tmp, dir, DIRIV, 0));
+    if let Err(e) = done {
         let _ = sys::unlinkat(dir, &tmp, false);
         return Err(e.into());
     }

@@ -2,6 +2,11 @@
 //! steward keys at mount time, and reloaded while mounted when a steward
 //! changes the registry (a member added, removed, or given another role).
 //!
+//! Rollback: the registry must be current (signed, and not past its expiry:
+//! FORMAT.md §5.4) and at least the highest generation this node has
+//! accepted, which is kept in a file (`Seen`) so that a restart does not
+//! forget it, and raised by `min_generation=` for a node with no state yet.
+//!
 //! Reloading: before an operation that needs the registry (open, create),
 //! the mount `stat`s the volume file at most once a second; if its identity,
 //! size, ctime or mtime changed, it reads and verifies the file again. A new
@@ -29,8 +34,56 @@ const VOLUME_FILE: &CStr = c"tresor.volume";
 use tresor_format::volume::MAX_VOLUME_LEN;
 const RECHECK: Duration = Duration::from_secs(1);
 
-/// Reads and verifies the volume file (for `prepare`, with precise errors).
-pub fn load(root: &OwnedFd, backing: &Path, pinned: &[VerifyingKey]) -> Result<Volume, MountError> {
+/// The highest registry generation this node has accepted for the volume,
+/// remembered across restarts in `file`.
+pub struct Seen {
+    floor: std::sync::atomic::AtomicU64,
+    file: Option<PathBuf>,
+}
+
+impl Seen {
+    /// `min`: the lowest generation to accept even if `file` knows none.
+    pub fn new(min: u64, file: Option<PathBuf>) -> Result<Seen, (PathBuf, std::io::Error)> {
+        let stored = match &file {
+            Some(path) => match std::fs::read_to_string(path) {
+                Ok(text) => text.trim().parse::<u64>().map_err(|_| {
+                    (path.clone(), std::io::Error::new(std::io::ErrorKind::InvalidData, "not a generation number"))
+                })?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+                Err(e) => return Err((path.clone(), e)),
+            },
+            None => 0,
+        };
+        Ok(Seen { floor: std::sync::atomic::AtomicU64::new(min.max(stored)), file })
+    }
+
+    pub fn floor(&self) -> u64 {
+        self.floor.load(Ordering::Relaxed)
+    }
+
+    /// Remembers that `volume` was accepted (raises the stored floor).
+    fn accept(&self, volume: &Volume) -> std::io::Result<()> {
+        if self.floor.fetch_max(volume.generation, Ordering::Relaxed) >= volume.generation {
+            return Ok(());
+        }
+        let Some(path) = &self.file else { return Ok(()) };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+        std::fs::write(&tmp, format!("{}\n", volume.generation))?;
+        std::fs::rename(&tmp, path)
+    }
+}
+
+/// Unix seconds now.
+fn now() -> u64 {
+    sys::now_secs()
+}
+
+/// Reads and verifies the volume file (for `prepare`, with precise errors):
+/// pinned, current, and no older than this node has seen.
+pub fn load(root: &OwnedFd, backing: &Path, pinned: &[VerifyingKey], seen: &Seen) -> Result<Volume, MountError> {
     let path = backing.join("tresor.volume");
     let bytes = match sys::read_small(root.as_fd(), VOLUME_FILE, MAX_VOLUME_LEN) {
         Ok(b) => b,
@@ -39,10 +92,30 @@ pub fn load(root: &OwnedFd, backing: &Path, pinned: &[VerifyingKey]) -> Result<V
         }
         Err(e) => return Err(MountError::VolumeRead { path, source: e }),
     };
-    open(&bytes, pinned).map_err(|e| match e {
+    if let Ok(version) = Volume::version_of(&bytes) {
+        if version == tresor_format::volume::VOLUME_VERSION_MIGRATABLE {
+            let backing = backing.display().to_string();
+            return Err(MountError::VolumeNeedsMigration { path, backing, version });
+        }
+    }
+    let volume = open(&bytes, pinned).map_err(|e| match e {
         OpenError::NotPinned(signer) => MountError::StewardNotPinned { path: path.clone(), signer },
         OpenError::Invalid(source) => MountError::VolumeInvalid { path: path.clone(), source },
-    })
+    })?;
+    volume.check_current(now()).map_err(|source| MountError::VolumeInvalid { path: path.clone(), source })?;
+    if volume.generation < seen.floor() {
+        return Err(MountError::RegistryRolledBack { path, found: volume.generation, seen: seen.floor() });
+    }
+    let days_left = volume.expires_at.saturating_sub(now()) / 86_400;
+    if days_left < 14 {
+        tracing::warn!(
+            "{}: the member registry expires in {days_left} days; a steward renews it with `tresor member renew`",
+            path.display()
+        );
+    }
+    seen.accept(&volume)
+        .map_err(|source| MountError::GenerationFile { path: seen.file.clone().unwrap_or_default(), source })?;
+    Ok(volume)
 }
 
 enum OpenError {
@@ -71,6 +144,7 @@ pub struct VolumeState {
     pinned: Vec<VerifyingKey>,
     identity: MemberId,
     current: RwLock<Arc<Volume>>,
+    seen: Seen,
     check: Mutex<Check>,
     member: AtomicBool,
 }
@@ -87,6 +161,7 @@ impl VolumeState {
         pinned: Vec<VerifyingKey>,
         identity: MemberId,
         volume: Volume,
+        seen: Seen,
     ) -> VolumeState {
         let stamp = sys::fstatat(root.as_fd(), VOLUME_FILE).ok().map(|st| sys::Stamp::of(&st));
         VolumeState {
@@ -95,6 +170,7 @@ impl VolumeState {
             pinned,
             identity,
             current: RwLock::new(Arc::new(volume)),
+            seen,
             check: Mutex::new(Check { last: Instant::now(), stamp }),
             member: AtomicBool::new(true),
         }
@@ -159,9 +235,12 @@ impl VolumeState {
             }
         };
         let old = self.cached();
-        if let Err(why) = acceptable(&old, &new) {
+        if let Err(why) = acceptable(&old, &new, self.seen.floor(), now()) {
             tracing::error!("{}: refusing the new registry: {why}", self.path.display());
             return;
+        }
+        if let Err(e) = self.seen.accept(&new) {
+            tracing::error!("{}: cannot remember registry generation {}: {e}", self.path.display(), new.generation);
         }
         let member = new.member(&self.identity).map(|m| m.role);
         match member {
@@ -188,18 +267,20 @@ impl VolumeState {
     }
 }
 
-fn acceptable(old: &Volume, new: &Volume) -> Result<(), String> {
+fn acceptable(old: &Volume, new: &Volume, floor: u64, now: u64) -> Result<(), String> {
     if new.id != old.id {
         return Err("it belongs to another volume (different volume id)".into());
     }
     if new.params != old.params {
         return Err(format!("its parameters changed ({:?} -> {:?})", old.params, new.params));
     }
-    if new.generation < old.generation {
+    let seen = floor.max(old.generation);
+    if new.generation < seen {
         return Err(format!(
-            "generation {} is older than generation {} already seen (a rolled-back registry?)",
-            new.generation, old.generation
+            "generation {} is older than generation {seen} already seen (a rolled-back registry?)",
+            new.generation
         ));
     }
+    new.check_current(now).map_err(|e| e.to_string())?;
     Ok(())
 }

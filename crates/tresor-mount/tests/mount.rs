@@ -22,7 +22,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use tresor_format::{
-    ContentCipher, DirIv, EncryptedName, Header, Identity, Layout, NameCipher, NameKey, Role, Volume, VolumeParams,
+    place::parse_diriv, ContentCipher, DirIv, EncryptedName, Header, Identity, Layout, NameCipher, NameKey, Place,
+    PlaceKey, Role, Volume, VolumeParams,
 };
 use tresor_mount::{parse_options, prepare, MountConfig, MountError};
 
@@ -66,7 +67,8 @@ impl Vol {
         volume.add_member(&name_key, identity("carol").public(), "carol", Role::Auditor, &mut r).unwrap();
         volume.sign(&alice).unwrap();
         fs::write(backing.join("tresor.volume"), volume.to_bytes()).unwrap();
-        fs::write(backing.join("tresor.diriv"), DirIv::generate(&mut r).0).unwrap();
+        let root_iv = PlaceKey::new(&name_key).seal_diriv(&DirIv::generate(&mut r), Place::Root);
+        fs::write(backing.join("tresor.diriv"), root_iv).unwrap();
         Vol { dir, backing, volume, name_key }
     }
 
@@ -96,7 +98,7 @@ impl Vol {
         let names = NameCipher::new(&self.name_key);
         let mut dir = self.backing.clone();
         for part in path.split('/') {
-            let iv = DirIv::parse(&fs::read(dir.join("tresor.diriv")).unwrap()).unwrap();
+            let iv = parse_diriv(&fs::read(dir.join("tresor.diriv")).unwrap()).unwrap();
             match names.encrypt_name(&iv, part.as_bytes()).unwrap() {
                 EncryptedName::Short(entry) => dir = dir.join(entry),
                 EncryptedName::Long { entry, .. } => dir = dir.join(entry),
@@ -551,7 +553,7 @@ fn mkdir_and_rmdir_behave_like_a_local_file_system() {
     fs::create_dir(m.p("modes")).unwrap();
     fs::set_permissions(m.p("modes"), fs::Permissions::from_mode(0o750)).unwrap();
     assert_eq!(fs::metadata(m.p("modes")).unwrap().mode() & 0o7777, 0o750);
-    assert_eq!(fs::metadata(vol.backing_path("modes").join("tresor.diriv")).unwrap().len(), 16);
+    assert_eq!(fs::metadata(vol.backing_path("modes").join("tresor.diriv")).unwrap().len(), 48);
 }
 
 #[test]
@@ -996,7 +998,7 @@ fn racing_mkdirs_on_two_mounts_make_one_directory_that_always_has_its_iv() {
     assert_eq!(ta.join().unwrap() + tb.join().unwrap(), n, "each mkdir won exactly once");
     for i in 0..n {
         assert_eq!(fs::read_dir(a.p(&format!("d{i}"))).unwrap().count(), 2);
-        assert_eq!(fs::read(vol.backing_path(&format!("d{i}")).join("tresor.diriv")).unwrap().len(), 16);
+        assert_eq!(fs::read(vol.backing_path(&format!("d{i}")).join("tresor.diriv")).unwrap().len(), 48);
     }
     assert!(!vol.listing().iter().any(|p| p.contains("tresor.tmp.")), "no temporary entries left");
 }
@@ -1126,7 +1128,7 @@ fn files_created_under_a_policy_are_readable_by_its_default_recipients() {
     let vol = Vol::new();
     let a = vol.mount("alice");
     fs::create_dir_all(a.p("study/raw")).unwrap();
-    let iv = DirIv::parse(&fs::read(vol.backing_path("study").join("tresor.diriv")).unwrap()).unwrap();
+    let iv = parse_diriv(&fs::read(vol.backing_path("study").join("tresor.diriv")).unwrap()).unwrap();
     let mut v = vol.volume.clone();
     v.set_policy(iv, &[identity("bob").id()]).unwrap();
     publish(&vol, &mut v);
@@ -1160,7 +1162,7 @@ fn a_member_signed_header_beyond_the_policy_is_refused_and_moves_keep_the_rule()
     assert_eq!(File::open(b.p("forged")).unwrap_err().kind(), ErrorKind::PermissionDenied);
 
     // With a policy naming dave on "study", the same header is valid there...
-    let iv = DirIv::parse(&fs::read(vol.backing_path("study").join("tresor.diriv")).unwrap()).unwrap();
+    let iv = parse_diriv(&fs::read(vol.backing_path("study").join("tresor.diriv")).unwrap()).unwrap();
     v.set_policy(iv, &[identity("dave").id()]).unwrap();
     publish(&vol, &mut v);
     fs::write(b.p("study/report"), b"for dave").unwrap();

@@ -638,26 +638,35 @@ fn reference_classify(entry: &str) -> EntryKind {
 
 // ---- directory IV ---------------------------------------------------------------------------
 
-/// `DirIv::parse`: exactly 16 bytes, kept as they are; only the fixed
-/// directory has a policy in the fixed volume.
+/// `tresor.diriv` as the mount reads it (FORMAT.md §8.1): only the IV
+/// file tagged for the fixture directory's place opens, and gives its IV;
+/// any other input is Malformed (length) or Tampered (tag), never a panic.
+/// The IV the fixture's policy is keyed by is reachable only through a
+/// valid tag.
 pub fn dir_iv(data: &[u8]) {
+    use tresor_format::{place::parse_diriv, Place, PlaceKey};
     let f = fixture();
-    match DirIv::parse(data) {
+    let key = PlaceKey::new(&f.name_key);
+    let root = DirIv([0xa0; names::DIRIV_LEN]);
+    let place = Place::In { parent: &root, entry: "c3R1ZHk" };
+    let genuine = key.seal_diriv(&f.dir_iv, place);
+    match key.open_diriv(data, place) {
         Ok(iv) => {
-            assert_eq!(iv.0.as_slice(), data);
-            if iv == f.dir_iv {
-                assert_eq!(f.volume.policy(&iv), Some([f.alice.id(), f.bob.id()].as_slice()));
-            } else if iv != DirIv([1; names::DIRIV_LEN]) {
-                assert_eq!(f.volume.policy(&iv), None);
-            }
-            let e = f.names.encrypt_name(&iv, b"a name").unwrap();
-            assert_eq!(f.names.decrypt_name(&iv, e.entry()).unwrap(), b"a name");
+            assert_eq!(iv, f.dir_iv, "only the genuine IV file can open at this place");
+            assert_eq!(&data[..names::DIRIV_LEN], &genuine[..names::DIRIV_LEN]);
+            assert_eq!(f.volume.policy(&iv), Some([f.alice.id(), f.bob.id()].as_slice()));
         }
-        Err(e) => {
-            assert_ne!(data.len(), names::DIRIV_LEN);
-            assert!(matches!(e, Error::Malformed { what: Structure::DirIv, .. }));
-        }
+        Err(e) => match parse_diriv(data) {
+            Ok(_) => assert_eq!(e, Error::Tampered { what: Structure::DirIv }),
+            Err(_) => assert!(matches!(e, Error::Malformed { what: Structure::DirIv, .. })),
+        },
     }
+    // The genuine file, with the input's bytes folded in, opens only unchanged.
+    let mut mixed = genuine.clone();
+    for (b, d) in mixed.iter_mut().zip(data) {
+        *b ^= d;
+    }
+    assert_eq!(key.open_diriv(&mixed, place).is_ok(), mixed == genuine);
 }
 
 // ---- the builder API ------------------------------------------------------------------------
