@@ -641,3 +641,32 @@ fn places() {
         });
     }
 }
+
+// ---- volume file version 2 (migration) -------------------------------------------------
+
+#[test]
+fn a_version_2_volume_file_opens_only_for_migration() {
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(dir().join("volume-v2.json")).unwrap()).unwrap();
+    let cast = &v["inputs"]["cast"];
+    let alice = person(cast, "alice");
+    let file = h(&v["file"]);
+    let pinned = [alice.public().ed25519];
+    assert_eq!(Volume::version_of(&file).unwrap(), 2);
+    assert_eq!(
+        Volume::open(&file, &pinned).unwrap_err(),
+        Error::UnsupportedVersion { what: Structure::VolumeFile, found: 2, supported: 3 }
+    );
+    let mut old = Volume::open_for_migration(&file, &pinned).unwrap();
+    assert_eq!(old.generation, v["generation"].as_u64().unwrap());
+    assert_eq!((old.signed_at, old.expires_at), (0, 0), "version 2 has no signing time or expiry");
+    assert!(matches!(old.check_current(1), Err(Error::Expired { .. })));
+    assert_eq!(old.name_key(&person(cast, "bob")).unwrap().as_bytes(), &h32(&v["inputs"]["name_key"]));
+    assert!(Volume::open_for_migration(&file, &[person(cast, "bob").public().ed25519]).is_err(), "still pinned");
+
+    // Signed again, it is a current version 3 registry with the default validity.
+    old.sign_at(&alice, 1_800_000_000).unwrap();
+    let new = Volume::open(&old.to_bytes(), &pinned).unwrap();
+    assert_eq!(new.generation, v["generation"].as_u64().unwrap() + 1);
+    assert_eq!(new.expires_at - new.signed_at, tresor_format::volume::DEFAULT_VALIDITY_SECS);
+    assert_eq!(new.policies().count(), 2);
+}

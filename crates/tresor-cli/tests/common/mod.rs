@@ -140,7 +140,11 @@ impl Drop for Mounted {
 }
 
 pub fn is_mountpoint(path: &Path) -> bool {
-    let Ok(canon) = path.canonicalize() else { return false };
+    // Canonicalize the parent only: a stat of the mount point itself goes
+    // to the daemon, and fails if it died, which must not read as "not
+    // mounted" (the mount would then never be cleaned up).
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else { return false };
+    let Ok(canon) = parent.canonicalize().map(|p| p.join(name)) else { return false };
     fs::read_to_string("/proc/self/mountinfo")
         .unwrap_or_default()
         .lines()
