@@ -810,6 +810,10 @@ fn setup_tresor(
     if let Some(c) = &opts.cipher {
         init.args(["--cipher", c]);
     }
+    if target == Target::TresorAuditOff {
+        // New volumes require their audit log; this one lets it be off.
+        init.arg("--audit-optional");
+    }
     let created = run_cmd(&mut init)?;
     // "created volume ID in DIR (aes-256-gcm-siv, 4 KiB blocks, 4096-byte headers); steward ..."
     let created = created.trim();

@@ -32,6 +32,11 @@ pub struct InitArgs {
     /// for at most this long (THREAT-MODEL.md).
     #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_VALIDITY_SECS / 86_400)]
     pub registry_valid_days: u64,
+    /// Let members mount without an audit log (`-o audit=off`) or with it
+    /// elsewhere. By default the volume requires every mount and command to
+    /// keep its log in the volume; `tresor member audit-policy` changes it.
+    #[arg(long)]
+    pub audit_optional: bool,
     #[command(flatten)]
     pub pass: PassSource,
 }
@@ -56,7 +61,10 @@ pub fn run(args: InitArgs) -> Result<()> {
     let steward = id::unlock(&steward_path, &args.pass)?;
     let (mut volume, name_key) = Volume::create(&steward, params, &mut OsRng)?;
     let validity = args.registry_valid_days.saturating_mul(86_400);
-    if validity != volume.validity() {
+    if args.audit_optional {
+        volume.set_audit_policy(tresor_format::AuditPolicy { required: false, ..volume.audit.clone() })?;
+    }
+    if validity != volume.validity() || args.audit_optional {
         volume.set_validity(validity)?;
         volume.sign(&steward)?;
     }

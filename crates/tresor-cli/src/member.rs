@@ -86,6 +86,35 @@ pub enum MemberCommand {
         #[command(flatten)]
         pass: PassSource,
     },
+    /// Set what every mount's and command's audit log must be (signed in
+    /// the registry; mounts refuse weaker options). Without options, shows
+    /// the policy in force.
+    AuditPolicy {
+        /// The volume's backing directory.
+        backing: PathBuf,
+        /// Logging may not be turned off or moved (the default for new volumes).
+        #[arg(long, conflicts_with = "optional")]
+        required: bool,
+        /// Members may mount with `-o audit=off` or another audit_dir
+        /// (warned of and recorded).
+        #[arg(long)]
+        optional: bool,
+        /// Every log must export its checkpoints (audit_anchor=syslog or
+        /// audit_anchor_cmd=); `--anchors-required=false` lifts it.
+        #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+        anchors_required: Option<bool>,
+        /// The longest audit_sync_ms a mount may choose (0: no bound).
+        #[arg(long, value_name = "MS")]
+        max_sync_ms: Option<u32>,
+        /// Logs go to this absolute directory, which every node mounts
+        /// (`--dir ""`: the volume's own tresor.audit).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<String>,
+        #[arg(long, short, value_name = "FILE", env = "TRESOR_IDENTITY")]
+        identity: Option<PathBuf>,
+        #[command(flatten)]
+        pass: PassSource,
+    },
     /// List members: name, role, member id.
     List {
         /// The volume's backing directory.
@@ -231,19 +260,74 @@ pub fn run(cmd: MemberCommand) -> Result<u8> {
             );
             Ok(0)
         }
+        MemberCommand::AuditPolicy {
+            backing,
+            required,
+            optional,
+            anchors_required,
+            max_sync_ms,
+            dir,
+            identity,
+            pass,
+        } => {
+            let mut volume = load(&backing)?;
+            let mut policy = volume.audit.clone();
+            let change = required || optional || anchors_required.is_some() || max_sync_ms.is_some() || dir.is_some();
+            if change {
+                if required || optional {
+                    policy.required = required;
+                }
+                if let Some(a) = anchors_required {
+                    policy.anchors_required = a;
+                }
+                if let Some(ms) = max_sync_ms {
+                    policy.max_sync_ms = ms;
+                }
+                if let Some(d) = dir {
+                    policy.dir = (!d.is_empty()).then_some(d);
+                }
+                let steward = Arc::new(id::unlock(&identity.unwrap_or_else(config::default_identity), &pass)?);
+                let name_key = volume.name_key(&steward).context("unwrapping the name key")?;
+                let session =
+                    audit::Session::open(&backing, steward.clone(), &volume, &name_key, "member audit-policy")?;
+                volume.set_audit_policy(policy.clone())?;
+                volume.sign(&steward)?;
+                store(&backing, &volume)?;
+                session.record(Event::new(Op::PolicySet).intent("audit"))?;
+                session.close()?;
+            }
+            println!(
+                "audit log: {}; anchors {}; audit_sync_ms at most {}; logs in {}",
+                if policy.required { "required" } else { "optional" },
+                if policy.anchors_required { "required" } else { "optional" },
+                if policy.max_sync_ms == 0 { "any".to_owned() } else { policy.max_sync_ms.to_string() },
+                policy.dir.as_deref().unwrap_or("the volume (tresor.audit)")
+            );
+            if change {
+                eprintln!("registry generation {}", volume.generation);
+            }
+            Ok(0)
+        }
         MemberCommand::List { backing, json } => {
             let volume = load(&backing)?;
-            for m in volume.members() {
+            let current = volume.members().iter().map(|m| (m.name.as_str(), m.role, m.id(), m.public, None));
+            let former =
+                volume.retired().iter().map(|r| (r.name.as_str(), r.role, r.id(), r.public, Some(r.retired_at)));
+            for (name, role, id, public, retired_at) in current.chain(former) {
                 if json {
-                    println!(
-                        "{{\"name\":{:?},\"role\":\"{}\",\"id\":\"{}\",\"public\":\"{}\"}}",
-                        m.name,
-                        m.role.as_str(),
-                        m.id(),
-                        m.public
-                    );
+                    let row = serde_json::json!({
+                        "name": name,
+                        "role": role.as_str(),
+                        "id": id.to_string(),
+                        "public": public.to_string(),
+                        "former": retired_at.is_some(),
+                        "removed_at_generation": retired_at,
+                    });
+                    println!("{row}");
                 } else {
-                    println!("{:<24} {:<8} {}", m.name, m.role.as_str(), m.id());
+                    let role =
+                        if retired_at.is_some() { format!("former {}", role.as_str()) } else { role.as_str().into() };
+                    println!("{:<24} {:<15} {}", name, role, id);
                 }
             }
             Ok(0)

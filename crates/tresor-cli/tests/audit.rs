@@ -271,6 +271,18 @@ fn a_full_audit_filesystem_fails_the_mount_closed() {
         }
     }
     let _small = Umount(small.clone());
+    // The steward names the log's place (the volume requires its log).
+    run_ok(
+        s.tresor()
+            .args(["member", "audit-policy"])
+            .arg(s.path("backing"))
+            .arg("--dir")
+            .arg(&small)
+            .arg("-i")
+            .arg(s.path("alice.id"))
+            .arg("--passfile")
+            .arg(s.path("pass")),
+    );
     let m = s.mount(
         "backing",
         "mnt",

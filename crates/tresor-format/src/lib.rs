@@ -35,4 +35,4 @@ pub use keys::{Agreement, FileKey, MemberId, NameKey, Stanza};
 pub use names::{DirIv, EncryptedName, EncryptedTarget, NameCipher};
 pub use place::{Node, NodeKind, Place, PlaceKey};
 pub use policy::RuleViolation;
-pub use volume::{Member, Role, Volume, VolumeParams};
+pub use volume::{AuditPolicy, Member, Retired, Role, Volume, VolumeParams};

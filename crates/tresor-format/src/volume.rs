@@ -41,6 +41,11 @@ pub const MAX_MEMBERS: usize = 4096;
 pub const MAX_POLICIES: usize = 65536;
 /// Default recipients per directory policy.
 pub const MAX_DEFAULT_RECIPIENTS: usize = 1024;
+/// Members removed from the registry whose public keys it keeps, so their
+/// audit logs and signatures stay verifiable (FORMAT.md §5.1).
+pub const MAX_RETIRED: usize = 65535;
+/// The longest audit log directory a registry can name.
+pub const MAX_AUDIT_DIR: usize = 1024;
 /// The largest volume file a reader accepts (FORMAT.md §5.4). 4096 members
 /// take under 1 MiB; the rest is room for policies. Readers bound their
 /// read of `tresor.volume` by this before parsing anything.
@@ -124,6 +129,54 @@ impl VolumeParams {
     }
 }
 
+/// A member removed from the registry: kept (public keys, name, last role)
+/// so that what they signed while a member, audit logs above all, still
+/// verifies against the registry, and so they can still be found by name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Retired {
+    pub name: String,
+    /// Their role when they were removed.
+    pub role: Role,
+    pub public: PublicIdentity,
+    /// The registry generation that removed them.
+    pub retired_at: u64,
+}
+
+impl Retired {
+    pub fn id(&self) -> MemberId {
+        self.public.id()
+    }
+}
+
+/// What the stewards require of every mount's and command's audit log
+/// (FORMAT.md §5.1; enforced by the mount and the CLI, docs/AUDIT.md).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditPolicy {
+    /// Logging may not be turned off (`audit=off` is refused).
+    pub required: bool,
+    /// Every log must export its checkpoints to an anchor.
+    pub anchors_required: bool,
+    /// The longest interval between log syncs a mount may choose, in
+    /// milliseconds (the power-loss window); 0: no bound.
+    pub max_sync_ms: u32,
+    /// Where logs go: an absolute directory every node mounts; `None`:
+    /// the volume's own `tresor.audit`.
+    pub dir: Option<String>,
+}
+
+impl AuditPolicy {
+    fn check(&self) -> Result<(), &'static str> {
+        if let Some(dir) = &self.dir {
+            if !dir.starts_with('/') || dir.len() > MAX_AUDIT_DIR || dir.contains('\0') || dir.contains(',') {
+                return Err(
+                    "the audit directory must be an absolute path of at most 1024 bytes, without NUL or commas",
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A verified (or freshly built and signed) volume file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Volume {
@@ -143,6 +196,10 @@ pub struct Volume {
     /// Directory IV → default recipients of files created below that
     /// directory (FORMAT.md §9). Sorted by IV, as stored.
     policies: BTreeMap<DirIv, Vec<MemberId>>,
+    /// What every audit log of this volume must be.
+    pub audit: AuditPolicy,
+    /// Former members, oldest first.
+    retired: Vec<Retired>,
     signer: MemberId,
     signature: [u8; SIGNATURE_LEN],
 }
@@ -166,6 +223,8 @@ impl Volume {
             expires_at: 0,
             members: Vec::new(),
             policies: BTreeMap::new(),
+            audit: AuditPolicy { required: true, ..AuditPolicy::default() },
+            retired: Vec::new(),
             signer: steward.id(),
             signature: [0; SIGNATURE_LEN],
         };
@@ -186,6 +245,23 @@ impl Volume {
         self.signer
     }
 
+    /// Former members, oldest removal first.
+    pub fn retired(&self) -> &[Retired] {
+        &self.retired
+    }
+
+    /// The former member with id `id`, if they are not a member now.
+    pub fn former(&self, id: &MemberId) -> Option<&Retired> {
+        self.retired.iter().rev().find(|r| r.id() == *id)
+    }
+
+    /// Sets the audit policy; the volume must be signed again.
+    pub fn set_audit_policy(&mut self, policy: AuditPolicy) -> Result<()> {
+        policy.check().map_err(|r| Error::InvalidArgument(r.into()))?;
+        self.audit = policy;
+        Ok(())
+    }
+
     /// Adds a member; the volume must be signed again before it is written.
     pub fn add_member(
         &mut self,
@@ -203,6 +279,8 @@ impl Volume {
             return Err(Error::InvalidArgument("too many members".into()));
         }
         let stanza = Stanza::wrap(name_key.as_bytes(), public, &name_key_aad(&self.id), rng)?;
+        // Added back: a member again, no longer a former one.
+        self.retired.retain(|r| r.id() != public.id());
         self.members.push(Member { name: name.to_owned(), role, public: *public, name_key: stanza, id: public.id() });
         Ok(())
     }
@@ -214,7 +292,17 @@ impl Volume {
     pub fn remove_member(&mut self, id: &MemberId) -> Option<Member> {
         let at = self.members.iter().position(|m| m.id() == *id)?;
         self.drop_from_policies(id);
-        Some(self.members.remove(at))
+        let removed = self.members.remove(at);
+        if self.retired.len() >= MAX_RETIRED {
+            self.retired.remove(0);
+        }
+        self.retired.push(Retired {
+            name: removed.name.clone(),
+            role: removed.role,
+            public: removed.public,
+            retired_at: self.generation + 1,
+        });
+        Some(removed)
     }
 
     /// A member who becomes an auditor is dropped from every directory
@@ -372,6 +460,18 @@ impl Volume {
                 out.extend_from_slice(&id.0);
             }
         }
+        out.push(u8::from(self.audit.required) | u8::from(self.audit.anchors_required) << 1);
+        put_u32(&mut out, self.audit.max_sync_ms);
+        let dir = self.audit.dir.as_deref().unwrap_or("");
+        put_u16(&mut out, dir.len() as u16);
+        out.extend_from_slice(dir.as_bytes());
+        put_u16(&mut out, self.retired.len() as u16);
+        for r in &self.retired {
+            out.push(r.role as u8);
+            put_short_str(&mut out, &r.name);
+            out.extend_from_slice(&r.public.to_bytes());
+            put_u64(&mut out, r.retired_at);
+        }
         out.extend_from_slice(&self.signer.0);
         out
     }
@@ -476,6 +576,12 @@ impl Volume {
             members.push(Member { name, role, public, name_key, id });
         }
         let policies = read_policies(&mut r, &members)?;
+        let (audit, retired) = if legacy {
+            // Version 2 had neither: migration gives the default policy.
+            (AuditPolicy { required: true, ..AuditPolicy::default() }, Vec::new())
+        } else {
+            (read_audit_policy(&mut r)?, read_retired(&mut r, &seen)?)
+        };
         let signer = MemberId(r.array()?);
         let body_len = r.pos();
         let signature = r.array()?;
@@ -488,7 +594,19 @@ impl Volume {
             None => return Err(Error::UnknownSigner { what: W, signer }),
         };
         keys::verify(&signer_key, domain::VOLUME, &bytes[..body_len], &signature, W)?;
-        Ok(Volume { id, params, generation, signed_at, expires_at, members, policies, signer, signature })
+        Ok(Volume {
+            id,
+            params,
+            generation,
+            signed_at,
+            expires_at,
+            members,
+            policies,
+            audit,
+            retired,
+            signer,
+            signature,
+        })
     }
 
     /// Unwraps the name key with a member's identity.
@@ -497,6 +615,44 @@ impl Volume {
         let key = member.name_key.unwrap(identity, &name_key_aad(&self.id))?;
         Ok(NameKey::from_bytes(*key))
     }
+}
+
+fn read_audit_policy(r: &mut Reader<'_>) -> Result<AuditPolicy> {
+    let flags = r.u8()?;
+    if flags & !0b11 != 0 {
+        return Err(Error::malformed(W, "unknown audit policy flags"));
+    }
+    let max_sync_ms = r.u32()?;
+    let len = r.u16()? as usize;
+    let dir = std::str::from_utf8(r.take(len)?).map_err(|_| Error::malformed(W, "audit directory is not UTF-8"))?;
+    let policy = AuditPolicy {
+        required: flags & 1 != 0,
+        anchors_required: flags & 2 != 0,
+        max_sync_ms,
+        dir: (!dir.is_empty()).then(|| dir.to_owned()),
+    };
+    policy.check().map_err(|reason| Error::malformed(W, reason))?;
+    Ok(policy)
+}
+
+/// Former members: none a current member, none twice.
+fn read_retired(r: &mut Reader<'_>, members: &std::collections::HashSet<MemberId>) -> Result<Vec<Retired>> {
+    let count = r.u16()? as usize;
+    let mut seen = std::collections::HashSet::with_capacity(count);
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        let role = Role::from_u8(r.u8()?)?;
+        let name = r.short_str(crate::identity::NAME_MAX)?;
+        let keys: [u8; 64] = r.array()?;
+        let public = PublicIdentity::from_keys(keys[..32].try_into().unwrap(), keys[32..].try_into().unwrap())
+            .map_err(|_| Error::malformed(W, "invalid former member public key"))?;
+        let retired_at = r.u64()?;
+        if members.contains(&public.id()) || !seen.insert(public.id()) {
+            return Err(Error::malformed(W, "a former member is listed twice or is a member"));
+        }
+        out.push(Retired { name, role, public, retired_at });
+    }
+    Ok(out)
 }
 
 /// Reads the directory policies (FORMAT.md §9): strictly ascending IVs (one

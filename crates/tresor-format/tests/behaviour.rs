@@ -588,7 +588,9 @@ fn policies_are_part_of_the_signed_registry() {
     // Stored in ascending IV order: [1;16] first. Swap bob for alice in the
     // [3;16] policy: the signature no longer matches.
     let sig_at = bytes.len() - 64 - 16;
-    let bob_at = sig_at - 16;
+    // Between the policies and the signer: the audit policy (flags, bound,
+    // an empty directory) and the count of former members (none).
+    let bob_at = sig_at - (1 + 4 + 2) - 2 - 16;
     let mut edited = bytes.clone();
     edited[bob_at..bob_at + 16].copy_from_slice(&c.carol.id().0);
     assert!(Volume::open(&edited, &[c.alice.public().ed25519]).is_err());
@@ -654,4 +656,23 @@ fn a_member_signed_header_names_only_stewards_and_the_defaults_in_force() {
         check_header(&volume, &header(&c.alice, &[&c.alice, &c.carol]), None),
         Err(RuleViolation::AuditorRecipient { recipient: c.carol.id() })
     );
+}
+
+#[test]
+fn a_removed_member_stays_in_the_registry_as_a_former_member_until_added_back() {
+    let c = cast();
+    let mut volume = c.volume.clone();
+    let removed = volume.remove_member(&c.bob.id()).unwrap();
+    volume.sign(&c.alice).unwrap();
+    let opened = Volume::open(&volume.to_bytes(), &[c.alice.public().ed25519]).unwrap();
+    assert!(opened.member(&c.bob.id()).is_none(), "no longer a member");
+    let former = opened.former(&c.bob.id()).expect("kept as a former member");
+    assert_eq!((former.name.as_str(), former.role, former.public), ("bob", removed.role, *c.bob.public()));
+    assert_eq!(former.retired_at, opened.generation, "removed by the signature that made this generation");
+    // Added back, bob is a member again and no longer a former one.
+    let mut again = opened.clone();
+    again.add_member(&c.name_key, c.bob.public(), "bob", tresor_format::Role::Member, &mut rng(9)).unwrap();
+    again.sign(&c.alice).unwrap();
+    let again = Volume::open(&again.to_bytes(), &[c.alice.public().ed25519]).unwrap();
+    assert!(again.member(&c.bob.id()).is_some() && again.former(&c.bob.id()).is_none());
 }

@@ -97,6 +97,7 @@ fn cast_inputs() -> Value {
         {"name": "alice", "seed": seed(0xa1), "role": "steward"},
         {"name": "bob", "seed": seed(0xb0), "role": "member"},
         {"name": "carol", "seed": seed(0xc0), "role": "auditor"},
+        {"name": "dave", "seed": seed(0xd0), "role": "member"},
     ])
 }
 
@@ -204,6 +205,21 @@ fn build_volume(i: &Value) -> (Volume, NameKey) {
             .collect();
         volume.set_policy(DirIv(h16(&p["dir_iv"])), &ids).unwrap();
     }
+    let a = &i["audit_policy"];
+    volume
+        .set_audit_policy(tresor_format::AuditPolicy {
+            required: a["required"].as_bool().unwrap(),
+            anchors_required: a["anchors_required"].as_bool().unwrap(),
+            max_sync_ms: a["max_sync_ms"].as_u64().unwrap() as u32,
+            dir: a["dir"].as_str().map(str::to_owned),
+        })
+        .unwrap();
+    for name in i["retired"].as_array().unwrap() {
+        let who = person(cast, name.as_str().unwrap());
+        let mut rng = Scripted::new(&[&h(&i["retired_ephemeral"])]);
+        volume.add_member(&name_key, who.public(), name.as_str().unwrap(), Role::Member, &mut rng).unwrap();
+        volume.remove_member(&who.id()).unwrap();
+    }
     volume.set_validity(i["validity_secs"].as_u64().unwrap()).unwrap();
     volume.sign_at(&steward, i["signed_at"].as_u64().unwrap()).unwrap();
     (volume, name_key)
@@ -220,6 +236,8 @@ fn volume_inputs() -> Value {
             {"dir_iv": hex::encode([0xd2u8; 16]), "default_recipients": []},
         ],
         "signed_at": 1_800_000_000u64, "validity_secs": 90 * 86_400u64,
+        "audit_policy": {"required": true, "anchors_required": true, "max_sync_ms": 1000, "dir": "/srv/audit/project1"},
+        "retired": ["dave"], "retired_ephemeral": hex::encode([0xe3u8; 32]),
     })
 }
 
@@ -227,7 +245,7 @@ fn volume_vector() -> Value {
     let build = |i: &Value| {
         let (volume, _) = build_volume(i);
         json!({
-            "description": "A volume created by steward alice, then bob (member) and carol (auditor) added, two directory policies set (files below IV d1.. are readable by alice and bob; below IV d2.. by nobody by default), and the registry signed again at signed_at, valid for validity_secs.",
+            "description": "A volume created by steward alice, then bob (member) and carol (auditor) added, two directory policies set (files below IV d1.. are readable by alice and bob; below IV d2.. by nobody by default), an audit policy set, dave added and removed (a former member), and the registry signed again at signed_at, valid for validity_secs.",
             "inputs": i,
             "generation": volume.generation,
             "expires_at": volume.expires_at,
@@ -254,6 +272,11 @@ fn volume_file() {
     assert_eq!(volume.signed_at, v["inputs"]["signed_at"].as_u64().unwrap());
     assert_eq!(volume.expires_at, v["expires_at"].as_u64().unwrap());
     assert!(volume.check_current(volume.expires_at - 1).is_ok());
+    assert!(volume.audit.required && volume.audit.anchors_required && volume.audit.max_sync_ms == 1000);
+    assert_eq!(volume.audit.dir.as_deref(), Some("/srv/audit/project1"));
+    let dave = person(cast, "dave");
+    assert!(volume.member(&dave.id()).is_none());
+    assert_eq!(volume.former(&dave.id()).map(|r| (r.name.as_str(), r.public)), Some(("dave", *dave.public())));
     assert!(matches!(volume.check_current(volume.expires_at), Err(Error::Expired { .. })));
     assert_eq!(volume.id, h16(&v["inputs"]["volume_id"]));
     for name in ["alice", "bob", "carol"] {

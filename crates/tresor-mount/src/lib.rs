@@ -60,6 +60,7 @@
 
 mod attr;
 mod audit;
+mod audit_policy;
 mod config;
 mod file;
 mod fs;
@@ -114,6 +115,9 @@ pub enum MountError {
 
     #[error("the member registry in {path} is at generation {found}, older than generation {seen} this node has accepted (or min_generation): it was rolled back to an older copy; ask a steward to check the volume file")]
     RegistryRolledBack { path: PathBuf, found: u64, seen: u64 },
+
+    #[error("refused by the volume's audit policy: {reason}")]
+    AuditPolicy { reason: String },
 
     #[error("cannot keep the registry generation this node has seen in {path}: {source}")]
     GenerationFile { path: PathBuf, source: std::io::Error },
@@ -204,7 +208,7 @@ impl std::fmt::Debug for Mounted {
 /// backing directory, the volume file (against the pinned stewards), the
 /// identity's membership and name key, the root IV, the mount point, and
 /// that FUSE is available, and makes the audit log directory.
-pub fn prepare(config: MountConfig) -> Result<Prepared, MountError> {
+pub fn prepare(mut config: MountConfig) -> Result<Prepared, MountError> {
     if config.threads == 0 {
         return Err(MountError::InvalidOption { option: "threads=0".into(), reason: "at least 1 thread".into() });
     }
@@ -230,6 +234,13 @@ pub fn prepare(config: MountConfig) -> Result<Prepared, MountError> {
         return Err(MountError::AuditorMustBeReadOnly { member: config.identity.id() });
     }
     let name_key = volume.name_key(&config.identity).map_err(|source| MountError::NameKey { source })?;
+    let weaker = audit_policy::check(&volume.audit, &mut config.audit, &backing)
+        .map_err(|reason| MountError::AuditPolicy { reason })?;
+    for what in &weaker {
+        // Shown here and recorded: the options are in the mount's first record.
+        tracing::warn!("{what}: allowed by this volume's audit policy, but weaker than its default");
+        eprintln!("tresor: warning: {what} (the volume's audit policy allows it)");
+    }
     let iv_path = backing.join("tresor.diriv");
     let iv = sys::read_small(root.as_fd(), c"tresor.diriv", tresor_format::place::DIRIV_FILE_MAX)
         .map_err(|e| MountError::RootDirIv { path: iv_path.clone(), reason: e.to_string() })?;

@@ -845,13 +845,17 @@ fn truncating_into_a_sparse_region_leaves_a_readable_sealed_tail() {
 }
 
 #[test]
-fn a_file_cut_at_a_block_boundary_fails_with_eio_on_its_tail() {
+fn a_file_cut_at_a_block_boundary_fails_with_eio_at_open_and_on_its_tail() {
     let vol = Vol::new();
     let m = vol.mount("alice");
     let data = pattern(6, 4 * BLOCK as usize);
     fs::write(m.p("cut"), &data).unwrap();
     fs::write(m.p("moved-trailer"), &data).unwrap();
     let layout = vol.layout();
+    // Handles opened before the damage.
+    let early: Vec<File> = ["cut", "moved-trailer"].iter().map(|n| open_direct(&m.p(n))).collect();
+    let writers: Vec<File> =
+        ["cut", "moved-trailer"].iter().map(|n| OpenOptions::new().write(true).open(m.p(n)).unwrap()).collect();
 
     // Drop the last block; 28 bytes of it now stand where a trailer goes.
     let backing = vol.backing_path("cut");
@@ -864,13 +868,15 @@ fn a_file_cut_at_a_block_boundary_fails_with_eio_on_its_tail() {
     bf.write_all_at(&trailer, layout.block_offset(3)).unwrap();
     bf.set_len(layout.block_offset(3) + 28).unwrap();
 
-    for name in ["cut", "moved-trailer"] {
+    for ((name, f), w) in ["cut", "moved-trailer"].into_iter().zip(&early).zip(&writers) {
         assert_eq!(fs::metadata(m.p(name)).unwrap().len(), 3 * BLOCK, "{name}: a valid length");
-        let f = open_direct(&m.p(name));
-        assert_eq!(read_at(&f, 0, BLOCK as usize).unwrap(), data[..BLOCK as usize], "{name}");
-        assert!(eio(&read_at(&f, 2 * BLOCK, BLOCK as usize).unwrap_err()), "{name}: the tail");
-        assert!(eio(&read_at(&f, 2 * BLOCK, 2 * BLOCK as usize).unwrap_err()), "{name}: a read to the end");
-        let w = OpenOptions::new().write(true).open(m.p(name)).unwrap();
+        // A new open checks the end first.
+        assert!(eio(&File::open(m.p(name)).unwrap_err()), "{name}: opened");
+        assert!(eio(&OpenOptions::new().write(true).open(m.p(name)).unwrap_err()), "{name}: opened for writing");
+        // A handle from before reads the intact blocks, never past the cut.
+        assert_eq!(read_at(f, 0, BLOCK as usize).unwrap(), data[..BLOCK as usize], "{name}");
+        assert!(eio(&read_at(f, 2 * BLOCK, BLOCK as usize).unwrap_err()), "{name}: the tail");
+        assert!(eio(&read_at(f, 2 * BLOCK, 2 * BLOCK as usize).unwrap_err()), "{name}: a read to the end");
         assert!(eio(&w.write_at(b"more", 3 * BLOCK).unwrap_err()), "{name}: not extended over the cut");
     }
 }
