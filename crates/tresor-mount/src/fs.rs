@@ -1273,7 +1273,8 @@ impl TresorFs {
             Place::In { parent: &from.iv, entry: &old },
             Place::In { parent: &to.iv, entry: &new },
         );
-        paths::replace_diriv(path.as_fd(), &bytes)?;
+        // Synced: the rename that follows must not outlive it in a crash.
+        paths::replace_diriv(path.as_fd(), &bytes, true)?;
         Ok(Moving {
             dir: path,
             _lock: lock,
@@ -1288,7 +1289,8 @@ impl TresorFs {
     fn end_move(&self, m: Moving, moved: bool) {
         let (parent, entry, path) = if moved { &m.to } else { &m.from };
         let bytes = self.names.place().seal_diriv(&m.iv, Place::In { parent, entry });
-        if let Err(err) = paths::replace_diriv(m.dir.as_fd(), &bytes) {
+        // Not synced: if this is lost, both tags remain, valid where it is.
+        if let Err(err) = paths::replace_diriv(m.dir.as_fd(), &bytes, false) {
             // Still valid where it is (it holds both tags): only a second
             // rename's protocol would notice the extra tag.
             tracing::warn!("{}: could not drop the old place's tag from {}: {err:?}", show(path), DIRIV_NAME);

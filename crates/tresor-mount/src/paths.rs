@@ -390,14 +390,21 @@ fn write_sidecar(dir: BorrowedFd<'_>, name: &[u8], content: &[u8]) -> FsResult<(
 }
 
 /// Replaces `tresor.diriv` of the directory open as `dir` with `bytes`
-/// (the same IV, other tags): written to a temporary name, synced, and
-/// renamed over it, so readers on any node see the old file or the new.
-pub fn replace_diriv(dir: BorrowedFd<'_>, bytes: &[u8]) -> FsResult<()> {
+/// (the same IV, other tags): written to a temporary name and renamed over
+/// it, so readers on any node see the old file or the new. `durable`: the
+/// new file is synced first, for a replacement that must not be lost if
+/// what follows it (a rename of the directory) survives a crash.
+pub fn replace_diriv(dir: BorrowedFd<'_>, bytes: &[u8], durable: bool) -> FsResult<()> {
     let tmp = tmp_name();
     sys::write_new(dir, &tmp, bytes, 0o444)?;
-    let done = sys::openat(dir, &tmp, libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK, 0)
-        .and_then(|fd| sys::fsync(fd.as_fd(), true))
-        .and_then(|()| sys::renameat2(dir, &tmp, dir, DIRIV, 0));
+    let synced = || {
+        if !durable {
+            return Ok(());
+        }
+        sys::openat(dir, &tmp, libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK, 0)
+            .and_then(|fd| sys::fsync(fd.as_fd(), true))
+    };
+    let done = synced().and_then(|()| sys::renameat2(dir, &tmp, dir, DIRIV, 0));
     if let Err(e) = done {
         let _ = sys::unlinkat(dir, &tmp, false);
         return Err(e.into());
