@@ -42,27 +42,16 @@ use zeroize::Zeroize;
 
 pub const TMP_PREFIX: &str = "tresor.tmp.";
 
-static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-extern "C" fn on_interrupt(_: libc::c_int) {
-    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
-}
-
 /// From now on Ctrl-C (SIGINT) and SIGTERM stop the run between chunks and
 /// files instead of killing it: the file being re-keyed keeps its old
 /// version and its temporary is removed at once. (Call after any
 /// passphrase prompt, which must stay interruptible.)
 pub fn catch_interrupt() {
-    let handler = on_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    // SAFETY: the handler only stores to an atomic.
-    unsafe {
-        libc::signal(libc::SIGINT, handler);
-        libc::signal(libc::SIGTERM, handler);
-    }
+    tresor_sys::catch_stop_signals();
 }
 
 pub fn interrupted() -> bool {
-    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+    tresor_sys::stop_requested()
 }
 /// A temporary entry older than this is a crashed run's leftover.
 const TMP_STALE: Duration = Duration::from_secs(60);
@@ -248,51 +237,32 @@ pub fn rekey(
     Ok(())
 }
 
-/// Mode, owner, times and the encrypted user xattrs of `from` onto `to`.
+/// Mode, owner and the encrypted user xattrs of `from` onto `to`, on
+/// descriptors.
 fn copy_metadata(from: &File, to: &File, meta: &fs::Metadata) -> Result<()> {
-    use std::os::fd::AsRawFd;
-    let (src, dst) = (from.as_raw_fd(), to.as_raw_fd());
-    unsafe {
-        if libc::fchown(dst, meta.uid(), meta.gid()) != 0 && libc::geteuid() == 0 {
-            return Err(std::io::Error::last_os_error().into());
-        }
-        if libc::fchmod(dst, meta.mode() & 0o7777) != 0 {
-            return Err(std::io::Error::last_os_error().into());
+    let (src, dst) = (from.as_fd(), to.as_fd());
+    if let Err(e) = tresor_sys::fchown(dst, meta.uid(), meta.gid()) {
+        if tresor_sys::geteuid() == 0 {
+            return Err(e.into());
         }
     }
+    tresor_sys::fchmod(dst, meta.mode() & 0o7777)?;
     // Extended attributes (the mount stores user.tresor.* only).
-    let mut names = vec![0u8; 65536];
-    let n = unsafe { libc::flistxattr(src, names.as_mut_ptr().cast(), names.len()) };
-    if n > 0 {
-        for name in names[..n as usize].split(|&c| c == 0).filter(|n| !n.is_empty()) {
-            if !name.starts_with(b"user.") {
-                continue;
-            }
-            let cname = CString::new(name).expect("no NUL inside");
-            let mut value = vec![0u8; 65536];
-            let len = unsafe { libc::fgetxattr(src, cname.as_ptr(), value.as_mut_ptr().cast(), value.len()) };
-            if len < 0 {
-                return Err(std::io::Error::last_os_error().into());
-            }
-            if unsafe { libc::fsetxattr(dst, cname.as_ptr(), value.as_ptr().cast(), len as usize, 0) } != 0 {
-                return Err(std::io::Error::last_os_error().into());
-            }
-        }
+    let names = tresor_sys::flistxattr(src)?;
+    for name in names.split(|&c| c == 0).filter(|n| n.starts_with(b"user.")) {
+        let cname = CString::new(name).expect("no NUL inside");
+        let value = tresor_sys::fgetxattr(src, &cname)?;
+        tresor_sys::fsetxattr(dst, &cname, &value, 0)?;
     }
     Ok(())
 }
 
 fn set_times(to: &File, meta: &fs::Metadata) -> Result<()> {
-    use std::os::fd::AsRawFd;
-    let dst = to.as_raw_fd();
     let times = [
         libc::timespec { tv_sec: meta.atime(), tv_nsec: meta.atime_nsec() },
         libc::timespec { tv_sec: meta.mtime(), tv_nsec: meta.mtime_nsec() },
     ];
-    if unsafe { libc::futimens(dst, times.as_ptr()) } != 0 {
-        return Err(std::io::Error::last_os_error().into());
-    }
-    Ok(())
+    Ok(tresor_sys::futimens(to.as_fd(), &times)?)
 }
 
 /// Removes `tresor.tmp.*` entries in `dir` older than a minute: leftovers of

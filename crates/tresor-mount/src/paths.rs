@@ -144,6 +144,10 @@ impl Names {
                     }
                     why = "missing".into();
                 }
+                Err(IvError::Io(e)) if sys::is_wrong_type(&e) => {
+                    tracing::error!("{}: directory IV ({DIRIV_FILE}) {e}; its entries cannot be named", show(path));
+                    return Err(Errno::EIO);
+                }
                 Err(IvError::Io(e)) => return Err(e.into()),
                 Err(IvError::Invalid(e)) => why = e.to_string(),
             }
@@ -285,8 +289,9 @@ enum IvError {
 
 fn read_iv(dir: BorrowedFd<'_>) -> Result<(sys::Stamp, DirIv), IvError> {
     use std::os::fd::AsFd;
-    let fd = sys::openat(dir, DIRIV, libc::O_RDONLY | libc::O_NOFOLLOW, 0).map_err(IvError::Io)?;
-    let st = sys::fstat(fd.as_fd()).map_err(IvError::Io)?;
+    // Non-blocking and type-checked: a FIFO planted as the IV must not
+    // hold a FUSE worker forever.
+    let (fd, st) = sys::open_regular(dir, DIRIV, libc::O_RDONLY).map_err(IvError::Io)?;
     let mut buf = [0u8; DIRIV_LEN];
     if st.st_size != DIRIV_LEN as i64 {
         let why = format!("{} bytes, expected {DIRIV_LEN}", st.st_size);
