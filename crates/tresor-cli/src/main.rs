@@ -14,6 +14,7 @@
 mod access;
 #[allow(unsafe_code)]
 mod audit;
+mod backing;
 mod config;
 mod id;
 mod init;

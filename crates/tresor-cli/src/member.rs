@@ -1,7 +1,6 @@
 //! `tresor member`: the volume's signed member registry.
 
 use std::{
-    fs,
     path::{Path, PathBuf},
     sync::Arc,
 };
@@ -83,8 +82,7 @@ pub enum MemberCommand {
 /// Reads and verifies the volume file against the pinned steward key.
 pub fn load(backing: &Path) -> Result<Volume> {
     let path = backing.join(names::VOLUME_FILE);
-    let bytes = fs::read(&path)
-        .with_context(|| format!("{} is not a Tresor volume (no {})", backing.display(), names::VOLUME_FILE))?;
+    let bytes = crate::backing::read_volume_file(backing)?;
     let pin = config::pin_for(&bytes, None)?;
     if let config::Pin::FirstUse(_) = pin {
         eprintln!("tresor: {}", pin.describe());
@@ -97,11 +95,7 @@ pub fn load(backing: &Path) -> Result<Volume> {
 /// Writes the volume file atomically: readers on any node see the old
 /// registry or the new one, never a mix.
 pub fn store(backing: &Path, volume: &Volume) -> Result<()> {
-    let path = backing.join(names::VOLUME_FILE);
-    let tmp = backing.join(format!("tresor.tmp.volume.{}", std::process::id()));
-    fs::write(&tmp, volume.to_bytes()).with_context(|| format!("writing {}", tmp.display()))?;
-    fs::File::open(&tmp)?.sync_all()?;
-    fs::rename(&tmp, &path).with_context(|| format!("replacing {}", path.display()))?;
+    crate::backing::write_volume_file(backing, &volume.to_bytes())?;
     config::check_generation(volume)?;
     Ok(())
 }
