@@ -46,13 +46,31 @@ fn run_promptly(cmd: &mut Command) -> Output {
 
 /// Runs `f` on a thread of its own and returns its result, failing the
 /// test if it has not returned within `PROMPT` (a FUSE request stuck in the
-/// daemon; the thread is left behind, the mount is lazily unmounted).
-fn promptly<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+/// daemon). The mount daemons of `scratch` are killed first then, so that
+/// the stuck request fails and the test process can still exit.
+fn promptly<T: Send + 'static>(scratch: &Path, what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(f());
     });
-    rx.recv_timeout(PROMPT).unwrap_or_else(|_| panic!("{what}: no answer within {PROMPT:?}: the mount hangs"))
+    rx.recv_timeout(PROMPT).unwrap_or_else(|_| {
+        kill_daemons_of(scratch);
+        panic!("{what}: no answer within {PROMPT:?}: the mount hangs")
+    })
+}
+
+/// Kills the `tresor mount` daemons this test started in `scratch` (by
+/// process id, found by their arguments).
+fn kill_daemons_of(scratch: &Path) {
+    let needle = scratch.as_os_str().as_bytes();
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(cmdline) = fs::read(e.path().join("cmdline")) else { continue };
+        let mine = cmdline.split(|&b| b == 0).any(|a| a.starts_with(needle));
+        if mine && pid != std::process::id() {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        }
+    }
 }
 
 fn is_root() -> bool {
@@ -171,11 +189,11 @@ fn a_fifo_planted_as_a_directory_iv_is_eio_at_once_and_other_directories_stay_re
     // More lookups than the mount has spare workers: none may get stuck.
     for i in 0..6 {
         let p = t.mnt.join(format!("a/new{i}"));
-        let err = promptly("lookup below a FIFO IV", move || fs::metadata(p).unwrap_err());
+        let err = promptly(&t.s.dir, "lookup below a FIFO IV", move || fs::metadata(p).unwrap_err());
         assert_eq!(err.raw_os_error(), Some(libc::EIO), "lookup {i}: {err}");
     }
     let g = t.mnt.join("b/g");
-    assert_eq!(promptly("reading b/g", move || fs::read(g).unwrap()), b"unrelated");
+    assert_eq!(promptly(&t.s.dir, "reading b/g", move || fs::read(g).unwrap()), b"unrelated");
     drop(t.s);
 }
 
@@ -193,14 +211,14 @@ fn a_fifo_planted_as_a_long_name_sidecar_is_skipped_at_once_and_other_files_stay
     tamper::plant_fifo(&sidecar);
     for _ in 0..6 {
         let a = t.mnt.join("a");
-        let names: Vec<String> = promptly("listing a", move || {
+        let names: Vec<String> = promptly(&t.s.dir, "listing a", move || {
             fs::read_dir(a).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()
         });
         assert_eq!(names, ["f"], "the entry whose sidecar is a FIFO is not skipped (long name {})", t.long.len());
     }
     let (f, g) = (t.mnt.join("a/f"), t.mnt.join("b/g"));
-    assert_eq!(promptly("reading a/f", move || fs::read(f).unwrap()), b"in a");
-    assert_eq!(promptly("reading b/g", move || fs::read(g).unwrap()), b"unrelated");
+    assert_eq!(promptly(&t.s.dir, "reading a/f", move || fs::read(f).unwrap()), b"in a");
+    assert_eq!(promptly(&t.s.dir, "reading b/g", move || fs::read(g).unwrap()), b"unrelated");
     drop(t.s);
 }
 
