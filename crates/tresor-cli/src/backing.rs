@@ -25,6 +25,10 @@ use tresor_format::{names, volume::MAX_VOLUME_LEN, DirIv};
 /// stale ones are removed by recursive runs).
 pub const TMP_PREFIX: &str = "tresor.tmp.";
 
+/// Longest long-name sidecar read (the mount's bound: a name of 255 bytes
+/// encrypts to far less).
+pub const SIDECAR_MAX: usize = 8192;
+
 /// A fresh temporary name `tresor.tmp.<random>`.
 pub fn tmp_name() -> CString {
     CString::new(format!("{TMP_PREFIX}{}", tresor_sys::random_hex())).expect("no NUL")
@@ -74,6 +78,12 @@ impl Root {
     pub fn dir(&self, abs: &Path) -> Result<OwnedFd> {
         let rel = self.rel(abs)?;
         tresor_sys::open_dir_beneath(self.fd(), rel).map_err(|e| explain(abs, e))
+    }
+
+    /// The directory of `abs`, open beneath the root, and its last name.
+    pub fn parent(&self, abs: &Path) -> Result<(OwnedFd, CString)> {
+        let rel = self.rel(abs)?;
+        tresor_sys::parent_beneath(self.fd(), rel).map_err(|e| explain(abs, e))
     }
 
     /// Opens regular file `abs` beneath the root with `access` (`O_RDONLY`,

@@ -16,6 +16,7 @@ use std::{
     path::{Component, Path, PathBuf},
 };
 
+use crate::backing::Root;
 use anyhow::{bail, Context, Result};
 use tresor_format::{
     names::{self, classify, EntryKind},
@@ -25,6 +26,8 @@ use tresor_format::{
 /// A volume as the CLI sees it: its backing root and verified registry.
 pub struct Vol {
     pub root: PathBuf,
+    /// The root, open: backing entries are opened beneath it.
+    pub backing: crate::backing::Root,
     pub volume: Volume,
     /// The command's audit log in this volume (commands that change access).
     pub audit: Option<crate::audit::Session>,
@@ -105,15 +108,14 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-pub fn read_iv(dir: &Path) -> Result<DirIv> {
-    let p = dir.join(names::DIRIV_FILE);
-    let bytes = fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
-    DirIv::parse(&bytes).with_context(|| format!("{} is invalid", p.display()))
+/// The IV of backing directory `dir`, read beneath the root.
+pub fn read_iv(root: &Root, dir: &Path) -> Result<DirIv> {
+    root.read_iv(dir)
 }
 
 /// The backing entry name of plaintext `name` in backing directory `dir`.
-fn entry_of(names: &NameCipher, dir: &Path, name: &[u8]) -> Result<String> {
-    let iv = read_iv(dir)?;
+fn entry_of(names: &NameCipher, root: &Root, dir: &Path, name: &[u8]) -> Result<String> {
+    let iv = read_iv(root, dir)?;
     Ok(match names.encrypt_name(&iv, name)? {
         EncryptedName::Short(e) => e,
         EncryptedName::Long { entry, .. } => entry,
@@ -121,11 +123,12 @@ fn entry_of(names: &NameCipher, dir: &Path, name: &[u8]) -> Result<String> {
 }
 
 /// The plaintext name of backing entry `entry` in `dir`, if it has one.
-pub fn plain_name(names: &NameCipher, dir: &Path, iv: &DirIv, entry: &str) -> Option<Vec<u8>> {
+pub fn plain_name(names: &NameCipher, root: &Root, dir: &Path, iv: &DirIv, entry: &str) -> Option<Vec<u8>> {
     match classify(entry) {
         EntryKind::Short => names.decrypt_name(iv, entry).ok(),
         EntryKind::Long => {
-            let full = fs::read_to_string(dir.join(names::long_name_sidecar(entry))).ok()?;
+            let full = root.read_small(dir, &names::long_name_sidecar(entry), crate::backing::SIDECAR_MAX).ok()?;
+            let full = String::from_utf8(full).ok()?;
             NameCipher::check_long_name(entry, &full).ok()?;
             names.decrypt_name(iv, &full).ok()
         }
@@ -169,7 +172,7 @@ pub fn resolve(
     let target = match (backing, plain_rel) {
         (Some(backing), _) => {
             let shown = match names {
-                Some(n) => show(n, &vol.root, &backing),
+                Some(n) => show(n, &vol.backing, &backing),
                 None => backing.strip_prefix(&vol.root).unwrap_or(&backing).display().to_string(),
             };
             Target { backing, shown }
@@ -180,7 +183,7 @@ pub fn resolve(
             for part in rel.components() {
                 match part {
                     Component::Normal(p) => {
-                        let entry = entry_of(names, &dir, p.as_bytes())?;
+                        let entry = entry_of(names, &vol.backing, &dir, p.as_bytes())?;
                         dir = dir.join(entry);
                     }
                     Component::CurDir => {}
@@ -198,15 +201,15 @@ pub fn resolve(
 }
 
 /// The plaintext path of backing path `backing` below `root`, for display.
-pub fn show(names: &NameCipher, root: &Path, backing: &Path) -> String {
-    let Ok(rel) = backing.strip_prefix(root) else { return backing.display().to_string() };
-    let mut dir = root.to_owned();
+pub fn show(names: &NameCipher, root: &Root, backing: &Path) -> String {
+    let Ok(rel) = backing.strip_prefix(&root.path) else { return backing.display().to_string() };
+    let mut dir = root.path.clone();
     let mut out: Vec<u8> = Vec::new();
     for part in rel.components() {
         let Component::Normal(p) = part else { continue };
-        let name = read_iv(&dir)
+        let name = read_iv(root, &dir)
             .ok()
-            .and_then(|iv| plain_name(names, &dir, &iv, &p.to_string_lossy()))
+            .and_then(|iv| plain_name(names, root, &dir, &iv, &p.to_string_lossy()))
             .unwrap_or_else(|| format!("<{}>", p.to_string_lossy()).into_bytes());
         if !out.is_empty() {
             out.push(b'/');
@@ -226,7 +229,7 @@ pub fn show(names: &NameCipher, root: &Path, backing: &Path) -> String {
 pub fn policy_in_force(vol: &Vol, dir: &Path) -> Result<Option<(PathBuf, Vec<MemberId>)>> {
     let mut cur = dir.to_owned();
     loop {
-        let iv = read_iv(&cur)?;
+        let iv = read_iv(&vol.backing, &cur)?;
         if let Some(d) = vol.volume.policy(&iv) {
             return Ok(Some((cur, d.to_vec())));
         }

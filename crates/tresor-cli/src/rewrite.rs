@@ -15,24 +15,35 @@
 //!   old inode's magic overwritten with `TRSRMOVD` before the lock is
 //!   released. A daemon holding the old inode open sees the marker under
 //!   its next lock and reopens the file by path.
+//! * **Hard links**: a file with more than one name is re-keyed once; every
+//!   other name of it in the volume (same device and inode, found by a walk
+//!   of the backing tree) is re-pointed at the new file, a link under a
+//!   temporary name renamed over it, so the names stay one file and none
+//!   keeps the old key. A link outside the volume cannot be re-pointed: the
+//!   file is then not re-keyed, and the command says so.
+//!
+//! Every file and directory is opened beneath the backing root
+//! (`backing::Root`): no symlink is followed, no FIFO blocks, and
+//! temporaries are made `O_EXCL` and renamed under their directory's
+//! descriptor.
 
 use std::{
-    ffi::CString,
-    fs::{self, File, OpenOptions},
+    ffi::{CString, OsStr},
+    fs::{self, File},
     io::ErrorKind,
     os::{
         fd::AsFd,
         unix::{
             ffi::OsStrExt,
-            fs::{FileExt, MetadataExt, OpenOptionsExt},
+            fs::{DirEntryExt, FileExt, MetadataExt},
         },
     },
-    path::Path,
+    path::{Path, PathBuf},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::{bail, Context, Result};
-use rand_core::{OsRng, RngCore};
+use rand_core::OsRng;
 use tresor_format::{
     content::{BLOCK_OVERHEAD, TRAILER_LEN},
     ContentCipher, Header, Identity, Layout, MemberId, PublicIdentity, Volume,
@@ -40,7 +51,8 @@ use tresor_format::{
 use tresor_mount::{lock, MOVED_MAGIC};
 use zeroize::Zeroize;
 
-pub const TMP_PREFIX: &str = "tresor.tmp.";
+pub use crate::backing::TMP_PREFIX;
+use crate::backing::{tmp_name, Root};
 
 /// From now on Ctrl-C (SIGINT) and SIGTERM stop the run between chunks and
 /// files instead of killing it: the file being re-keyed keeps its old
@@ -70,17 +82,11 @@ pub struct Locked {
 /// Opens `path` and takes an exclusive internal lock on `[0, len)` (`len` 0:
 /// the whole file), reopening if a re-key by someone else replaced the file
 /// meanwhile. The header is read and verified under the lock.
-pub fn lock_file(path: &Path, volume: &Volume, len: u64) -> Result<Locked> {
+/// The file is opened beneath the backing root (no symlink anywhere on
+/// the way), non-blocking and type-checked before anything is read.
+pub fn lock_file(root: &Root, path: &Path, volume: &Volume, len: u64) -> Result<Locked> {
     for _ in 0..8 {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(path)
-            .with_context(|| format!("opening {}", path.display()))?;
-        if !file.metadata()?.is_file() {
-            bail!("{} is not a regular file", path.display());
-        }
+        let (file, _) = root.file(path, libc::O_RDWR)?;
         lock::set(file.as_fd(), libc::F_WRLCK, lock::LOCK_BASE, len, true)
             .with_context(|| format!("locking {}", path.display()))?;
         let mut bytes = vec![0u8; volume.params.header_len as usize];
@@ -119,6 +125,7 @@ pub fn publics(volume: &Volume, ids: impl Iterator<Item = MemberId>) -> Vec<Publ
 /// holds the whole-file lock.
 pub fn rekey(
     locked: Locked,
+    root: &Root,
     path: &Path,
     volume: &Volume,
     steward: &Identity,
@@ -127,13 +134,10 @@ pub fn rekey(
 ) -> Result<()> {
     let Locked { file, header, .. } = locked;
     let meta = file.metadata()?;
-    if meta.nlink() > 1 {
-        bail!(
-            "{} has {} hard links: a re-key replaces one name only; remove the other links first",
-            path.display(),
-            meta.nlink()
-        );
-    }
+    // Every name of the file: a member must not keep the old key by
+    // planting a second name (a hidden hard link) that a re-key of one name
+    // would leave on the old inode.
+    let links = if meta.nlink() > 1 { links_of(root, path, &meta)? } else { vec![path.to_owned()] };
     let old_key = header.file_key(steward).map_err(|e| match e {
         tresor_format::Error::NotRecipient { .. } => anyhow::anyhow!(
             "you are not a recipient of {}; ask a recipient steward or add yourself to the tree's default recipients",
@@ -150,16 +154,13 @@ pub fn rekey(
     let new = ContentCipher::new(p.suite, &new_key, &new_header.file_id, p.block_size);
     drop(new_key);
 
-    let dir = path.parent().context("a file has a directory")?;
-    let tmp = dir.join(format!("{TMP_PREFIX}{:016x}", OsRng.next_u64()));
-    let out = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)
-        .with_context(|| format!("creating {}", tmp.display()))?;
+    let (dir, name) = root.parent(path)?;
+    let tmp = tmp_name();
+    let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
+    let out = File::from(
+        tresor_sys::openat(dir.as_fd(), &tmp, flags, 0o600)
+            .with_context(|| format!("creating a temporary next to {}", path.display()))?,
+    );
     let copied = (|| -> Result<()> {
         out.write_all_at(&new_header.to_bytes()?, 0)?;
         let n = layout.block_count(size);
@@ -175,7 +176,7 @@ pub fn rekey(
         let mut k = 0u64;
         while k < n {
             if interrupted() {
-                bail!("interrupted; the file is unchanged");
+                bail!("interrupted");
             }
             let count = (n - k).min(per as u64);
             let start = layout.block_offset(k);
@@ -221,11 +222,20 @@ pub fn rekey(
         Ok(())
     })();
     if let Err(e) = copied {
-        let _ = fs::remove_file(&tmp);
-        return Err(e.context(format!("re-keying {}", path.display())));
+        let _ = tresor_sys::unlinkat(dir.as_fd(), &tmp, false);
+        return Err(e);
     }
-    fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
-    File::open(dir)?.sync_all()?;
+    tresor_sys::renameat2(dir.as_fd(), &tmp, dir.as_fd(), &name, 0)
+        .with_context(|| format!("replacing {}", path.display()))?;
+    tresor_sys::sync_dir(dir.as_fd())?;
+    // The other names: each re-pointed at the new inode (a link under a
+    // temporary name, renamed over the name), so they stay one file.
+    let mut left = Vec::new();
+    for link in &links[1..] {
+        if let Err(e) = repoint(root, &out, link) {
+            left.push(format!("{}: {e:#}", link.display()));
+        }
+    }
     // Times last: a temporary with an old mtime would look stale to a
     // concurrent run's cleanup.
     set_times(&out, &meta)?;
@@ -233,7 +243,63 @@ pub fn rekey(
     // The old inode: daemons still holding it see the marker and reopen.
     file.write_all_at(MOVED_MAGIC, 0)?;
     file.sync_data()?;
+    let still = file.metadata()?.nlink();
     drop(file); // releases the lock
+    if !left.is_empty() {
+        bail!("re-keyed, but these names still hold the old file: {}", left.join("; "));
+    }
+    if still > 0 {
+        bail!("re-keyed, but {still} name(s) made meanwhile still hold the old file; run the re-key again");
+    }
+    Ok(())
+}
+
+/// Every name below the backing root of the file at `path` (`meta`: its
+/// metadata, with more than one link): `path` first. All of its links must
+/// be in the volume; one outside it cannot be re-pointed.
+fn links_of(root: &Root, path: &Path, meta: &fs::Metadata) -> Result<Vec<PathBuf>> {
+    fn walk(dir: &Path, dev: u64, ino: u64, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = fs::read_dir(dir) else { return };
+        for e in entries.flatten() {
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                walk(&e.path(), dev, ino, out);
+            } else if ft.is_file() && e.ino() == ino {
+                if let Ok(m) = fs::symlink_metadata(e.path()) {
+                    if m.dev() == dev && m.ino() == ino {
+                        out.push(e.path());
+                    }
+                }
+            }
+        }
+    }
+    let mut found = vec![path.to_owned()];
+    let mut all = Vec::new();
+    walk(&root.path, meta.dev(), meta.ino(), &mut all);
+    found.extend(all.into_iter().filter(|p| p != path));
+    if (found.len() as u64) < meta.nlink() {
+        bail!(
+            "{} has {} hard links, only {} of them in the volume; the others (outside it) would keep the old key: \
+             remove them first",
+            path.display(),
+            meta.nlink(),
+            found.len()
+        );
+    }
+    Ok(found)
+}
+
+/// Points the name `link` at the file open as `new`: linked under a
+/// temporary name in its directory, renamed over the name.
+fn repoint(root: &Root, new: &File, link: &Path) -> Result<()> {
+    let (dir, name) = root.parent(link)?;
+    let tmp = tmp_name();
+    tresor_sys::link_fd(new.as_fd(), dir.as_fd(), &tmp)?;
+    if let Err(e) = tresor_sys::renameat2(dir.as_fd(), &tmp, dir.as_fd(), &name, 0) {
+        let _ = tresor_sys::unlinkat(dir.as_fd(), &tmp, false);
+        return Err(e.into());
+    }
+    tresor_sys::sync_dir(dir.as_fd())?;
     Ok(())
 }
 
@@ -265,22 +331,32 @@ fn set_times(to: &File, meta: &fs::Metadata) -> Result<()> {
     Ok(tresor_sys::futimens(to.as_fd(), &times)?)
 }
 
-/// Removes `tresor.tmp.*` entries in `dir` older than a minute: leftovers of
-/// a re-key (or a daemon's create) killed before its rename.
-pub fn clean_stale_tmp(dir: &Path) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
-    for e in entries.flatten() {
-        let name = e.file_name();
-        if !name.as_bytes().starts_with(TMP_PREFIX.as_bytes()) {
+/// Removes `tresor.tmp.*` files in `dir` older than a minute: leftovers of
+/// a re-key (or a daemon's create) killed before its rename. The directory
+/// is opened beneath the root and each entry removed by name in it, so a
+/// symlink planted on the way cannot steer the removal outside the volume.
+pub fn clean_stale_tmp(root: &Root, dir: &Path) {
+    let Ok(dirfd) = root.dir(dir) else { return };
+    let Ok(entries) =
+        tresor_sys::openat(dirfd.as_fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY, 0).and_then(tresor_sys::read_dir)
+    else {
+        return;
+    };
+    for e in entries {
+        if !e.name.starts_with(TMP_PREFIX.as_bytes()) {
             continue;
         }
-        let Ok(meta) = e.metadata() else { continue };
-        if !meta.is_file() {
+        let Ok(name) = tresor_sys::cstring(&e.name) else { continue };
+        let Ok(st) = tresor_sys::fstatat(dirfd.as_fd(), &name) else { continue };
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
             continue;
         }
-        let age = meta.modified().ok().and_then(|m| m.elapsed().ok()).unwrap_or_default();
-        if age >= TMP_STALE && fs::remove_file(e.path()).is_ok() {
-            eprintln!("tresor: removed {} (left over from an interrupted run)", e.path().display());
+        let age = now().saturating_sub(st.st_mtime.max(0) as u64);
+        if age >= TMP_STALE.as_secs() && tresor_sys::unlinkat(dirfd.as_fd(), &name, false).is_ok() {
+            eprintln!(
+                "tresor: removed {} (left over from an interrupted run)",
+                dir.join(OsStr::from_bytes(&e.name)).display()
+            );
         }
     }
 }

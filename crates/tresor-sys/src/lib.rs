@@ -634,3 +634,13 @@ pub fn fchmod_opath(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
     let path = proc_fd_path(fd);
     cvt(unsafe { libc::fchmodat(libc::AT_FDCWD, path.as_ptr(), mode as libc::mode_t, 0) }).map(drop)
 }
+
+/// Gives the file open as `fd` the new name `name` in `dir` (`linkat` of
+/// its `/proc/self/fd` link with `AT_SYMLINK_FOLLOW`, which needs no
+/// capability): the descriptor names the inode, so no path is resolved
+/// twice. `EEXIST` if `name` exists.
+pub fn link_fd(fd: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
+    let from = proc_fd_path(fd);
+    cvt(unsafe { libc::linkat(libc::AT_FDCWD, from.as_ptr(), dir.as_raw_fd(), name.as_ptr(), libc::AT_SYMLINK_FOLLOW) })
+        .map(drop)
+}
