@@ -77,6 +77,19 @@ pub fn now() -> u64 {
 pub struct Locked {
     pub file: File,
     pub header: Header,
+    /// False when the lock was not had within the wait given to
+    /// [`lock_file_within`]: the header was read without it.
+    pub held: bool,
+}
+
+/// How long a revoke waits for a file's lock before it removes the stanza
+/// without it (and leaves the re-key undone): `TRESOR_LOCK_TIMEOUT`
+/// seconds, default 120. A daemon holds the lock for one I/O at a time;
+/// a holder this long is a stuck client, or someone keeping the file busy
+/// on purpose.
+pub fn lock_timeout() -> Duration {
+    let secs = std::env::var("TRESOR_LOCK_TIMEOUT").ok().and_then(|v| v.parse().ok()).unwrap_or(120);
+    Duration::from_secs(secs)
 }
 
 /// Opens `path` and takes an exclusive internal lock on `[0, len)` (`len` 0:
@@ -85,10 +98,22 @@ pub struct Locked {
 /// The file is opened beneath the backing root (no symlink anywhere on
 /// the way), non-blocking and type-checked before anything is read.
 pub fn lock_file(root: &Root, path: &Path, volume: &Volume, len: u64) -> Result<Locked> {
+    lock_file_within(root, path, volume, len, None)
+}
+
+/// [`lock_file`], waiting at most `wait` for the lock (`None`: as long as
+/// it takes); after that the header is read without it (`held` false).
+pub fn lock_file_within(root: &Root, path: &Path, volume: &Volume, len: u64, wait: Option<Duration>) -> Result<Locked> {
     for _ in 0..8 {
         let (file, _) = root.file(path, libc::O_RDWR)?;
-        lock::set(file.as_fd(), libc::F_WRLCK, lock::LOCK_BASE, len, true)
-            .with_context(|| format!("locking {}", path.display()))?;
+        let held = match wait {
+            None => {
+                lock::set(file.as_fd(), libc::F_WRLCK, lock::LOCK_BASE, len, true)
+                    .with_context(|| format!("locking {}", path.display()))?;
+                true
+            }
+            Some(wait) => lock_upto(&file, len, wait).with_context(|| format!("locking {}", path.display()))?,
+        };
         let mut bytes = vec![0u8; volume.params.header_len as usize];
         match file.read_exact_at(&mut bytes, 0) {
             Ok(()) => {}
@@ -101,9 +126,26 @@ pub fn lock_file(root: &Root, path: &Path, volume: &Volume, len: u64) -> Result<
             continue; // re-keyed by someone else just now: open the new file
         }
         let header = Header::open(&bytes, volume).with_context(|| format!("{}: file header", path.display()))?;
-        return Ok(Locked { file, header });
+        return Ok(Locked { file, header, held });
     }
     bail!("{}: replaced on every one of 8 attempts; try again", path.display())
+}
+
+/// Takes the exclusive internal lock on `[0, len)` of `file`, waiting at
+/// most `wait`. The wait runs on a thread with a descriptor of the same
+/// open file description (OFD locks belong to the description): if it
+/// ends late, that thread closes its descriptor at once, and the lock goes
+/// when `file` is closed too.
+fn lock_upto(file: &File, len: u64, wait: Duration) -> std::io::Result<bool> {
+    let fd = file.as_fd().try_clone_to_owned()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(lock::set(fd.as_fd(), libc::F_WRLCK, lock::LOCK_BASE, len, true));
+    });
+    match rx.recv_timeout(wait) {
+        Ok(result) => result.map(|()| true),
+        Err(_) => Ok(false),
+    }
 }
 
 /// Writes `header` (already signed) over the locked file's header, durably.

@@ -9,7 +9,10 @@ mod common;
 use std::{
     fs::{self, File, OpenOptions},
     io::{ErrorKind, Read, Write},
-    os::unix::fs::{FileExt, MetadataExt},
+    os::{
+        fd::AsFd,
+        unix::fs::{FileExt, MetadataExt},
+    },
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
     time::{Duration, Instant},
@@ -543,6 +546,30 @@ fn a_revoke_that_cannot_re_key_still_removes_the_stanza_and_says_so() {
     let revoke = records.iter().find(|r| r["op"] == "revoke").expect("a revoke record");
     assert_eq!(revoke["rekeyed"], false, "{revoke:#}");
     assert!(revoke["intent"].as_str().unwrap_or("").contains("NOT re-keyed"), "{revoke:#}");
+}
+
+#[test]
+fn a_file_kept_busy_is_still_revoked_and_named_as_not_re_keyed() {
+    let p = Project::sharing_with_bob("busy");
+    let a = p.s.mount("backing", "alice", "alice", &[]);
+    fs::write(a.path.join("shared"), b"for the team").unwrap();
+    let backing = p.backing_of("shared");
+    // Someone with the storage and bob's interest holds the mounts' own
+    // lock on the whole file, and never lets go.
+    let holder = OpenOptions::new().read(true).write(true).open(&backing).unwrap();
+    tresor_mount::lock::set(holder.as_fd(), libc::F_WRLCK, tresor_mount::lock::LOCK_BASE, 0, false).unwrap();
+
+    let mut revoke = p.cmd_as("steward", &["revoke", backing.to_str().unwrap(), "--from", "bob"]);
+    let out = revoke.env("TRESOR_LOCK_TIMEOUT", "2").output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("NOT RE-KEYED") && stderr(&out).contains("busy"), "{}", stderr(&out));
+    assert!(!p.header_of(&backing).is_recipient(&p.unseal("bob").id()), "bob's stanza stayed");
+
+    drop(holder);
+    let before = p.header_of(&backing);
+    p.ok(&["rekey", backing.to_str().unwrap()]);
+    assert_ne!(p.header_of(&backing).file_id, before.file_id);
+    assert_eq!(fs::read(a.path.join("shared")).unwrap(), b"for the team");
 }
 
 #[test]
