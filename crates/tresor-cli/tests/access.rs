@@ -560,7 +560,7 @@ fn a_file_kept_busy_is_still_revoked_and_named_as_not_re_keyed() {
     tresor_mount::lock::set(holder.as_fd(), libc::F_WRLCK, tresor_mount::lock::LOCK_BASE, 0, false).unwrap();
 
     let mut revoke = p.cmd_as("steward", &["revoke", backing.to_str().unwrap(), "--from", "bob"]);
-    let out = revoke.env("TRESOR_LOCK_TIMEOUT", "2").output().unwrap();
+    let out = common::run_within(Duration::from_secs(60), revoke.env("TRESOR_LOCK_TIMEOUT", "2"));
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains("NOT RE-KEYED") && stderr(&out).contains("busy"), "{}", stderr(&out));
     assert!(!p.header_of(&backing).is_recipient(&p.unseal("bob").id()), "bob's stanza stayed");

@@ -12,12 +12,12 @@ use std::{
     fs,
     os::unix::{ffi::OsStrExt, fs::MetadataExt, fs::PermissionsExt},
     path::{Path, PathBuf},
-    process::{Command, Output, Stdio},
+    process::{Command, Output},
     sync::mpsc,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use common::{run_ok, Scratch};
+use common::{run_ok, run_within, Scratch};
 use tresor_tamper as tamper;
 
 /// How long a command or file-system call may take before it counts as a
@@ -26,22 +26,6 @@ const PROMPT: Duration = Duration::from_secs(20);
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Runs `cmd` and returns its output, failing the test if it has not ended
-/// within `PROMPT` (it is killed then).
-fn run_promptly(cmd: &mut Command) -> Output {
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let deadline = Instant::now() + PROMPT;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} still running after {PROMPT:?}: it hangs");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
 }
 
 /// Runs `f` on a thread of its own and returns its result, failing the
@@ -128,14 +112,14 @@ fn a_fifo_planted_as_the_volume_file_is_refused_promptly_by_member_list_and_moun
     let (s, backing) = volume("fifo-volume");
     tamper::plant_fifo(&backing.join("tresor.volume"));
 
-    let out = run_promptly(&mut member_list(&s, &backing));
+    let out = run_within(PROMPT, &mut member_list(&s, &backing));
     assert!(!out.status.success());
     assert!(stderr(&out).contains("FIFO"), "member list: no clear message: {}", stderr(&out));
 
     if !is_root() {
         return;
     }
-    let out = run_promptly(&mut s.mount_cmd("backing", "mnt", "steward"));
+    let out = run_within(PROMPT, &mut s.mount_cmd("backing", "mnt", "steward"));
     assert!(!out.status.success(), "a mount of a volume whose volume file is a FIFO succeeded");
     assert!(stderr(&out).contains("FIFO"), "mount: no clear message: {}", stderr(&out));
 }
@@ -148,7 +132,7 @@ fn a_sparse_gigabyte_volume_file_is_refused_without_reading_it() {
     let mut cmd = Command::new("prlimit");
     cmd.arg(format!("--as={}", 512u64 << 20)).arg("--").arg(env!("CARGO_BIN_EXE_tresor"));
     cmd.env("TRESOR_DIR", s.path("config")).args(["member", "list"]).arg(&backing);
-    let out = run_promptly(&mut cmd);
+    let out = run_within(PROMPT, &mut cmd);
     assert_eq!(out.status.code(), Some(1), "not a clean refusal: {:?}\n{}", out.status, stderr(&out));
     assert!(stderr(&out).contains("larger than"), "no clear message: {}", stderr(&out));
 }
