@@ -105,12 +105,19 @@ impl TresorFs {
             e
         };
         if attr::is_reg(st) {
-            let (fd, now) = sys::open_regular(dir, &loc.name, libc::O_RDONLY).map_err(|e| {
-                if sys::is_wrong_type(&e) {
-                    tracing::error!("{}: {e}", show(&loc.path));
+            let (fd, now) = match sys::open_regular(dir, &loc.name, libc::O_RDONLY) {
+                Ok(opened) => opened,
+                // A daemon that is not root, on a file its owner made
+                // unreadable (`chmod 0`, then `chmod 644`): it could change
+                // that inode by name anyway, so it is held by `O_PATH`.
+                Err(e) if sys::is_errno(&e, libc::EACCES) && self.euid != 0 => return self.held_by_path(loc, st),
+                Err(e) => {
+                    if sys::is_wrong_type(&e) {
+                        tracing::error!("{}: {e}", show(&loc.path));
+                    }
+                    return Err(e.into());
                 }
-                Errno::from(e)
-            })?;
+            };
             same(st, &now)?;
             if check == Check::Content {
                 let volume = self.volume.get();
@@ -124,20 +131,32 @@ impl TresorFs {
             return Ok(Checked { fd, held: Held::Open });
         }
         if attr::is_dir(st) {
-            let fd = sys::open_directory(dir, &loc.name)?;
+            let fd = match sys::open_directory(dir, &loc.name) {
+                Ok(fd) => fd,
+                // As above, for a directory without read permission.
+                Err(e) if sys::is_errno(&e, libc::EACCES) && self.euid != 0 => return self.held_by_path(loc, st),
+                Err(e) => return Err(e.into()),
+            };
             same(st, &sys::fstat(fd.as_fd())?)?;
             if check == Check::Content {
                 self.names.dir_iv(fd.as_fd(), ino, &loc.path).map_err(|e| refused("the directory IV", e))?;
             }
             return Ok(Checked { fd, held: Held::Open });
         }
-        let fd = sys::openat(dir, &loc.name, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
-        same(st, &sys::fstat(fd.as_fd())?)?;
+        let held = self.held_by_path(loc, st)?;
         if attr::is_symlink(st) && check == Check::Content {
             self.names.read_target(dir, &loc.name, &loc.path).map_err(|e| refused("the symlink target", e))?;
             // The target was read by name: still the same entry?
             same(st, &sys::fstatat(dir, &loc.name)?)?;
         }
+        Ok(held)
+    }
+
+    /// An `O_PATH | O_NOFOLLOW` descriptor of the entry at `loc`, which
+    /// must still be the inode `st` describes.
+    fn held_by_path(&self, loc: &Loc<'_>, st: &libc::stat) -> FsResult<Checked> {
+        let fd = sys::openat(loc.dir.fd(), &loc.name, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
+        same(st, &sys::fstat(fd.as_fd())?)?;
         Ok(Checked { fd, held: Held::Path })
     }
 }
