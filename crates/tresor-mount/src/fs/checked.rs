@@ -64,24 +64,27 @@ impl Checked {
     }
 
     pub(super) fn chown(&self, uid: u32, gid: u32) -> FsResult<()> {
-        Ok(match self.held {
-            Held::Open => sys::fchown(self.fd(), uid, gid)?,
-            Held::Path => sys::fchown_opath(self.fd(), uid, gid)?,
-        })
+        let done = match self.held {
+            Held::Open => sys::fchown(self.fd(), uid, gid),
+            Held::Path => sys::fchown_opath(self.fd(), uid, gid),
+        };
+        Ok(done?)
     }
 
     pub(super) fn chmod(&self, mode: u32) -> FsResult<()> {
-        Ok(match self.held {
-            Held::Open => sys::fchmod(self.fd(), mode)?,
-            Held::Path => sys::fchmod_opath(self.fd(), mode)?,
-        })
+        let done = match self.held {
+            Held::Open => sys::fchmod(self.fd(), mode),
+            Held::Path => sys::fchmod_opath(self.fd(), mode),
+        };
+        Ok(done?)
     }
 
     pub(super) fn utimens(&self, times: &[libc::timespec; 2]) -> FsResult<()> {
-        Ok(match self.held {
-            Held::Open => sys::futimens(self.fd(), times)?,
-            Held::Path => sys::utimens_opath(self.fd(), times)?,
-        })
+        let done = match self.held {
+            Held::Open => sys::futimens(self.fd(), times),
+            Held::Path => sys::utimens_opath(self.fd(), times),
+        };
+        Ok(done?)
     }
 }
 
