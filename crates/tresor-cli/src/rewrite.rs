@@ -39,7 +39,7 @@ use std::{
         },
     },
     path::{Path, PathBuf},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use anyhow::{bail, Context, Result};
@@ -51,8 +51,7 @@ use tresor_format::{
 use tresor_mount::{lock, MOVED_MAGIC};
 use zeroize::Zeroize;
 
-pub use crate::backing::TMP_PREFIX;
-use crate::backing::{tmp_name, Root};
+use crate::backing::{tmp_name, Root, TMP_PREFIX};
 
 /// From now on Ctrl-C (SIGINT) and SIGTERM stop the run between chunks and
 /// files instead of killing it: the file being re-keyed keeps its old
@@ -69,7 +68,7 @@ pub fn interrupted() -> bool {
 const TMP_STALE: Duration = Duration::from_secs(60);
 
 pub fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    tresor_sys::now_secs()
 }
 
 /// A backing file opened read-write with an internal lock held (released
