@@ -21,6 +21,7 @@ use tresor_format::{
 };
 
 use crate::{
+    backing::Root,
     config, id,
     passphrase::PassSource,
     resolve::{self, Target, Vol},
@@ -187,7 +188,8 @@ fn open_vol(
     };
     let names = name_key.as_ref().map(NameCipher::new);
     let place = name_key.as_ref().map(tresor_format::PlaceKey::new);
-    Ok((Vol { root: root.to_owned(), volume, audit, place }, names))
+    let backing = crate::backing::Root::open(root)?;
+    Ok((Vol { root: root.to_owned(), backing, volume, audit, place }, names))
 }
 
 fn member_of(volume: &Volume, who: &str) -> Result<MemberId> {
@@ -288,6 +290,7 @@ impl Progress {
 /// is itself; a directory needs `recursive`. Stale temporaries in the
 /// directories walked are removed on the way.
 fn files(
+    root: &Root,
     names: Option<&NameCipher>,
     target: &Target,
     recursive: bool,
@@ -304,12 +307,18 @@ fn files(
     if !recursive {
         bail!("{} is a directory: use -r to include everything below it", target.shown);
     }
-    walk(names, &target.backing, &target.shown, each)
+    walk(root, names, &target.backing, &target.shown, each)
 }
 
-fn walk(names: Option<&NameCipher>, dir: &Path, shown: &str, each: &mut dyn FnMut(&Path, &str)) -> Result<()> {
-    rewrite::clean_stale_tmp(dir);
-    let iv = resolve::read_iv(dir)?;
+fn walk(
+    root: &Root,
+    names: Option<&NameCipher>,
+    dir: &Path,
+    shown: &str,
+    each: &mut dyn FnMut(&Path, &str),
+) -> Result<()> {
+    rewrite::clean_stale_tmp(root, dir);
+    let iv = resolve::read_iv(root, dir)?;
     let mut entries: Vec<_> = fs::read_dir(dir)?.flatten().collect();
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
@@ -318,13 +327,13 @@ fn walk(names: Option<&NameCipher>, dir: &Path, shown: &str, each: &mut dyn FnMu
             continue;
         }
         let plain = names
-            .and_then(|n| resolve::plain_name(n, dir, &iv, &entry))
+            .and_then(|n| resolve::plain_name(n, root, dir, &iv, &entry))
             .map(|p| String::from_utf8_lossy(&p).into_owned())
             .unwrap_or_else(|| format!("<{entry}>"));
         let shown = if shown == "/" || shown.is_empty() { plain } else { format!("{shown}/{plain}") };
         let ft = e.file_type()?;
         if ft.is_dir() {
-            walk(names, &e.path(), &shown, each)?;
+            walk(root, names, &e.path(), &shown, each)?;
         } else if ft.is_file() {
             each(&e.path(), &shown);
         }
@@ -353,7 +362,7 @@ fn for_each_file(
     let (mut done, mut skipped, mut failed) = (0u64, 0u64, 0u64);
     for (at, target) in &targets {
         let (vol, names) = &vols[*at];
-        files(names.as_ref(), target, recursive, &mut |path, shown| {
+        files(&vol.backing, names.as_ref(), target, recursive, &mut |path, shown| {
             if rewrite::interrupted() {
                 return;
             }
@@ -394,7 +403,7 @@ pub fn grant(args: GrantArgs) -> Result<u8> {
             bail!("{} is an auditor: auditors hold no content keys", member.name);
         }
         require_steward(&vol.volume, &me)?;
-        let locked = rewrite::lock_file(path, &vol.volume, u64::from(vol.volume.params.header_len))?;
+        let locked = rewrite::lock_file(&vol.backing, path, &vol.volume, u64::from(vol.volume.params.header_len))?;
         if locked.header.is_recipient(&to) {
             return Ok(Outcome::Skipped);
         }
@@ -428,7 +437,7 @@ fn require_steward(volume: &Volume, me: &Identity) -> Result<()> {
 /// Signs the header of `path` again as `me`, recipients unchanged, if
 /// `wanted` holds for it under the lock; records it in the audit log.
 fn resign(vol: &Vol, me: &Identity, path: &Path, shown: &str, wanted: impl Fn(&Header) -> bool) -> Result<bool> {
-    let locked = rewrite::lock_file(path, &vol.volume, u64::from(vol.volume.params.header_len))?;
+    let locked = rewrite::lock_file(&vol.backing, path, &vol.volume, u64::from(vol.volume.params.header_len))?;
     if !wanted(&locked.header) {
         return Ok(false);
     }
@@ -451,24 +460,56 @@ pub fn revoke_file(
 ) -> Result<Outcome> {
     let volume = &vol.volume;
     let len = if rekey { 0 } else { u64::from(volume.params.header_len) };
-    let locked = rewrite::lock_file(path, volume, len)?;
+    let wait = rewrite::lock_timeout();
+    let locked = rewrite::lock_file_within(&vol.backing, path, volume, len, Some(wait))?;
     if !locked.header.is_recipient(from) {
         return Ok(Outcome::Skipped);
     }
-    let after: Vec<[u8; 16]>;
-    if rekey {
-        let recipients = rewrite::publics(volume, locked.header.recipients().filter(|r| r != from));
-        after = recipients.iter().map(|p| p.id().0).collect();
-        rewrite::rekey(locked, path, volume, me, &recipients, |n| progress.add_bytes(n))?;
-    } else {
-        let mut header = locked.header.clone();
-        header.remove_recipient(from);
-        header.sign(me, now())?;
-        rewrite::write_header(&locked, &header, path)?;
-        after = header.recipients().map(|r| r.0).collect();
+    // First, always: the member's stanza goes, in place, so nothing the
+    // member can do to the file (a planted hard link, keeping it busy,
+    // filling the disk) keeps their key in its header. A lock held longer
+    // than a daemon's I/O ever takes does not stop it either (one pwrite of
+    // the header; a reader racing it gets EIO once, never a wrong key).
+    if !locked.held {
+        progress.println(format!(
+            "tresor: {shown}: its lock was held for more than {}s: removing the stanza without it",
+            wait.as_secs()
+        ));
     }
-    audit(vol, Event::new(Op::Revoke).subject(from.0).rekeyed(rekey).recipients(after), shown)?;
-    Ok(Outcome::Done)
+    let mut header = locked.header.clone();
+    header.remove_recipient(from);
+    header.sign(me, now())?;
+    rewrite::write_header(&locked, &header, path)?;
+    let after: Vec<[u8; 16]> = header.recipients().map(|r| r.0).collect();
+    let event = || Event::new(Op::Revoke).subject(from.0).recipients(after.clone());
+    if !rekey {
+        audit(vol, event().rekeyed(false), shown)?;
+        return Ok(Outcome::Done);
+    }
+    // Then the re-key, so that a content key the member kept opens nothing
+    // stored afterwards.
+    let recipients = rewrite::publics(volume, header.recipients());
+    let held = locked.held;
+    let locked = rewrite::Locked { file: locked.file, header, held };
+    let rekeyed = if held {
+        rewrite::rekey(locked, &vol.backing, path, volume, me, &recipients, |n| progress.add_bytes(n))
+    } else {
+        Err(anyhow::anyhow!("the file was kept busy: its lock was held for more than {}s", wait.as_secs()))
+    };
+    match rekeyed {
+        Ok(()) => {
+            audit(vol, event().rekeyed(true), shown)?;
+            Ok(Outcome::Done)
+        }
+        Err(e) => {
+            audit(vol, event().rekeyed(false).intent(format!("NOT re-keyed: {e:#}")), shown)?;
+            Err(e.context(format!(
+                "access removed (the member's key is gone from the header), but NOT RE-KEYED: a content key they \
+                 kept still opens what is stored; fix the cause and run `tresor rekey {}`",
+                path.display()
+            )))
+        }
+    }
 }
 
 /// A member by name or id; for a revoke also the id of someone already
@@ -498,10 +539,10 @@ pub fn rekey(args: RekeyArgs) -> Result<u8> {
     let me = steward(&args.who)?;
     for_each_file(&args.paths, args.recursive, Some(&me), Some(&me), "rekey", |vol, path, shown, progress| {
         require_steward(&vol.volume, &me)?;
-        let locked = rewrite::lock_file(path, &vol.volume, 0)?;
+        let locked = rewrite::lock_file(&vol.backing, path, &vol.volume, 0)?;
         let recipients = rewrite::publics(&vol.volume, locked.header.recipients());
         let after = recipients.iter().map(|p| p.id().0).collect();
-        rewrite::rekey(locked, path, &vol.volume, &me, &recipients, |n| progress.add_bytes(n))?;
+        rewrite::rekey(locked, &vol.backing, path, &vol.volume, &me, &recipients, |n| progress.add_bytes(n))?;
         audit(vol, Event::new(Op::Rekey).rekeyed(true).recipients(after), shown)?;
         Ok(Outcome::Done)
     })
@@ -524,7 +565,7 @@ pub fn acl(args: AclArgs) -> Result<u8> {
     for_each_file(&args.paths, args.recursive, me.as_ref(), None, "", |vol, path, shown, _| {
         let volume = &vol.volume;
         let mut bytes = vec![0u8; volume.params.header_len as usize];
-        std::os::unix::fs::FileExt::read_exact_at(&fs::File::open(path)?, &mut bytes, 0)
+        std::os::unix::fs::FileExt::read_exact_at(&vol.backing.file(path, libc::O_RDONLY)?.0, &mut bytes, 0)
             .with_context(|| format!("{shown}: reading the header"))?;
         let header = Header::open(&bytes, volume).with_context(|| format!("{shown}: file header"))?;
         let in_force = resolve::policy_in_force(vol, path.parent().expect("a file has a directory"))?;
@@ -575,7 +616,7 @@ pub fn remove_member_files(backing: &Path, me: &Arc<Identity>, gone: &MemberId) 
     let target = Target { backing: backing.to_owned(), shown: "/".into() };
     let progress = Progress::new("member remove");
     rewrite::catch_interrupt();
-    files(names.as_ref(), &target, true, &mut |path, shown| {
+    files(&vol.backing, names.as_ref(), &target, true, &mut |path, shown| {
         if rewrite::interrupted() {
             return;
         }
@@ -629,11 +670,15 @@ pub fn policy(cmd: PolicyCommand) -> Result<u8> {
             );
             // Headers below that the new policy no longer allows: re-sign.
             let progress = Progress::new("re-signing");
-            walk(names.as_ref(), &target.backing, &target.shown, &mut |path, shown| {
+            walk(&vol.backing, names.as_ref(), &target.backing, &target.shown, &mut |path, shown| {
                 progress.tally(shown, || {
                     let in_force = resolve::policy_in_force(&vol, path.parent().expect("in a dir"))?;
                     let mut bytes = vec![0u8; vol.volume.params.header_len as usize];
-                    std::os::unix::fs::FileExt::read_exact_at(&fs::File::open(path)?, &mut bytes, 0)?;
+                    std::os::unix::fs::FileExt::read_exact_at(
+                        &vol.backing.file(path, libc::O_RDONLY)?.0,
+                        &mut bytes,
+                        0,
+                    )?;
                     let header = Header::open(&bytes, &vol.volume)?;
                     let breaks_rule = |h: &Header| {
                         check_header(&vol.volume, h, in_force.as_ref().map(|(_, d)| d.as_slice())).is_err()
@@ -660,7 +705,7 @@ pub fn policy(cmd: PolicyCommand) -> Result<u8> {
             let in_force = resolve::policy_in_force(&vol, &target.backing)?;
             let list = |ids: &[MemberId]| -> Vec<String> { ids.iter().map(|i| name_of(&vol.volume, i)).collect() };
             let from = in_force.as_ref().map(|(d, _)| match names.as_ref() {
-                Some(n) => resolve::show(n, &vol.root, d),
+                Some(n) => resolve::show(n, &vol.backing, d),
                 None => d.strip_prefix(&vol.root).unwrap_or(d).display().to_string(),
             });
             if json {

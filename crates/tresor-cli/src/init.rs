@@ -54,7 +54,11 @@ pub fn run(args: InitArgs) -> Result<()> {
     let params =
         VolumeParams { suite: suite(&args.cipher)?, block_size: args.block_size, header_len: args.header_size };
     fs::create_dir_all(&args.backing).with_context(|| format!("creating {}", args.backing.display()))?;
-    if fs::read_dir(&args.backing)?.next().is_some() {
+    let root = crate::backing::Root::open(&args.backing)?;
+    let listing = tresor_sys::openat(root.fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)
+        .and_then(tresor_sys::read_dir)
+        .with_context(|| format!("listing {}", args.backing.display()))?;
+    if !listing.is_empty() {
         bail!("{} is not empty: a volume starts in an empty directory", args.backing.display());
     }
     let steward_path = args.steward.unwrap_or_else(config::default_identity);
@@ -69,10 +73,17 @@ pub fn run(args: InitArgs) -> Result<()> {
         volume.sign(&steward)?;
     }
     // The root IV first: a volume file without it would be a half-made volume.
+    // Both made O_EXCL beneath the root's descriptor: nothing planted meanwhile is followed or reused.
+    let create = |name: &str, bytes: &[u8]| -> Result<()> {
+        let path = args.backing.join(name);
+        tresor_sys::write_new(root.fd(), &tresor_sys::cstring(name.as_bytes())?, bytes, 0o644)
+            .map_err(|e| crate::backing::explain(&path, e))
+            .with_context(|| format!("creating {}", path.display()))
+    };
     let root_iv = PlaceKey::new(&name_key).seal_diriv(&DirIv::generate(&mut OsRng), Place::Root);
-    fs::write(args.backing.join(names::DIRIV_FILE), root_iv)?;
-    let volume_path = args.backing.join(names::VOLUME_FILE);
-    fs::write(&volume_path, volume.to_bytes()).with_context(|| format!("writing {}", volume_path.display()))?;
+    create(names::DIRIV_FILE, &root_iv)?;
+    create(names::VOLUME_FILE, &volume.to_bytes())?;
+    tresor_sys::sync_dir(root.fd())?;
     config::pin_for(&volume.to_bytes(), Some(steward.public()))?;
     println!(
         "created volume {} in {} ({}, {} KiB blocks, {}-byte headers); steward {} ({})",

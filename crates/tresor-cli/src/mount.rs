@@ -13,7 +13,7 @@ use std::{
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use tresor_format::{names, PublicIdentity};
+use tresor_format::PublicIdentity;
 use tresor_mount::{MountConfig, Prepared};
 
 use crate::{config, id, passphrase::PassSource};
@@ -83,11 +83,12 @@ pub fn run(mut args: MountArgs) -> Result<()> {
     let identity_path = args.identity.clone().unwrap_or_else(config::default_identity);
     let identity = id::unlock(&identity_path, &args.pass)?;
 
-    let volume_path = args.backing.join(names::VOLUME_FILE);
     let mut pinned = Vec::new();
     let mut pin_note = None;
     let mut generation_file = None;
-    if let Ok(bytes) = fs::read(&volume_path) {
+    // Bounded, non-blocking, type-checked: a FIFO planted as the volume
+    // file must not hang `tresor mount` (prepare then says what is wrong).
+    if let Ok(bytes) = crate::backing::read_volume_file(&args.backing) {
         let pin = config::pin_for(&bytes, args.steward.as_ref())?;
         pinned.push(pin.key().ed25519);
         pin_note = Some(pin.describe());

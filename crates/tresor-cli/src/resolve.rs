@@ -16,16 +16,18 @@ use std::{
     path::{Component, Path, PathBuf},
 };
 
+use crate::backing::Root;
 use anyhow::{bail, Context, Result};
 use tresor_format::{
     names::{self, classify, EntryKind},
-    place::parse_diriv,
     DirIv, EncryptedName, MemberId, NameCipher, Place, PlaceKey, Volume,
 };
 
 /// A volume as the CLI sees it: its backing root and verified registry.
 pub struct Vol {
     pub root: PathBuf,
+    /// The root, open: backing entries are opened beneath it.
+    pub backing: crate::backing::Root,
     pub volume: Volume,
     /// The command's audit log in this volume (commands that change access).
     pub audit: Option<crate::audit::Session>,
@@ -39,8 +41,8 @@ impl Vol {
     /// and every ancestor's up to the root, when this run holds the name
     /// key; without it only its form is checked.
     pub fn dir_iv(&self, dir: &Path) -> Result<DirIv> {
-        let Some(key) = &self.place else { return read_iv(dir) };
-        let bytes = read_iv_bytes(dir)?;
+        let Some(key) = &self.place else { return read_iv(&self.backing, dir) };
+        let bytes = self.backing.read_iv_bytes(dir)?;
         let checked = if dir == self.root {
             key.open_diriv(&bytes, Place::Root)
         } else {
@@ -133,22 +135,16 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn read_iv_bytes(dir: &Path) -> Result<Vec<u8>> {
-    let p = dir.join(names::DIRIV_FILE);
-    fs::read(&p).with_context(|| format!("reading {}", p.display()))
-}
-
-/// The IV of backing directory `dir`, its form checked but not its place:
-/// for naming entries (a wrong IV only fails to decrypt them). Decisions
-/// use [`Vol::dir_iv`].
-pub fn read_iv(dir: &Path) -> Result<DirIv> {
-    let p = dir.join(names::DIRIV_FILE);
-    parse_diriv(&read_iv_bytes(dir)?).with_context(|| format!("{} is invalid", p.display()))
+/// The IV of backing directory `dir`, read beneath the root, its form
+/// checked but not its place: for naming entries (a wrong IV only fails to
+/// decrypt them). Decisions use [`Vol::dir_iv`].
+pub fn read_iv(root: &Root, dir: &Path) -> Result<DirIv> {
+    root.read_iv(dir)
 }
 
 /// The backing entry name of plaintext `name` in backing directory `dir`.
-fn entry_of(names: &NameCipher, dir: &Path, name: &[u8]) -> Result<String> {
-    let iv = read_iv(dir)?;
+fn entry_of(names: &NameCipher, root: &Root, dir: &Path, name: &[u8]) -> Result<String> {
+    let iv = read_iv(root, dir)?;
     Ok(match names.encrypt_name(&iv, name)? {
         EncryptedName::Short(e) => e,
         EncryptedName::Long { entry, .. } => entry,
@@ -156,11 +152,12 @@ fn entry_of(names: &NameCipher, dir: &Path, name: &[u8]) -> Result<String> {
 }
 
 /// The plaintext name of backing entry `entry` in `dir`, if it has one.
-pub fn plain_name(names: &NameCipher, dir: &Path, iv: &DirIv, entry: &str) -> Option<Vec<u8>> {
+pub fn plain_name(names: &NameCipher, root: &Root, dir: &Path, iv: &DirIv, entry: &str) -> Option<Vec<u8>> {
     match classify(entry) {
         EntryKind::Short => names.decrypt_name(iv, entry).ok(),
         EntryKind::Long => {
-            let full = fs::read_to_string(dir.join(names::long_name_sidecar(entry))).ok()?;
+            let full = root.read_small(dir, &names::long_name_sidecar(entry), crate::backing::SIDECAR_MAX).ok()?;
+            let full = String::from_utf8(full).ok()?;
             NameCipher::check_long_name(entry, &full).ok()?;
             names.decrypt_name(iv, &full).ok()
         }
@@ -204,7 +201,7 @@ pub fn resolve(
     let target = match (backing, plain_rel) {
         (Some(backing), _) => {
             let shown = match names {
-                Some(n) => show(n, &vol.root, &backing),
+                Some(n) => show(n, &vol.backing, &backing),
                 None => backing.strip_prefix(&vol.root).unwrap_or(&backing).display().to_string(),
             };
             Target { backing, shown }
@@ -215,7 +212,7 @@ pub fn resolve(
             for part in rel.components() {
                 match part {
                     Component::Normal(p) => {
-                        let entry = entry_of(names, &dir, p.as_bytes())?;
+                        let entry = entry_of(names, &vol.backing, &dir, p.as_bytes())?;
                         dir = dir.join(entry);
                     }
                     Component::CurDir => {}
@@ -233,15 +230,15 @@ pub fn resolve(
 }
 
 /// The plaintext path of backing path `backing` below `root`, for display.
-pub fn show(names: &NameCipher, root: &Path, backing: &Path) -> String {
-    let Ok(rel) = backing.strip_prefix(root) else { return backing.display().to_string() };
-    let mut dir = root.to_owned();
+pub fn show(names: &NameCipher, root: &Root, backing: &Path) -> String {
+    let Ok(rel) = backing.strip_prefix(&root.path) else { return backing.display().to_string() };
+    let mut dir = root.path.clone();
     let mut out: Vec<u8> = Vec::new();
     for part in rel.components() {
         let Component::Normal(p) = part else { continue };
-        let name = read_iv(&dir)
+        let name = read_iv(root, &dir)
             .ok()
-            .and_then(|iv| plain_name(names, &dir, &iv, &p.to_string_lossy()))
+            .and_then(|iv| plain_name(names, root, &dir, &iv, &p.to_string_lossy()))
             .unwrap_or_else(|| format!("<{}>", p.to_string_lossy()).into_bytes());
         if !out.is_empty() {
             out.push(b'/');

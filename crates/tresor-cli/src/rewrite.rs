@@ -15,24 +15,35 @@
 //!   old inode's magic overwritten with `TRSRMOVD` before the lock is
 //!   released. A daemon holding the old inode open sees the marker under
 //!   its next lock and reopens the file by path.
+//! * **Hard links**: a file with more than one name is re-keyed once; every
+//!   other name of it in the volume (same device and inode, found by a walk
+//!   of the backing tree) is re-pointed at the new file, a link under a
+//!   temporary name renamed over it, so the names stay one file and none
+//!   keeps the old key. A link outside the volume cannot be re-pointed: the
+//!   file is then not re-keyed, and the command says so.
+//!
+//! Every file and directory is opened beneath the backing root
+//! (`backing::Root`): no symlink is followed, no FIFO blocks, and
+//! temporaries are made `O_EXCL` and renamed under their directory's
+//! descriptor.
 
 use std::{
-    ffi::CString,
-    fs::{self, File, OpenOptions},
+    ffi::{CString, OsStr},
+    fs::{self, File},
     io::ErrorKind,
     os::{
         fd::AsFd,
         unix::{
             ffi::OsStrExt,
-            fs::{FileExt, MetadataExt, OpenOptionsExt},
+            fs::{DirEntryExt, FileExt, MetadataExt},
         },
     },
-    path::Path,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    path::{Path, PathBuf},
+    time::Duration,
 };
 
 use anyhow::{bail, Context, Result};
-use rand_core::{OsRng, RngCore};
+use rand_core::OsRng;
 use tresor_format::{
     content::{BLOCK_OVERHEAD, TRAILER_LEN},
     ContentCipher, Header, Identity, Layout, MemberId, PublicIdentity, Volume,
@@ -40,35 +51,24 @@ use tresor_format::{
 use tresor_mount::{lock, MOVED_MAGIC};
 use zeroize::Zeroize;
 
-pub const TMP_PREFIX: &str = "tresor.tmp.";
-
-static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-extern "C" fn on_interrupt(_: libc::c_int) {
-    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
-}
+use crate::backing::{tmp_name, Root, TMP_PREFIX};
 
 /// From now on Ctrl-C (SIGINT) and SIGTERM stop the run between chunks and
 /// files instead of killing it: the file being re-keyed keeps its old
 /// version and its temporary is removed at once. (Call after any
 /// passphrase prompt, which must stay interruptible.)
 pub fn catch_interrupt() {
-    let handler = on_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    // SAFETY: the handler only stores to an atomic.
-    unsafe {
-        libc::signal(libc::SIGINT, handler);
-        libc::signal(libc::SIGTERM, handler);
-    }
+    tresor_sys::catch_stop_signals();
 }
 
 pub fn interrupted() -> bool {
-    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+    tresor_sys::stop_requested()
 }
 /// A temporary entry older than this is a crashed run's leftover.
 const TMP_STALE: Duration = Duration::from_secs(60);
 
 pub fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    tresor_sys::now_secs()
 }
 
 /// A backing file opened read-write with an internal lock held (released
@@ -76,24 +76,43 @@ pub fn now() -> u64 {
 pub struct Locked {
     pub file: File,
     pub header: Header,
+    /// False when the lock was not had within the wait given to
+    /// [`lock_file_within`]: the header was read without it.
+    pub held: bool,
+}
+
+/// How long a revoke waits for a file's lock before it removes the stanza
+/// without it (and leaves the re-key undone): `TRESOR_LOCK_TIMEOUT`
+/// seconds, default 120. A daemon holds the lock for one I/O at a time;
+/// a holder this long is a stuck client, or someone keeping the file busy
+/// on purpose.
+pub fn lock_timeout() -> Duration {
+    let secs = std::env::var("TRESOR_LOCK_TIMEOUT").ok().and_then(|v| v.parse().ok()).unwrap_or(120);
+    Duration::from_secs(secs)
 }
 
 /// Opens `path` and takes an exclusive internal lock on `[0, len)` (`len` 0:
 /// the whole file), reopening if a re-key by someone else replaced the file
 /// meanwhile. The header is read and verified under the lock.
-pub fn lock_file(path: &Path, volume: &Volume, len: u64) -> Result<Locked> {
+/// The file is opened beneath the backing root (no symlink anywhere on
+/// the way), non-blocking and type-checked before anything is read.
+pub fn lock_file(root: &Root, path: &Path, volume: &Volume, len: u64) -> Result<Locked> {
+    lock_file_within(root, path, volume, len, None)
+}
+
+/// [`lock_file`], waiting at most `wait` for the lock (`None`: as long as
+/// it takes); after that the header is read without it (`held` false).
+pub fn lock_file_within(root: &Root, path: &Path, volume: &Volume, len: u64, wait: Option<Duration>) -> Result<Locked> {
     for _ in 0..8 {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(path)
-            .with_context(|| format!("opening {}", path.display()))?;
-        if !file.metadata()?.is_file() {
-            bail!("{} is not a regular file", path.display());
-        }
-        lock::set(file.as_fd(), libc::F_WRLCK, lock::LOCK_BASE, len, true)
-            .with_context(|| format!("locking {}", path.display()))?;
+        let (file, _) = root.file(path, libc::O_RDWR)?;
+        let held = match wait {
+            None => {
+                lock::set(file.as_fd(), libc::F_WRLCK, lock::LOCK_BASE, len, true)
+                    .with_context(|| format!("locking {}", path.display()))?;
+                true
+            }
+            Some(wait) => lock_upto(&file, len, wait).with_context(|| format!("locking {}", path.display()))?,
+        };
         let mut bytes = vec![0u8; volume.params.header_len as usize];
         match file.read_exact_at(&mut bytes, 0) {
             Ok(()) => {}
@@ -106,9 +125,26 @@ pub fn lock_file(path: &Path, volume: &Volume, len: u64) -> Result<Locked> {
             continue; // re-keyed by someone else just now: open the new file
         }
         let header = Header::open(&bytes, volume).with_context(|| format!("{}: file header", path.display()))?;
-        return Ok(Locked { file, header });
+        return Ok(Locked { file, header, held });
     }
     bail!("{}: replaced on every one of 8 attempts; try again", path.display())
+}
+
+/// Takes the exclusive internal lock on `[0, len)` of `file`, waiting at
+/// most `wait`. The wait runs on a thread with a descriptor of the same
+/// open file description (OFD locks belong to the description): if it
+/// ends late, that thread closes its descriptor at once, and the lock goes
+/// when `file` is closed too.
+fn lock_upto(file: &File, len: u64, wait: Duration) -> std::io::Result<bool> {
+    let fd = file.as_fd().try_clone_to_owned()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(lock::set(fd.as_fd(), libc::F_WRLCK, lock::LOCK_BASE, len, true));
+    });
+    match rx.recv_timeout(wait) {
+        Ok(result) => result.map(|()| true),
+        Err(_) => Ok(false),
+    }
 }
 
 /// Writes `header` (already signed) over the locked file's header, durably.
@@ -130,6 +166,7 @@ pub fn publics(volume: &Volume, ids: impl Iterator<Item = MemberId>) -> Vec<Publ
 /// holds the whole-file lock.
 pub fn rekey(
     locked: Locked,
+    root: &Root,
     path: &Path,
     volume: &Volume,
     steward: &Identity,
@@ -138,13 +175,10 @@ pub fn rekey(
 ) -> Result<()> {
     let Locked { file, header, .. } = locked;
     let meta = file.metadata()?;
-    if meta.nlink() > 1 {
-        bail!(
-            "{} has {} hard links: a re-key replaces one name only; remove the other links first",
-            path.display(),
-            meta.nlink()
-        );
-    }
+    // Every name of the file: a member must not keep the old key by
+    // planting a second name (a hidden hard link) that a re-key of one name
+    // would leave on the old inode.
+    let links = if meta.nlink() > 1 { links_of(root, path, &meta)? } else { vec![path.to_owned()] };
     let old_key = header.file_key(steward).map_err(|e| match e {
         tresor_format::Error::NotRecipient { .. } => anyhow::anyhow!(
             "you are not a recipient of {}; ask a recipient steward or add yourself to the tree's default recipients",
@@ -161,16 +195,13 @@ pub fn rekey(
     let new = ContentCipher::new(p.suite, &new_key, &new_header.file_id, p.block_size);
     drop(new_key);
 
-    let dir = path.parent().context("a file has a directory")?;
-    let tmp = dir.join(format!("{TMP_PREFIX}{:016x}", OsRng.next_u64()));
-    let out = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)
-        .with_context(|| format!("creating {}", tmp.display()))?;
+    let (dir, name) = root.parent(path)?;
+    let tmp = tmp_name();
+    let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
+    let out = File::from(
+        tresor_sys::openat(dir.as_fd(), &tmp, flags, 0o600)
+            .with_context(|| format!("creating a temporary next to {}", path.display()))?,
+    );
     let copied = (|| -> Result<()> {
         out.write_all_at(&new_header.to_bytes()?, 0)?;
         let n = layout.block_count(size);
@@ -186,7 +217,7 @@ pub fn rekey(
         let mut k = 0u64;
         while k < n {
             if interrupted() {
-                bail!("interrupted; the file is unchanged");
+                bail!("interrupted");
             }
             let count = (n - k).min(per as u64);
             let start = layout.block_offset(k);
@@ -232,11 +263,20 @@ pub fn rekey(
         Ok(())
     })();
     if let Err(e) = copied {
-        let _ = fs::remove_file(&tmp);
-        return Err(e.context(format!("re-keying {}", path.display())));
+        let _ = tresor_sys::unlinkat(dir.as_fd(), &tmp, false);
+        return Err(e);
     }
-    fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
-    File::open(dir)?.sync_all()?;
+    tresor_sys::renameat2(dir.as_fd(), &tmp, dir.as_fd(), &name, 0)
+        .with_context(|| format!("replacing {}", path.display()))?;
+    tresor_sys::sync_dir(dir.as_fd())?;
+    // The other names: each re-pointed at the new inode (a link under a
+    // temporary name, renamed over the name), so they stay one file.
+    let mut left = Vec::new();
+    for link in &links[1..] {
+        if let Err(e) = repoint(root, &out, link) {
+            left.push(format!("{}: {e:#}", link.display()));
+        }
+    }
     // Times last: a temporary with an old mtime would look stale to a
     // concurrent run's cleanup.
     set_times(&out, &meta)?;
@@ -244,73 +284,120 @@ pub fn rekey(
     // The old inode: daemons still holding it see the marker and reopen.
     file.write_all_at(MOVED_MAGIC, 0)?;
     file.sync_data()?;
+    let still = file.metadata()?.nlink();
     drop(file); // releases the lock
+    if !left.is_empty() {
+        bail!("re-keyed, but these names still hold the old file: {}", left.join("; "));
+    }
+    if still > 0 {
+        bail!("re-keyed, but {still} name(s) made meanwhile still hold the old file; run the re-key again");
+    }
     Ok(())
 }
 
-/// Mode, owner, times and the encrypted user xattrs of `from` onto `to`.
-fn copy_metadata(from: &File, to: &File, meta: &fs::Metadata) -> Result<()> {
-    use std::os::fd::AsRawFd;
-    let (src, dst) = (from.as_raw_fd(), to.as_raw_fd());
-    unsafe {
-        if libc::fchown(dst, meta.uid(), meta.gid()) != 0 && libc::geteuid() == 0 {
-            return Err(std::io::Error::last_os_error().into());
-        }
-        if libc::fchmod(dst, meta.mode() & 0o7777) != 0 {
-            return Err(std::io::Error::last_os_error().into());
+/// Every name below the backing root of the file at `path` (`meta`: its
+/// metadata, with more than one link): `path` first. All of its links must
+/// be in the volume; one outside it cannot be re-pointed.
+fn links_of(root: &Root, path: &Path, meta: &fs::Metadata) -> Result<Vec<PathBuf>> {
+    fn walk(dir: &Path, dev: u64, ino: u64, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = fs::read_dir(dir) else { return };
+        for e in entries.flatten() {
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                walk(&e.path(), dev, ino, out);
+            } else if ft.is_file() && e.ino() == ino {
+                if let Ok(m) = fs::symlink_metadata(e.path()) {
+                    if m.dev() == dev && m.ino() == ino {
+                        out.push(e.path());
+                    }
+                }
+            }
         }
     }
-    // Extended attributes (the mount stores user.tresor.* only).
-    let mut names = vec![0u8; 65536];
-    let n = unsafe { libc::flistxattr(src, names.as_mut_ptr().cast(), names.len()) };
-    if n > 0 {
-        for name in names[..n as usize].split(|&c| c == 0).filter(|n| !n.is_empty()) {
-            if !name.starts_with(b"user.") {
-                continue;
-            }
-            let cname = CString::new(name).expect("no NUL inside");
-            let mut value = vec![0u8; 65536];
-            let len = unsafe { libc::fgetxattr(src, cname.as_ptr(), value.as_mut_ptr().cast(), value.len()) };
-            if len < 0 {
-                return Err(std::io::Error::last_os_error().into());
-            }
-            if unsafe { libc::fsetxattr(dst, cname.as_ptr(), value.as_ptr().cast(), len as usize, 0) } != 0 {
-                return Err(std::io::Error::last_os_error().into());
-            }
+    let mut found = vec![path.to_owned()];
+    let mut all = Vec::new();
+    walk(&root.path, meta.dev(), meta.ino(), &mut all);
+    found.extend(all.into_iter().filter(|p| p != path));
+    if (found.len() as u64) < meta.nlink() {
+        bail!(
+            "{} has {} hard links, only {} of them in the volume; the others (outside it) would keep the old key: \
+             remove them first",
+            path.display(),
+            meta.nlink(),
+            found.len()
+        );
+    }
+    Ok(found)
+}
+
+/// Points the name `link` at the file open as `new`: linked under a
+/// temporary name in its directory, renamed over the name.
+fn repoint(root: &Root, new: &File, link: &Path) -> Result<()> {
+    let (dir, name) = root.parent(link)?;
+    let tmp = tmp_name();
+    tresor_sys::link_fd(new.as_fd(), dir.as_fd(), &tmp)?;
+    if let Err(e) = tresor_sys::renameat2(dir.as_fd(), &tmp, dir.as_fd(), &name, 0) {
+        let _ = tresor_sys::unlinkat(dir.as_fd(), &tmp, false);
+        return Err(e.into());
+    }
+    tresor_sys::sync_dir(dir.as_fd())?;
+    Ok(())
+}
+
+/// Mode, owner and the encrypted user xattrs of `from` onto `to`, on
+/// descriptors.
+fn copy_metadata(from: &File, to: &File, meta: &fs::Metadata) -> Result<()> {
+    let (src, dst) = (from.as_fd(), to.as_fd());
+    if let Err(e) = tresor_sys::fchown(dst, meta.uid(), meta.gid()) {
+        if tresor_sys::geteuid() == 0 {
+            return Err(e.into());
         }
+    }
+    tresor_sys::fchmod(dst, meta.mode() & 0o7777)?;
+    // Extended attributes (the mount stores user.tresor.* only).
+    let names = tresor_sys::flistxattr(src)?;
+    for name in names.split(|&c| c == 0).filter(|n| n.starts_with(b"user.")) {
+        let cname = CString::new(name).expect("no NUL inside");
+        let value = tresor_sys::fgetxattr(src, &cname)?;
+        tresor_sys::fsetxattr(dst, &cname, &value, 0)?;
     }
     Ok(())
 }
 
 fn set_times(to: &File, meta: &fs::Metadata) -> Result<()> {
-    use std::os::fd::AsRawFd;
-    let dst = to.as_raw_fd();
     let times = [
         libc::timespec { tv_sec: meta.atime(), tv_nsec: meta.atime_nsec() },
         libc::timespec { tv_sec: meta.mtime(), tv_nsec: meta.mtime_nsec() },
     ];
-    if unsafe { libc::futimens(dst, times.as_ptr()) } != 0 {
-        return Err(std::io::Error::last_os_error().into());
-    }
-    Ok(())
+    Ok(tresor_sys::futimens(to.as_fd(), &times)?)
 }
 
-/// Removes `tresor.tmp.*` entries in `dir` older than a minute: leftovers of
-/// a re-key (or a daemon's create) killed before its rename.
-pub fn clean_stale_tmp(dir: &Path) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
-    for e in entries.flatten() {
-        let name = e.file_name();
-        if !name.as_bytes().starts_with(TMP_PREFIX.as_bytes()) {
+/// Removes `tresor.tmp.*` files in `dir` older than a minute: leftovers of
+/// a re-key (or a daemon's create) killed before its rename. The directory
+/// is opened beneath the root and each entry removed by name in it, so a
+/// symlink planted on the way cannot steer the removal outside the volume.
+pub fn clean_stale_tmp(root: &Root, dir: &Path) {
+    let Ok(dirfd) = root.dir(dir) else { return };
+    let Ok(entries) =
+        tresor_sys::openat(dirfd.as_fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY, 0).and_then(tresor_sys::read_dir)
+    else {
+        return;
+    };
+    for e in entries {
+        if !e.name.starts_with(TMP_PREFIX.as_bytes()) {
             continue;
         }
-        let Ok(meta) = e.metadata() else { continue };
-        if !meta.is_file() {
+        let Ok(name) = tresor_sys::cstring(&e.name) else { continue };
+        let Ok(st) = tresor_sys::fstatat(dirfd.as_fd(), &name) else { continue };
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
             continue;
         }
-        let age = meta.modified().ok().and_then(|m| m.elapsed().ok()).unwrap_or_default();
-        if age >= TMP_STALE && fs::remove_file(e.path()).is_ok() {
-            eprintln!("tresor: removed {} (left over from an interrupted run)", e.path().display());
+        let age = now().saturating_sub(st.st_mtime.max(0) as u64);
+        if age >= TMP_STALE.as_secs() && tresor_sys::unlinkat(dirfd.as_fd(), &name, false).is_ok() {
+            eprintln!(
+                "tresor: removed {} (left over from an interrupted run)",
+                dir.join(OsStr::from_bytes(&e.name)).display()
+            );
         }
     }
 }

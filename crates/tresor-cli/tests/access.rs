@@ -9,7 +9,10 @@ mod common;
 use std::{
     fs::{self, File, OpenOptions},
     io::{ErrorKind, Read, Write},
-    os::unix::fs::FileExt,
+    os::{
+        fd::AsFd,
+        unix::fs::{FileExt, MetadataExt},
+    },
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
     time::{Duration, Instant},
@@ -42,6 +45,15 @@ impl Project {
             p.ok(&["member", "add", p.backing().to_str().unwrap(), &public, "--name", who]);
         }
         p.ok(&["policy", "set", p.backing().to_str().unwrap(), "--default", "steward"]);
+        p
+    }
+
+    /// A project whose new files are readable by the steward and bob by
+    /// default (once mounts have reloaded the registry).
+    fn sharing_with_bob(name: &str) -> Project {
+        let p = Project::new(name);
+        p.ok(&["policy", "set", p.backing().to_str().unwrap(), "--default", "steward", "bob"]);
+        std::thread::sleep(Duration::from_millis(1100)); // mounts reload the registry once a second
         p
     }
 
@@ -360,8 +372,11 @@ fn a_revoke_killed_at_random_moments_leaves_the_old_or_the_new_file() {
         child.wait().unwrap();
         // Exactly one key set: the header verifies and every block and the
         // trailer open under it (a full read through the mount).
+        // The stanza goes first, in place; then the re-key: the header is
+        // the old one, the old one without bob, or a new file's.
         let after = p.header_of(&path);
-        assert!(after == before || after.file_id != before.file_id, "round {round}: a mixed header");
+        let stanza_gone = after.file_id == before.file_id && !after.is_recipient(&p.unseal("bob").id());
+        assert!(after == before || stanza_gone || after.file_id != before.file_id, "round {round}: a mixed header");
         assert!(
             fs::read(a.path.join("big")).unwrap() == content,
             "round {round} (killed after {at:?}): content changed"
@@ -424,21 +439,142 @@ fn writers_on_two_nodes_lose_nothing_during_re_keys() {
 }
 
 #[test]
-fn a_file_with_hard_links_is_not_re_keyed() {
+fn a_file_with_hard_links_is_re_keyed_once_and_every_name_follows() {
     let p = Project::new("hardlink");
     let a = p.s.mount("backing", "alice", "alice", &[]);
     fs::write(a.path.join("one"), b"linked").unwrap();
-    fs::hard_link(a.path.join("one"), a.path.join("two")).unwrap();
-    let err = p.fails_as("steward", &["rekey", a.path.join("one").to_str().unwrap()]);
-    assert!(err.contains("hard links"), "{err}");
-    assert_eq!(fs::read(a.path.join("two")).unwrap(), b"linked");
+    fs::create_dir(a.path.join("sub")).unwrap();
+    fs::hard_link(a.path.join("one"), a.path.join("sub/two")).unwrap();
+    let before = p.header_of(&p.backing_of("one"));
+    p.ok(&["rekey", a.path.join("one").to_str().unwrap()]);
+    let one = p.backing_of("one");
+    let two = fs::read_dir(p.backing()).unwrap().map(|e| e.unwrap().path()).find(|e| e.is_dir()).unwrap();
+    let two =
+        fs::read_dir(two).unwrap().map(|e| e.unwrap().path()).find(|e| e.is_file() && !e.ends_with("tresor.diriv"));
+    let two = two.expect("sub/two's backing file");
+    assert_eq!(tresor_tamper::inode(&one), tresor_tamper::inode(&two), "the names are no longer one file");
+    assert_ne!(p.header_of(&one).file_id, before.file_id, "not re-keyed");
+    assert_eq!(fs::metadata(&one).unwrap().nlink(), 2);
+    assert_eq!(fs::read(a.path.join("one")).unwrap(), b"linked");
+    assert_eq!(fs::read(a.path.join("sub/two")).unwrap(), b"linked");
+    assert_eq!(p.tmp_leftovers(), Vec::<String>::new());
+}
+
+/// The backing path of every name of the file with inode `ino` below `dir`.
+fn names_of(dir: &Path, ino: u64) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).unwrap() {
+        let path = e.unwrap().path();
+        let meta = fs::symlink_metadata(&path).unwrap();
+        if meta.is_dir() {
+            out.extend(names_of(&path, ino));
+        } else if meta.ino() == ino {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_member_who_hard_links_a_file_under_a_hidden_name_is_revoked_on_every_name() {
+    let p = Project::sharing_with_bob("hidden-link");
+    let a = p.s.mount("backing", "alice", "alice", &[]);
+    let first = data(2 * 4096 + 7, 3);
+    fs::write(a.path.join("shared"), &first).unwrap();
+    // bob, expecting to be revoked, keeps a second name that nobody asked about.
+    let b = p.s.mount("backing", "bob", "bob", &[]);
+    fs::create_dir(b.path.join("sub")).unwrap();
+    fs::hard_link(b.path.join("shared"), b.path.join("sub/.keep")).unwrap();
+    let backing = p.backing_of("shared");
+    let before = p.header_of(&backing);
+    let old_ino = tresor_tamper::inode(&backing);
+    let names = names_of(&p.backing(), old_ino);
+    assert_eq!(names.len(), 2, "{names:?}");
+    let volume = p.volume();
+    let bobs_key = before.file_key(&p.unseal("bob")).unwrap();
+
+    let out = p.ok(&["revoke", "-r", p.backing().to_str().unwrap(), "--from", "bob"]);
+    assert!(stderr(&out).contains("1 changed"), "{}", stderr(&out));
+
+    // Every name: one new file, without bob's stanza, with a new file id
+    // (so a new key and key commitment).
+    let ino = tresor_tamper::inode(&backing);
+    assert_ne!(ino, old_ino, "the file was not replaced");
+    for name in &names {
+        assert_eq!(tresor_tamper::inode(name), ino, "{} still holds the old file", name.display());
+        let h = p.header_of(name);
+        assert!(!h.is_recipient(&p.unseal("bob").id()), "{}: bob's stanza stayed", name.display());
+        assert_ne!(h.file_id, before.file_id, "{}: not re-keyed", name.display());
+    }
+    // bob reads neither name; alice reads both, the same content.
+    for name in ["shared", "sub/.keep"] {
+        assert_eq!(File::open(b.path.join(name)).unwrap_err().kind(), ErrorKind::PermissionDenied, "{name}");
+        assert_eq!(fs::read(a.path.join(name)).unwrap(), first, "{name}");
+    }
+    // What is written afterwards does not open with bob's old key.
+    OpenOptions::new().append(true).open(a.path.join("sub/.keep")).unwrap().write_all(&data(5000, 4)).unwrap();
+    assert_eq!(fs::read(a.path.join("shared")).unwrap().len(), first.len() + 5000);
+    let after = p.header_of(&backing);
+    for file_id in [before.file_id, after.file_id] {
+        let old = ContentCipher::new(volume.params.suite, &bobs_key, &file_id, volume.params.block_size);
+        for name in &names {
+            assert!(!opens_any_block(&volume, name, &old), "{}: bob's old key opens it", name.display());
+        }
+    }
+}
+
+#[test]
+fn a_revoke_that_cannot_re_key_still_removes_the_stanza_and_says_so() {
+    let p = Project::sharing_with_bob("cannot-rekey");
+    let a = p.s.mount("backing", "alice", "alice", &[]);
+    fs::write(a.path.join("shared"), b"for the team").unwrap();
+    let backing = p.backing_of("shared");
+    // A link outside the volume (same file system) cannot be re-pointed.
+    fs::hard_link(&backing, p.s.path("outside-link")).unwrap();
+
+    let out = p.cmd_as("steward", &["revoke", backing.to_str().unwrap(), "--from", "bob"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("NOT RE-KEYED") && stderr(&out).contains("hard links"), "{}", stderr(&out));
+    assert!(!p.header_of(&backing).is_recipient(&p.unseal("bob").id()), "bob's stanza stayed");
+    let b = p.s.mount("backing", "bob", "bob", &[]);
+    assert_eq!(File::open(b.path.join("shared")).unwrap_err().kind(), ErrorKind::PermissionDenied);
+    assert_eq!(fs::read(a.path.join("shared")).unwrap(), b"for the team");
+
+    let out = run_ok(&mut p.cmd_as("steward", &["audit", "show", "--json", "--volume", p.backing().to_str().unwrap()]));
+    let records: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let revoke = records.iter().find(|r| r["op"] == "revoke").expect("a revoke record");
+    assert_eq!(revoke["rekeyed"], false, "{revoke:#}");
+    assert!(revoke["intent"].as_str().unwrap_or("").contains("NOT re-keyed"), "{revoke:#}");
+}
+
+#[test]
+fn a_file_kept_busy_is_still_revoked_and_named_as_not_re_keyed() {
+    let p = Project::sharing_with_bob("busy");
+    let a = p.s.mount("backing", "alice", "alice", &[]);
+    fs::write(a.path.join("shared"), b"for the team").unwrap();
+    let backing = p.backing_of("shared");
+    // Someone with the storage and bob's interest holds the mounts' own
+    // lock on the whole file, and never lets go.
+    let holder = OpenOptions::new().read(true).write(true).open(&backing).unwrap();
+    tresor_mount::lock::set(holder.as_fd(), libc::F_WRLCK, tresor_mount::lock::LOCK_BASE, 0, false).unwrap();
+
+    let mut revoke = p.cmd_as("steward", &["revoke", backing.to_str().unwrap(), "--from", "bob"]);
+    let out = common::run_within(Duration::from_secs(60), revoke.env("TRESOR_LOCK_TIMEOUT", "2"));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("NOT RE-KEYED") && stderr(&out).contains("busy"), "{}", stderr(&out));
+    assert!(!p.header_of(&backing).is_recipient(&p.unseal("bob").id()), "bob's stanza stayed");
+
+    drop(holder);
+    let before = p.header_of(&backing);
+    p.ok(&["rekey", backing.to_str().unwrap()]);
+    assert_ne!(p.header_of(&backing).file_id, before.file_id);
+    assert_eq!(fs::read(a.path.join("shared")).unwrap(), b"for the team");
 }
 
 #[test]
 fn removing_a_member_with_rekey_revokes_every_file_and_re_signs_what_they_wrote() {
-    let p = Project::new("remove");
-    p.ok(&["policy", "set", p.backing().to_str().unwrap(), "--default", "steward", "bob"]);
-    std::thread::sleep(Duration::from_millis(1100)); // mounts reload the registry once a second
+    let p = Project::sharing_with_bob("remove");
     let a = p.s.mount("backing", "alice", "alice", &[]);
     fs::create_dir(a.path.join("sub")).unwrap();
     fs::write(a.path.join("sub/by-alice"), b"alice's").unwrap();

@@ -14,6 +14,7 @@
 //! | [`names`] | encrypted names, long names, symlink targets, directory IVs |
 //! | [`policy`] | the member header rule (policies themselves are in the volume file) |
 //! | [`audit`] | the audit log's checkpoint signature and path-sealing key |
+#![forbid(unsafe_code)]
 
 pub mod audit;
 pub mod content;

@@ -203,6 +203,32 @@ impl Drop for Lane<'_> {
     }
 }
 
+/// Reads and verifies the header of the backing file open as `fd` under a
+/// shared internal lock: signature against the registry, volume id. An
+/// invalid header (or a file shorter than one): EIO, logged as an error
+/// with `path`; a file re-keyed away meanwhile: [`Errno::MOVED`].
+pub fn read_header(fd: BorrowedFd<'_>, volume: &Volume, path: &[u8]) -> FsResult<Header> {
+    let header_len = volume.params.header_len;
+    let mut bytes = vec![0u8; header_len as usize];
+    {
+        let _lock = Guard::acquire(fd, Kind::Shared, Range::new(0, header_len.into()))?;
+        if let Err(e) = sys::pread_exact(fd, &mut bytes, 0) {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                tracing::error!("{}: file header: the file is shorter than a header", show(path));
+                return Err(Errno::EIO);
+            }
+            return Err(e.into());
+        }
+    }
+    if bytes.starts_with(MOVED_MAGIC) {
+        return Err(Errno::MOVED);
+    }
+    Header::open(&bytes, volume).map_err(|e| {
+        tracing::error!("{}: {e}", show(path));
+        Errno::EIO
+    })
+}
+
 impl OpenFile {
     /// Reads and verifies the header of the backing file open as `fd`,
     /// applies the caller's access `rule` to it, and unwraps its key. Not a
@@ -219,25 +245,7 @@ impl OpenFile {
         identity: &Identity,
         rule: impl FnOnce(&Header) -> FsResult<()>,
     ) -> FsResult<OpenFile> {
-        let header_len = volume.params.header_len;
-        let mut bytes = vec![0u8; header_len as usize];
-        {
-            let _lock = Guard::acquire(fd.as_fd(), Kind::Shared, Range::new(0, header_len.into()))?;
-            if let Err(e) = sys::pread_exact(fd.as_fd(), &mut bytes, 0) {
-                if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                    tracing::error!("{}: file header: the file is shorter than a header", show(&path));
-                    return Err(Errno::EIO);
-                }
-                return Err(e.into());
-            }
-        }
-        if bytes.starts_with(MOVED_MAGIC) {
-            return Err(Errno::MOVED);
-        }
-        let header = Header::open(&bytes, volume).map_err(|e| {
-            tracing::error!("{}: {e}", show(&path));
-            Errno::EIO
-        })?;
+        let header = read_header(fd.as_fd(), volume, &path)?;
         rule(&header)?;
         let key = header.file_key(identity).map_err(|e| match e {
             FormatError::NotRecipient { .. } => {

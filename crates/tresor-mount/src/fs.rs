@@ -101,6 +101,8 @@
 //! * With `cache_timeout` above zero, a node whose backing entry another
 //!   node replaced answers ESTALE until the kernel looks it up again.
 
+mod checked;
+
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -133,6 +135,7 @@ use crate::ready::{self, ReadyFiles};
 use crate::sys::{self, Errno, FsResult};
 use crate::volume::VolumeState;
 use crate::xattr;
+use checked::{Check, Held};
 
 const TMP_PREFIX: &str = "tresor.tmp.";
 /// A temporary entry younger than this is another node's create in progress.
@@ -359,12 +362,19 @@ impl TresorFs {
         }
     }
 
-    /// An `O_PATH` descriptor of `ino`'s backing entry (not following a
-    /// symlink) and its backing path, for the xattr calls.
-    fn xattr_target(&self, ino: u64) -> FsResult<(OwnedFd, Vec<u8>)> {
-        let loc = self.locate(ino)?;
-        let fd = sys::openat(loc.dir.fd(), &loc.name, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
-        Ok((fd, loc.path))
+    /// A descriptor of `ino`'s backing entry for the xattr calls, which act
+    /// on descriptors only: an open handle's, else the entry's, checked
+    /// (`checked`; `Check::Content` before a change). `None`: a symlink or
+    /// special file, which hold no user attributes (as on Linux).
+    fn xattr_target(&self, ino: u64, check: Check) -> FsResult<(Option<OwnedFd>, Vec<u8>)> {
+        Ok(match self.target(ino, None)? {
+            Target::Handle(f, _) => (Some(f.fd().try_clone_to_owned().map_err(Errno::from)?), f.path.clone()),
+            Target::Entry(loc, st) => {
+                let c = self.checked(ino, &loc, &st, check)?;
+                let fd = (c.held() == Held::Open).then(|| c.into_fd());
+                (fd, loc.path)
+            }
+        })
     }
 
     fn locate(&self, ino: u64) -> FsResult<Loc<'_>> {
@@ -556,25 +566,33 @@ impl TresorFs {
                 Target::Entry(loc, _) => truncate(&self.open_file(ino, loc, libc::O_RDWR, false)?)?,
             }
         }
-        if uid.is_some() || gid.is_some() {
-            let (u, g) = (uid.unwrap_or(u32::MAX), gid.unwrap_or(u32::MAX));
-            match &target {
-                Target::Handle(f, _) => sys::fchown(f.fd(), u, g)?,
-                Target::Entry(loc, _) => sys::fchownat(loc.dir.fd(), &loc.name, u, g)?,
+        let meta = mode.is_some() || uid.is_some() || gid.is_some() || atime.is_some() || mtime.is_some();
+        if !meta {
+            // A size change alone was made above, on a verified handle.
+        } else if let Target::Handle(f, _) = &target {
+            if uid.is_some() || gid.is_some() {
+                sys::fchown(f.fd(), uid.unwrap_or(u32::MAX), gid.unwrap_or(u32::MAX))?;
             }
-        }
-        if let Some(mode) = mode {
-            match &target {
-                Target::Handle(f, _) => sys::fchmod(f.fd(), mode & 0o7777)?,
-                Target::Entry(_, st) if attr::is_symlink(st) => return Err(Errno(libc::EOPNOTSUPP)),
-                Target::Entry(loc, _) => sys::fchmodat(loc.dir.fd(), &loc.name, mode & 0o7777)?,
+            if let Some(mode) = mode {
+                sys::fchmod(f.fd(), mode & 0o7777)?;
             }
-        }
-        if atime.is_some() || mtime.is_some() {
-            let times = [timespec(atime), timespec(mtime)];
-            match &target {
-                Target::Handle(f, _) => sys::futimens(f.fd(), &times)?,
-                Target::Entry(loc, _) => sys::utimensat(loc.dir.fd(), &loc.name, &times)?,
+            if atime.is_some() || mtime.is_some() {
+                sys::futimens(f.fd(), &[timespec(atime), timespec(mtime)])?;
+            }
+        } else if let Target::Entry(loc, st) = &target {
+            if mode.is_some() && attr::is_symlink(st) {
+                return Err(Errno(libc::EOPNOTSUPP));
+            }
+            // Never by name: on a descriptor of the entry, once verified.
+            let c = self.checked(ino, loc, st, Check::Content)?;
+            if uid.is_some() || gid.is_some() {
+                c.chown(uid.unwrap_or(u32::MAX), gid.unwrap_or(u32::MAX))?;
+            }
+            if let Some(mode) = mode {
+                c.chmod(mode & 0o7777)?;
+            }
+            if atime.is_some() || mtime.is_some() {
+                c.utimens(&[timespec(atime), timespec(mtime)])?;
             }
         }
         Ok(match &target {
@@ -1906,8 +1924,10 @@ impl Filesystem for TresorFs {
         reply: ReplyEmpty,
     ) {
         let result = self.audit.ready().and_then(|()| self.writable()).and_then(|()| {
-            let (fd, _) = self.xattr_target(ino.0)?;
-            xattr::set(self.names.cipher(), fd.as_fd(), name, value, flags)
+            match self.xattr_target(ino.0, Check::Content)? {
+                (Some(fd), _) => xattr::set(self.names.cipher(), fd.as_fd(), name, value, flags),
+                (None, _) => Err(Errno(libc::EPERM)),
+            }
         });
         let result =
             self.audited(req, Op::Setxattr, result, |e| e.path(self.plain(ino.0)).xattr(name.as_bytes()), drop);
@@ -1923,24 +1943,29 @@ impl Filesystem for TresorFs {
             // first write: answer without resolving the path.
             return reply_xattr(Err(Errno(libc::ENODATA)), size, reply);
         }
-        let result = self
-            .xattr_target(ino.0)
-            .and_then(|(fd, path)| xattr::get(self.names.cipher(), fd.as_fd(), name, &show(&path)));
+        let result = self.xattr_target(ino.0, Check::Type).and_then(|target| match target {
+            (Some(fd), path) => xattr::get(self.names.cipher(), fd.as_fd(), name, &show(&path)),
+            (None, _) => Err(Errno(libc::ENODATA)),
+        });
         self.audit_failure(req, Op::Getxattr, &result, |e| e.path(self.plain(ino.0)).xattr(name.as_bytes()));
         reply_xattr(result, size, reply);
     }
 
     fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        let result =
-            self.xattr_target(ino.0).and_then(|(fd, path)| xattr::list(self.names.cipher(), fd.as_fd(), &show(&path)));
+        let result = self.xattr_target(ino.0, Check::Type).and_then(|target| match target {
+            (Some(fd), path) => xattr::list(self.names.cipher(), fd.as_fd(), &show(&path)),
+            (None, _) => Ok(Vec::new()),
+        });
         self.audit_failure(req, Op::Listxattr, &result, |e| e.path(self.plain(ino.0)));
         reply_xattr(result, size, reply);
     }
 
     fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let result = self.audit.ready().and_then(|()| self.writable()).and_then(|()| {
-            let (fd, _) = self.xattr_target(ino.0)?;
-            xattr::remove(self.names.cipher(), fd.as_fd(), name)
+            match self.xattr_target(ino.0, Check::Content)? {
+                (Some(fd), _) => xattr::remove(self.names.cipher(), fd.as_fd(), name),
+                (None, _) => Err(Errno(libc::ENODATA)),
+            }
         });
         let result =
             self.audited(req, Op::Removexattr, result, |e| e.path(self.plain(ino.0)).xattr(name.as_bytes()), drop);

@@ -57,6 +57,7 @@
 //! * No `lseek(SEEK_DATA/SEEK_HOLE)` or `copy_file_range` (the kernel falls
 //!   back to its generic versions: holes read as data, copies as reads and
 //!   writes).
+#![forbid(unsafe_code)]
 
 mod attr;
 mod audit;
@@ -299,9 +300,7 @@ pub fn prepare(mut config: MountConfig) -> Result<Prepared, MountError> {
 }
 
 fn open_dir(path: &Path) -> std::io::Result<OwnedFd> {
-    let c = sys::cstring(path.as_os_str().as_bytes())?;
-    let cwd = unsafe { std::os::fd::BorrowedFd::borrow_raw(libc::AT_FDCWD) };
-    sys::openat(cwd, &c, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+    sys::open_dir_path(path)
 }
 
 fn check_mountpoint(path: &Path, backing: &Path) -> Result<PathBuf, MountError> {

@@ -20,7 +20,7 @@
 //! (see `file`).
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 
 /// Internal locks start here (2^62): far above any plaintext offset a user
 /// lock can name, and still a valid positive `off_t` after adding any
@@ -72,47 +72,15 @@ impl Range {
     }
 }
 
-fn flock(l_type: libc::c_short, start: u64, len: u64) -> io::Result<libc::flock> {
-    let start = libc::off_t::try_from(start).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    let len = libc::off_t::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: all-zero is a valid `struct flock`; l_pid must be 0 for OFD locks.
-    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = l_type;
-    fl.l_whence = libc::SEEK_SET as libc::c_short;
-    fl.l_start = start;
-    fl.l_len = len;
-    Ok(fl)
-}
-
-fn fcntl_lock(fd: BorrowedFd<'_>, cmd: libc::c_int, fl: &mut libc::flock) -> io::Result<()> {
-    loop {
-        let ret = unsafe { libc::fcntl(fd.as_raw_fd(), cmd, fl as *mut libc::flock) };
-        if ret == 0 {
-            return Ok(());
-        }
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() == Some(libc::EINTR) {
-            continue;
-        }
-        return Err(err);
-    }
-}
-
 /// Sets (or with `l_type == F_UNLCK` releases) a lock at raw offsets.
 pub fn set(fd: BorrowedFd<'_>, l_type: i32, start: u64, len: u64, wait: bool) -> io::Result<()> {
-    let mut fl = flock(l_type as libc::c_short, start, len)?;
-    fcntl_lock(fd, if wait { libc::F_OFD_SETLKW } else { libc::F_OFD_SETLK }, &mut fl)
+    crate::sys::ofd_setlk(fd, l_type, start, len, wait)
 }
 
 /// The first lock that would conflict with `l_type` on the range, as
 /// `(l_type, start, len)`, or `None`.
 pub fn get(fd: BorrowedFd<'_>, l_type: i32, start: u64, len: u64) -> io::Result<Option<(i32, u64, u64)>> {
-    let mut fl = flock(l_type as libc::c_short, start, len)?;
-    fcntl_lock(fd, libc::F_OFD_GETLK, &mut fl)?;
-    if fl.l_type == libc::F_UNLCK as libc::c_short {
-        return Ok(None);
-    }
-    Ok(Some((fl.l_type as i32, fl.l_start.max(0) as u64, fl.l_len.max(0) as u64)))
+    crate::sys::ofd_getlk(fd, l_type, start, len)
 }
 
 /// An internal lock, released on drop. The range is in ciphertext offsets;

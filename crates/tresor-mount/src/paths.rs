@@ -192,6 +192,10 @@ impl Names {
                     }
                     why = "missing".into();
                 }
+                Err(IvError::Io(e)) if sys::is_wrong_type(&e) => {
+                    tracing::error!("{}: directory IV ({DIRIV_FILE}) {e}; its entries cannot be named", show(path));
+                    return Err(Errno::EIO);
+                }
                 Err(IvError::Io(e)) => return Err(e.into()),
                 Err(IvError::Invalid(e)) => why = e.to_string(),
             }
@@ -350,10 +354,9 @@ enum IvError {
 /// Reads `tresor.diriv` of `dir`: non-blocking, a regular file, bounded
 /// (a FIFO planted there must never hold a FUSE worker).
 fn read_iv(dir: BorrowedFd<'_>) -> Result<(sys::Stamp, Vec<u8>), IvError> {
-    let fd = sys::openat(dir, DIRIV, libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK, 0).map_err(IvError::Io)?;
-    let st = sys::fstat(fd.as_fd()).map_err(IvError::Io)?;
-    if st.st_mode & libc::S_IFMT != libc::S_IFREG || st.st_size > DIRIV_FILE_MAX as i64 {
-        let why = format!("not a regular file of at most {DIRIV_FILE_MAX} bytes");
+    let (fd, st) = sys::open_regular(dir, DIRIV, libc::O_RDONLY).map_err(IvError::Io)?;
+    if st.st_size > DIRIV_FILE_MAX as i64 {
+        let why = format!("{} bytes, more than {DIRIV_FILE_MAX}", st.st_size);
         return Err(IvError::Invalid(FormatError::Malformed { what: tresor_format::Structure::DirIv, reason: why }));
     }
     let mut buf = vec![0u8; st.st_size.max(0) as usize];

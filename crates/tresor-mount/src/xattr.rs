@@ -4,26 +4,16 @@
 //! write, and must get a fast "none"), setting one gives ENOTSUP.
 
 use std::ffi::{CString, OsStr};
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::os::unix::ffi::OsStrExt;
 
 use rand_core::OsRng;
 use tresor_format::names::XATTR_PREFIX;
 use tresor_format::NameCipher;
 
-use crate::sys::{Errno, FsResult};
+use crate::sys::{self, Errno, FsResult};
 
 const USER: &[u8] = b"user.";
-
-/// The `/proc/self/fd/N` path of an `O_PATH` descriptor: the *xattr calls
-/// take paths, and this one names exactly the entry the descriptor holds.
-fn proc_path(fd: BorrowedFd<'_>) -> CString {
-    CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("no NUL in a number")
-}
-
-fn last_errno() -> Errno {
-    Errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
-}
 
 /// Whether attributes called `name` can exist at all: only `user.` ones are
 /// stored. The others need no look at the backing entry, which matters for
@@ -41,36 +31,17 @@ fn backing_name(cipher: &NameCipher, name: &OsStr) -> FsResult<Option<CString>> 
     Ok(Some(CString::new(backing).expect("base64 has no NUL")))
 }
 
+/// `fd`: a descriptor open for reading of a regular file or directory
+/// (the calls act on descriptors, never on paths).
 pub fn set(cipher: &NameCipher, fd: BorrowedFd<'_>, name: &OsStr, value: &[u8], flags: i32) -> FsResult<()> {
     let Some(backing) = backing_name(cipher, name)? else { return Err(Errno::ENOTSUP) };
     let sealed = cipher.encrypt_xattr_value(backing.to_str().expect("ASCII"), value, &mut OsRng);
-    let path = proc_path(fd);
-    let r = unsafe { libc::setxattr(path.as_ptr(), backing.as_ptr(), sealed.as_ptr().cast(), sealed.len(), flags) };
-    if r != 0 {
-        return Err(last_errno());
-    }
-    Ok(())
-}
-
-/// Reads the raw backing attribute `name` (growing the buffer as needed).
-fn read_raw(path: &CString, name: &CString) -> FsResult<Vec<u8>> {
-    let mut buf = vec![0u8; 256];
-    loop {
-        let n = unsafe { libc::getxattr(path.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n >= 0 {
-            buf.truncate(n as usize);
-            return Ok(buf);
-        }
-        match last_errno() {
-            Errno(libc::ERANGE) if buf.len() < 1 << 17 => buf.resize(buf.len() * 4, 0),
-            e => return Err(e),
-        }
-    }
+    Ok(sys::fsetxattr(fd, &backing, &sealed, flags)?)
 }
 
 pub fn get(cipher: &NameCipher, fd: BorrowedFd<'_>, name: &OsStr, shown: &dyn std::fmt::Display) -> FsResult<Vec<u8>> {
     let Some(backing) = backing_name(cipher, name)? else { return Err(Errno(libc::ENODATA)) };
-    let sealed = read_raw(&proc_path(fd), &backing)?;
+    let sealed = sys::fgetxattr(fd, &backing)?;
     cipher.decrypt_xattr_value(backing.to_str().expect("ASCII"), &sealed).map_err(|e| {
         tracing::error!("{shown}: extended attribute {}: {e}", name.to_string_lossy());
         Errno(libc::EIO)
@@ -80,19 +51,7 @@ pub fn get(cipher: &NameCipher, fd: BorrowedFd<'_>, name: &OsStr, shown: &dyn st
 /// `user.NAME\0…` for every attribute that decrypts; others are skipped
 /// with a warning.
 pub fn list(cipher: &NameCipher, fd: BorrowedFd<'_>, shown: &dyn std::fmt::Display) -> FsResult<Vec<u8>> {
-    let path = proc_path(fd);
-    let mut raw = vec![0u8; 1024];
-    loop {
-        let n = unsafe { libc::listxattr(path.as_ptr(), raw.as_mut_ptr().cast(), raw.len()) };
-        if n >= 0 {
-            raw.truncate(n as usize);
-            break;
-        }
-        match last_errno() {
-            Errno(libc::ERANGE) if raw.len() < 1 << 20 => raw.resize(raw.len() * 4, 0),
-            e => return Err(e),
-        }
-    }
+    let raw = sys::flistxattr(fd)?;
     let mut out = Vec::new();
     for backing in raw.split(|&b| b == 0).filter(|n| n.starts_with(XATTR_PREFIX.as_bytes())) {
         let backing = String::from_utf8_lossy(backing);
@@ -110,9 +69,5 @@ pub fn list(cipher: &NameCipher, fd: BorrowedFd<'_>, shown: &dyn std::fmt::Displ
 
 pub fn remove(cipher: &NameCipher, fd: BorrowedFd<'_>, name: &OsStr) -> FsResult<()> {
     let Some(backing) = backing_name(cipher, name)? else { return Err(Errno(libc::ENODATA)) };
-    let path = proc_path(fd);
-    if unsafe { libc::removexattr(path.as_ptr(), backing.as_ptr()) } != 0 {
-        return Err(last_errno());
-    }
-    Ok(())
+    Ok(sys::fremovexattr(fd, &backing)?)
 }

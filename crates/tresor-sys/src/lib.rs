@@ -15,6 +15,15 @@
 //! Each wrapper returns `io::Error` with the OS error code; the FUSE layer
 //! turns that into the errno the caller sees. `EINTR` is retried here.
 
+mod checked;
+mod xattr;
+
+pub use checked::{
+    is_wrong_type, open_dir_path, open_directory, open_regular, open_regular_beneath, parent_beneath, replace_file,
+    require, sync_dir, type_name, Want, WrongType,
+};
+pub use xattr::{fgetxattr, flistxattr, fremovexattr, fsetxattr};
+
 use std::ffi::{CStr, CString};
 use std::io;
 use std::mem::MaybeUninit;
@@ -395,11 +404,25 @@ pub fn read_dir(dir: OwnedFd) -> io::Result<Vec<RawEntry>> {
     result.map(|()| out)
 }
 
-/// Reads a small file whole (sidecars, IVs, policies), refusing anything
-/// longer than `max` bytes.
+/// Reads a small file whole (the volume file, sidecars, IVs), refusing
+/// anything longer than `max` bytes: opened with [`open_regular`] (no
+/// symlink, non-blocking, a regular file or [`Kind::WrongType`]), and
+/// its size checked before a byte is read or allocated, so neither a FIFO
+/// nor a huge sparse file planted in its place costs more than a `stat`.
 pub fn read_small(dir: BorrowedFd<'_>, path: &CStr, max: usize) -> io::Result<Vec<u8>> {
-    let fd = openat(dir, path, libc::O_RDONLY | libc::O_NOFOLLOW, 0)?;
-    let mut out = vec![0u8; max + 1];
+    let (fd, st) = open_regular(dir, path, libc::O_RDONLY)?;
+    read_bounded(fd.as_fd(), &st, max)
+}
+
+/// Reads the regular file open as `fd` (`st`: its `fstat`) whole, refusing
+/// more than `max` bytes (`EFBIG`) before allocating.
+pub fn read_bounded(fd: BorrowedFd<'_>, st: &libc::stat, max: usize) -> io::Result<Vec<u8>> {
+    if st.st_size < 0 || st.st_size as u64 > max as u64 {
+        return Err(errno(libc::EFBIG));
+    }
+    // One byte more than the size seen: a file that grows meanwhile is
+    // still read only up to `max`.
+    let mut out = vec![0u8; (st.st_size as usize).min(max) + 1];
     let mut len = 0;
     loop {
         let n =
@@ -410,6 +433,9 @@ pub fn read_small(dir: BorrowedFd<'_>, path: &CStr, max: usize) -> io::Result<Ve
         len += n;
         if len > max {
             return Err(errno(libc::EFBIG));
+        }
+        if len == out.len() {
+            out.resize((out.len() * 2).min(max + 1), 0);
         }
     }
     out.truncate(len);
@@ -521,4 +547,103 @@ pub fn raise_readahead(mountpoint: &std::path::Path, kib: u32) -> io::Result<u32
     }
     std::fs::write(&path, kib.to_string())?;
     Ok(kib)
+}
+
+/// An open-file-description byte-range lock request (`F_OFD_SETLK(W)`) at
+/// raw offsets; `l_type` `F_UNLCK` releases. `len` 0: to the end and beyond.
+pub fn ofd_setlk(fd: BorrowedFd<'_>, l_type: i32, start: u64, len: u64, wait: bool) -> io::Result<()> {
+    let mut fl = flock(l_type, start, len)?;
+    let cmd = if wait { libc::F_OFD_SETLKW } else { libc::F_OFD_SETLK };
+    retry(|| cvt(unsafe { libc::fcntl(fd.as_raw_fd(), cmd, &mut fl as *mut libc::flock) })).map(drop)
+}
+
+/// The first lock that would conflict with `l_type` on the range, as
+/// `(l_type, start, len)`, or `None` (`F_OFD_GETLK`).
+pub fn ofd_getlk(fd: BorrowedFd<'_>, l_type: i32, start: u64, len: u64) -> io::Result<Option<(i32, u64, u64)>> {
+    let mut fl = flock(l_type, start, len)?;
+    retry(|| cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_GETLK, &mut fl as *mut libc::flock) }))?;
+    if fl.l_type == libc::F_UNLCK as libc::c_short {
+        return Ok(None);
+    }
+    Ok(Some((fl.l_type as i32, fl.l_start.max(0) as u64, fl.l_len.max(0) as u64)))
+}
+
+fn flock(l_type: i32, start: u64, len: u64) -> io::Result<libc::flock> {
+    // SAFETY: all-zero is a valid `struct flock`; l_pid must be 0 for OFD locks.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = l_type as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = libc::off_t::try_from(start).map_err(|_| errno(libc::EINVAL))?;
+    fl.l_len = libc::off_t::try_from(len).map_err(|_| errno(libc::EINVAL))?;
+    Ok(fl)
+}
+
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_stop(_: libc::c_int) {
+    STOP.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// From now on SIGINT and SIGTERM only set a flag ([`stop_requested`])
+/// instead of ending the process, so a long run can stop between safe
+/// points.
+pub fn catch_stop_signals() {
+    let handler = on_stop as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: the handler only stores to an atomic (async-signal-safe).
+    unsafe {
+        libc::signal(libc::SIGINT, handler);
+        libc::signal(libc::SIGTERM, handler);
+    }
+}
+
+/// Whether SIGINT or SIGTERM arrived since [`catch_stop_signals`].
+pub fn stop_requested() -> bool {
+    STOP.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// The real user and group ids of the process (for audit records).
+pub fn getuid() -> u32 {
+    unsafe { libc::getuid() }
+}
+
+pub fn getgid() -> u32 {
+    unsafe { libc::getgid() }
+}
+
+/// `chown` of the entry an `O_PATH` descriptor holds (a symlink or special
+/// file, which cannot be opened for I/O): `fchownat(fd, "", AT_EMPTY_PATH)`.
+pub fn fchown_opath(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> io::Result<()> {
+    let flags = libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW;
+    cvt(unsafe { libc::fchownat(fd.as_raw_fd(), c"".as_ptr(), uid, gid, flags) }).map(drop)
+}
+
+/// `/proc/self/fd/N` of `fd`: resolving it lands on the entry the
+/// descriptor holds, without following that entry if it is a symlink.
+fn proc_fd_path(fd: BorrowedFd<'_>) -> CString {
+    CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("no NUL in a number")
+}
+
+/// `utimensat` of the entry an `O_PATH` descriptor holds (no
+/// `AT_EMPTY_PATH` for it; the `/proc/self/fd` link names exactly that
+/// inode, as systemd's `futimens_opath` does).
+pub fn utimens_opath(fd: BorrowedFd<'_>, times: &[libc::timespec; 2]) -> io::Result<()> {
+    let path = proc_fd_path(fd);
+    cvt(unsafe { libc::utimensat(libc::AT_FDCWD, path.as_ptr(), times.as_ptr(), 0) }).map(drop)
+}
+
+/// `chmod` of the special file an `O_PATH` descriptor holds (through its
+/// `/proc/self/fd` link; symlinks have no mode to change).
+pub fn fchmod_opath(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
+    let path = proc_fd_path(fd);
+    cvt(unsafe { libc::fchmodat(libc::AT_FDCWD, path.as_ptr(), mode as libc::mode_t, 0) }).map(drop)
+}
+
+/// Gives the file open as `fd` the new name `name` in `dir` (`linkat` of
+/// its `/proc/self/fd` link with `AT_SYMLINK_FOLLOW`, which needs no
+/// capability): the descriptor names the inode, so no path is resolved
+/// twice. `EEXIST` if `name` exists.
+pub fn link_fd(fd: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
+    let from = proc_fd_path(fd);
+    cvt(unsafe { libc::linkat(libc::AT_FDCWD, from.as_ptr(), dir.as_raw_fd(), name.as_ptr(), libc::AT_SYMLINK_FOLLOW) })
+        .map(drop)
 }

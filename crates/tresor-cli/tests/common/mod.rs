@@ -5,7 +5,7 @@
 use std::{
     fs,
     path::{Path, PathBuf},
-    process::{Command, Output},
+    process::{Command, Output, Stdio},
     sync::atomic::{AtomicU32, Ordering},
     time::{Duration, Instant},
 };
@@ -127,6 +127,23 @@ impl Drop for Scratch {
         }
         let _ = fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Runs `cmd` and returns its output, failing the test if it has not ended
+/// within `limit` (it is killed then): a regression that hangs fails
+/// instead of hanging CI.
+pub fn run_within(limit: Duration, cmd: &mut Command) -> Output {
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} still running after {limit:?}: it hangs");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
 }
 
 pub struct Mounted {
