@@ -6,9 +6,11 @@
 pub const MAGIC: &[u8; 8] = b"TRSRAUDT";
 pub const VERSION: u16 = 1;
 pub const FILE_HEADER_LEN: usize = 10;
-/// No record is larger (paths are at most 4 KiB plus padding, the rest is
-/// small): a bigger length field is damage, not a record.
-pub const MAX_RECORD: usize = 64 * 1024;
+/// No record is larger: the writer bounds every field (three sealed fields
+/// of at most `record::MAX_SEALED_PLAIN` bytes, 4096 recipients, 64 KiB of
+/// text, the rest small), so a bigger length field is damage, not a record.
+/// It also bounds what a streaming reader holds at once.
+pub const MAX_RECORD: usize = 1024 * 1024;
 
 pub fn file_header() -> [u8; FILE_HEADER_LEN] {
     let mut h = [0u8; FILE_HEADER_LEN];

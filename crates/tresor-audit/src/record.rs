@@ -163,6 +163,49 @@ pub struct SetAttr {
     pub mtime: Option<i64>,
 }
 
+/// Most member ids a record lists: a file's recipients are members.
+pub const MAX_RECIPIENTS: usize = tresor_format::volume::MAX_MEMBERS;
+/// Longest plaintext the writer seals whole into one field. Paths through
+/// the mount have no fixed bound (a deep tree passes PATH_MAX, backing paths
+/// are longer still); a longer value keeps its first and last
+/// `MAX_SEALED_PLAIN / 2` bytes around [`ELIDED`], so that every record fits
+/// a frame (`frame::MAX_RECORD`) and reads back.
+pub const MAX_SEALED_PLAIN: usize = 256 * 1024;
+/// Longest text field (the options or command line) the writer keeps whole;
+/// a longer one is cut at a character boundary and ends with [`ELIDED`].
+pub const MAX_TEXT: usize = 64 * 1024;
+/// Marks where the writer left bytes out of an overlong field. A NUL never
+/// occurs in a path, an xattr name or a command line, so it cannot be mistaken
+/// for one.
+pub const ELIDED: &[u8] = b"\0...\0";
+
+/// A sealed field's plaintext as the writer records it (see [`MAX_SEALED_PLAIN`]).
+pub fn fit_sealed(plain: Vec<u8>) -> Vec<u8> {
+    if plain.len() <= MAX_SEALED_PLAIN {
+        return plain;
+    }
+    let keep = (MAX_SEALED_PLAIN - ELIDED.len()) / 2;
+    let mut out = Vec::with_capacity(MAX_SEALED_PLAIN);
+    out.extend_from_slice(&plain[..keep]);
+    out.extend_from_slice(ELIDED);
+    out.extend_from_slice(&plain[plain.len() - keep..]);
+    out
+}
+
+/// A text field as the writer records it (see [`MAX_TEXT`]).
+pub fn fit_text(mut text: String) -> String {
+    if text.len() <= MAX_TEXT {
+        return text;
+    }
+    let mut end = MAX_TEXT - ELIDED.len();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(std::str::from_utf8(ELIDED).expect("ASCII"));
+    text
+}
+
 /// One audit record. Field names on disk are the `rename`d short keys.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
@@ -298,6 +341,13 @@ impl Record {
     }
 }
 
+// Every byte string is read with `deserialize_byte_buf`: ciborium's
+// `deserialize_bytes` copies into a 4096-byte scratch buffer and refuses a
+// longer byte string ("invalid type: bytes, expected bytes"), which made
+// every record with a sealed path past ~4 KiB unreadable and its untouched
+// log "changed" (issue 13). `deserialize_byte_buf` reads any length, bounded
+// by the frame (`frame::MAX_RECORD`).
+
 /// Fixed-size byte arrays as CBOR byte strings (serde's default would be
 /// an array of integers, four times larger).
 mod bytes {
@@ -308,7 +358,7 @@ mod bytes {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(d: D) -> Result<[u8; N], D::Error> {
-        let v: Vec<u8> = d.deserialize_bytes(super::BytesVisitor)?;
+        let v: Vec<u8> = d.deserialize_byte_buf(super::BytesVisitor)?;
         v.try_into().map_err(|v: Vec<u8>| D::Error::custom(format!("expected {N} bytes, got {}", v.len())))
     }
 }
@@ -324,7 +374,7 @@ mod opt_bytes {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
-        d.deserialize_bytes(super::BytesVisitor).map(Some)
+        d.deserialize_byte_buf(super::BytesVisitor).map(Some)
     }
 }
 
@@ -353,13 +403,13 @@ mod opt_ids {
     struct OwnedId(Vec<u8>);
     impl<'de> Deserialize<'de> for OwnedId {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            d.deserialize_bytes(super::BytesVisitor).map(OwnedId)
+            d.deserialize_byte_buf(super::BytesVisitor).map(OwnedId)
         }
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<[u8; 16]>>, D::Error> {
         let ids: Vec<OwnedId> = Vec::deserialize(d)?;
-        if ids.len() > 4096 {
+        if ids.len() > super::MAX_RECIPIENTS {
             return Err(D::Error::custom("too many recipients"));
         }
         ids.into_iter()

@@ -35,7 +35,7 @@ use tresor_format::{Identity, NameKey, Volume};
 
 use crate::chain::{self, hex};
 use crate::frame;
-use crate::record::{Op, Record, SetAttr};
+use crate::record::{fit_sealed, fit_text, Op, Record, SetAttr, MAX_RECIPIENTS};
 use crate::seal::{Field, PathSealer};
 
 /// When records reach stable storage.
@@ -198,7 +198,13 @@ impl Event {
 pub fn complete(event: Event, sealer: &PathSealer, identity: &Identity, prev: &[u8; 32]) -> Record {
     let Event { mut record, path, new_path, xattr } = event;
     let (mount_id, seq) = (record.mount_id, record.seq);
-    let seal = |field, plain: Option<Vec<u8>>| plain.map(|p| sealer.seal(&mount_id, seq, field, &p));
+    let seal = |field, plain: Option<Vec<u8>>| plain.map(|p| sealer.seal(&mount_id, seq, field, &fit_sealed(p)));
+    record.options = record.options.take().map(fit_text);
+    record.intent = record.intent.take().map(fit_text);
+    record.process = fit_text(std::mem::take(&mut record.process));
+    if let Some(ids) = &mut record.recipients {
+        ids.truncate(MAX_RECIPIENTS);
+    }
     record.path = seal(Field::Path, path);
     record.new_path = seal(Field::NewPath, new_path);
     record.xattr = seal(Field::Xattr, xattr);
@@ -569,6 +575,14 @@ impl Shared {
         buf.clear();
         buf.extend_from_slice(&[0; 4]);
         record.encode_into(&mut buf);
+        if buf.len() - 4 > frame::MAX_RECORD {
+            // Cannot happen: every field is bounded (record::MAX_SEALED_PLAIN, MAX_TEXT, MAX_RECIPIENTS).
+            return Err(format!(
+                "a {op} record of {} bytes exceeds the frame limit",
+                buf.len() - 4,
+                op = record.op.as_str()
+            ));
+        }
         let len = (buf.len() - 4) as u32;
         buf[..4].copy_from_slice(&len.to_be_bytes());
         let written = st.file.write_all(&buf);
