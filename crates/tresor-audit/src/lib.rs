@@ -21,6 +21,8 @@
 //! The crate does file I/O but knows nothing of FUSE: the mount daemon and
 //! the CLI both call [`writer::AuditLog`].
 
+#![forbid(unsafe_code)]
+
 pub mod chain;
 pub mod frame;
 pub mod query;

@@ -21,9 +21,9 @@
 //! [`OnError::Continue`].
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -32,6 +32,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rand_core::{OsRng, RngCore};
 use tresor_format::{Identity, NameKey, Volume};
+use tresor_sys::audit_io;
 
 use crate::chain::{self, hex};
 use crate::frame;
@@ -92,6 +93,8 @@ impl AuditConfig {
 pub enum AuditError {
     #[error("cannot create the audit log directory {path}: {source}")]
     Dir { path: PathBuf, source: std::io::Error },
+    #[error("refusing the audit log directory {path}: {reason}")]
+    Planted { path: PathBuf, reason: &'static str },
     #[error("cannot create the audit log {path}: {source}")]
     Create { path: PathBuf, source: std::io::Error },
     #[error("the audit log {path} could not be written ({reason}): operations that need a record are refused until the mount is restarted")]
@@ -119,6 +122,12 @@ impl Event {
     pub fn by(mut self, uid: u32, gid: u32, pid: u32) -> Event {
         (self.record.uid, self.record.gid, self.record.pid) = (uid, gid, pid);
         self
+    }
+
+    /// This process (a CLI command acting for itself).
+    pub fn by_self(self) -> Event {
+        let (uid, gid) = audit_io::uid_gid();
+        self.by(uid, gid, std::process::id())
     }
 
     /// The plaintext path, relative to the volume root.
@@ -283,10 +292,8 @@ fn now_ns() -> u64 {
 
 /// This machine's host name, reduced to characters safe in a file name.
 pub fn host_name() -> String {
-    let mut buf = [0u8; 256];
-    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
-    let raw = if ok { &buf[..buf.iter().position(|&b| b == 0).unwrap_or(buf.len())] } else { b"unknown" };
-    let s: String = String::from_utf8_lossy(raw)
+    let raw = tresor_sys::audit_io::host_name();
+    let s: String = String::from_utf8_lossy(&raw)
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_' { c } else { '_' })
         .collect();
@@ -295,6 +302,37 @@ pub fn host_name() -> String {
     } else {
         s
     }
+}
+
+/// Opens (making it if missing) the log directory without following a
+/// symlink to it. The volume's own `BACKING/tresor.audit` is opened beneath
+/// the backing directory; a directory configured elsewhere (`audit_dir=`)
+/// by its path, its last component not a symlink either. A symlink, FIFO
+/// or file planted in its place stops the log (and so the mount) from
+/// starting: the log is never written outside the directory meant for it.
+pub fn open_dir(dir: &Path) -> Result<OwnedFd, AuditError> {
+    use std::os::unix::ffi::OsStrExt;
+    let opened = match (dir.file_name(), dir.parent()) {
+        (Some(name), Some(backing)) if name == crate::DEFAULT_DIR && !backing.as_os_str().is_empty() => {
+            let name = std::ffi::CString::new(name.as_bytes()).expect("no NUL in DEFAULT_DIR");
+            audit_io::open_or_make_dir_beneath(backing, &name, 0o750)
+        }
+        _ => audit_io::open_or_make_dir(dir, 0o750),
+    };
+    opened.map_err(|source| {
+        let path = dir.to_owned();
+        match source.raw_os_error() {
+            Some(libc::ELOOP) => AuditError::Planted {
+                path,
+                reason: "it is a symlink, and the audit log never follows one (planted in the backing store?)",
+            },
+            Some(libc::ENOTDIR) => AuditError::Planted {
+                path,
+                reason: "it is not a directory (something was planted in its place in the backing store?)",
+            },
+            _ => AuditError::Dir { path, source },
+        }
+    })
 }
 
 fn process_name(pid: u32) -> String {
@@ -310,19 +348,15 @@ impl AuditLog {
     /// Creates a new log file in `config.dir` (made if missing) and writes
     /// the mount record and the first checkpoint, synced.
     pub fn open(config: AuditConfig, start: Start<'_>) -> Result<AuditLog, AuditError> {
-        std::fs::create_dir_all(&config.dir).map_err(|source| AuditError::Dir { path: config.dir.clone(), source })?;
+        let dir = open_dir(&config.dir)?;
         let mut mount_id = [0u8; 16];
         OsRng.fill_bytes(&mut mount_id);
         let host = host_name();
-        let path = config.dir.join(format!("{host}-{}.log", hex(&mount_id)));
+        let name = format!("{host}-{}.log", hex(&mount_id));
+        let path = config.dir.join(&name);
         let create = |source| AuditError::Create { path: path.clone(), source };
-        let mut file = OpenOptions::new()
-            .append(true)
-            .create_new(true)
-            .mode(0o640)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&path)
-            .map_err(create)?;
+        let cname = std::ffi::CString::new(name).expect("hex and host characters only");
+        let mut file = audit_io::create_log(dir.as_fd(), &cname, 0o640).map_err(create)?;
         file.write_all(&frame::file_header()).map_err(create)?;
         let sync_file = file.try_clone().map_err(create)?;
         let (anchors, anchor_thread) = if config.anchor_syslog || config.anchor_cmd.is_some() {
@@ -366,8 +400,7 @@ impl AuditLog {
             config,
             sync_file,
         });
-        let mut first =
-            Event::new(start.op).by(unsafe { libc::getuid() }, unsafe { libc::getgid() }, std::process::id());
+        let mut first = Event::new(start.op).by_self();
         first.record.volume = Some(start.volume.id.to_vec());
         first.record.key = Some(shared.identity.public().ed25519.as_bytes().to_vec());
         first.record.options = Some(start.options);
@@ -378,9 +411,7 @@ impl AuditLog {
             st.file.sync_data().map_err(create)?;
             st.dirty = false;
         }
-        if let Ok(dir) = File::open(&shared.config.dir) {
-            let _ = dir.sync_all();
-        }
+        let _ = File::from(dir).sync_all();
         let mut threads = Vec::new();
         let bg = shared.clone();
         threads.push(
@@ -468,11 +499,9 @@ impl AuditLog {
             if st.closed {
                 return Ok(());
             }
-            let end = Event::new(if shared.session { Op::SessionEnd } else { Op::Unmount }).by(
-                unsafe { libc::getuid() },
-                unsafe { libc::getgid() },
-                std::process::id(),
-            );
+            let (uid, gid) = audit_io::uid_gid();
+            let end =
+                Event::new(if shared.session { Op::SessionEnd } else { Op::Unmount }).by(uid, gid, std::process::id());
             let r = shared.refusal(&st).and_then(|()| {
                 shared
                     .append_locked(&mut st, end)
@@ -650,12 +679,7 @@ impl Shared {
 /// Hands one checkpoint line to the outside sinks.
 fn anchor(line: &str, syslog: bool, cmd: Option<&Path>) {
     if syslog {
-        if let Ok(msg) = std::ffi::CString::new(format!("tresor-audit checkpoint {line}")) {
-            unsafe {
-                libc::openlog(c"tresor".as_ptr(), libc::LOG_PID, libc::LOG_AUTHPRIV);
-                libc::syslog(libc::LOG_NOTICE, c"%s".as_ptr(), msg.as_ptr());
-            }
-        }
+        audit_io::syslog_authpriv_notice(&format!("tresor-audit checkpoint {line}"));
     }
     if let Some(cmd) = cmd {
         let run = std::process::Command::new(cmd)

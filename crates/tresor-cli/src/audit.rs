@@ -530,8 +530,7 @@ impl Session {
     }
 
     pub fn record(&self, event: Event) -> Result<()> {
-        let event = event.by(unsafe { libc::getuid() }, unsafe { libc::getgid() }, std::process::id());
-        self.log.append(event).context("writing the audit record")?;
+        self.log.append(event.by_self()).context("writing the audit record")?;
         Ok(())
     }
 

@@ -371,3 +371,30 @@ fn checkpoints_anchored_by_the_mount_expose_a_cut_tail_and_a_deleted_log() {
         s.tresor().args(["audit", "access", "f0", "--at", "yesterday", "--volume"]).arg(s.path("backing")).output();
     assert_eq!(out.unwrap().status.code(), Some(2));
 }
+
+#[test]
+fn a_mount_refuses_a_planted_symlink_or_fifo_as_its_log_directory() {
+    let s = Scratch::new("audit-planted");
+    s.identity("alice");
+    s.init("backing", "alice", &[]);
+    let dir = s.path("backing/tresor.audit");
+    let outside = s.path("outside");
+    fs::create_dir(&outside).unwrap();
+    let _ = fs::remove_dir_all(&dir);
+    std::os::unix::fs::symlink(&outside, &dir).unwrap();
+    let out = s.mount_cmd("backing", "mnt", "alice").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("symlink"), "{stderr}");
+    assert!(!is_mountpoint(&s.path("mnt")));
+    assert_eq!(fs::read_dir(&outside).unwrap().count(), 0, "nothing written where the symlink points");
+
+    fs::remove_file(&dir).unwrap();
+    let fifo = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    let out = s.mount_cmd("backing", "mnt", "alice").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // (Refused today by the mount's own create_dir_all with EEXIST before the
+    // writer's clearer "not a directory"; either way: no mount, no hang.)
+    assert!(!out.status.success() && stderr.contains("audit log directory"), "{stderr}");
+    assert!(!is_mountpoint(&s.path("mnt")));
+}
