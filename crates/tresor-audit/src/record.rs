@@ -15,6 +15,14 @@ pub enum Op {
     /// ... and ends with this.
     SessionEnd,
     Checkpoint,
+    /// The first record of a log's next segment (rotation): `prev` is the
+    /// final chain hash of the segment before, `vol` and `key` as in `mount`.
+    Segment,
+    /// The last record of a segment before its final checkpoint: the log
+    /// goes on in the next segment.
+    SegmentEnd,
+    /// `tresor audit prune` removed a sealed, verified segment (`prune`).
+    Prune,
     // Files and directories, through the mount.
     Open,
     Release,
@@ -61,6 +69,9 @@ impl Op {
             Op::Session => "session",
             Op::SessionEnd => "session-end",
             Op::Checkpoint => "checkpoint",
+            Op::Segment => "segment",
+            Op::SegmentEnd => "segment-end",
+            Op::Prune => "prune",
             Op::Open => "open",
             Op::Release => "release",
             Op::Create => "create",
@@ -102,6 +113,11 @@ impl Op {
         matches!(self, Op::Mount | Op::Session)
     }
 
+    /// The first record of a log file: a log's start or a later segment's.
+    pub fn starts_file(self) -> bool {
+        self.starts_log() || self == Op::Segment
+    }
+
     /// The last record before the final checkpoint of a cleanly closed log.
     pub fn ends_log(self) -> bool {
         matches!(self, Op::Unmount | Op::SessionEnd)
@@ -114,6 +130,9 @@ pub const ALL_OPS: &[Op] = &[
     Op::Session,
     Op::SessionEnd,
     Op::Checkpoint,
+    Op::Segment,
+    Op::SegmentEnd,
+    Op::Prune,
     Op::Open,
     Op::Release,
     Op::Create,
@@ -161,6 +180,19 @@ pub struct SetAttr {
     pub atime: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtime: Option<i64>,
+}
+
+/// What a `prune` record says was removed: one segment of a log, by its
+/// mount id, the last seq it held and the chain hash after it (its final
+/// checkpoint's), so the segment after it still verifies against this.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pruned {
+    #[serde(with = "bytes")]
+    pub mid: [u8; 16],
+    pub first: u64,
+    pub last: u64,
+    #[serde(with = "bytes")]
+    pub hash: [u8; 32],
 }
 
 /// Most member ids a record lists: a file's recipients are members.
@@ -278,6 +310,9 @@ pub struct Record {
     /// Checkpoint: Ed25519 signature (see `chain::checkpoint_body`).
     #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_bytes")]
     pub sig: Option<Vec<u8>>,
+    /// Prune: the segment removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune: Option<Pruned>,
     /// The chain hash of the previous record (zeros for the first).
     #[serde(with = "bytes")]
     pub prev: [u8; 32],
@@ -314,6 +349,7 @@ impl Record {
             options: None,
             chain: None,
             sig: None,
+            prune: None,
             prev: [0; 32],
         }
     }

@@ -6,7 +6,10 @@ use ed25519_dalek::VerifyingKey;
 use tresor_format::{MemberId, Volume};
 
 use crate::chain::{self, hex, unhex};
-use crate::frame::{self, Frame};
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use crate::frame::{End, FrameReader};
 use crate::record::{Op, Record};
 
 /// What is wrong with a log.
@@ -98,22 +101,34 @@ pub fn parse_anchors(text: &str) -> Result<Vec<Anchor>, String> {
     Ok(out)
 }
 
-/// The outcome of verifying one log.
+/// The outcome of verifying one log file (a whole log, or one segment).
 #[derive(Clone, Debug, Default)]
 pub struct Report {
     pub mount_id: Option<[u8; 16]>,
     pub host: Option<String>,
     pub member: Option<MemberId>,
-    /// Whole records in the file.
+    /// Whole records read (up to the first bad one, if any).
     pub records: usize,
+    /// Checkpoints whose signature verified.
+    pub checkpoints: usize,
     /// The sequence number of the last checkpoint whose signature verified
     /// and whose chain leads to it unbroken: every record up to it is
     /// proven as written.
     pub verified_up_to: Option<u64>,
+    /// The first sequence number in the file: 0, or a later segment's start.
+    pub first_seq: Option<u64>,
+    /// A later segment: the chain hash its first record continues from
+    /// (the final hash of the segment before).
+    pub continues: Option<[u8; 32]>,
     /// The last sequence number that links correctly (signed or not).
     pub last_seq: Option<u64>,
+    /// The chain hash after the last record that links correctly.
+    pub final_hash: Option<[u8; 32]>,
     /// Ended with an unmount (or session-end) record and its checkpoint.
     pub closed: bool,
+    /// Ended with a segment-end record and its checkpoint: the log goes on
+    /// in its next segment.
+    pub rotated: bool,
     /// Anchors that matched a checkpoint of this log.
     pub anchors_matched: usize,
     pub problem: Option<Problem>,
@@ -124,14 +139,26 @@ impl Report {
     pub fn ok(&self) -> bool {
         self.problem.is_none()
     }
+
+    /// Ends with a verified checkpoint: every record is signed, and no
+    /// record can be added to it unnoticed.
+    pub fn sealed(&self) -> bool {
+        self.ok() && self.verified_up_to.is_some() && self.verified_up_to == self.last_seq
+    }
 }
 
-struct Parsed<'a> {
-    frame: Frame<'a>,
+/// A record as read for verifying: its frame and what it parsed to.
+struct Parsed {
+    offset: usize,
+    bytes: Vec<u8>,
     record: Result<Record, String>,
 }
 
-impl Parsed<'_> {
+impl Parsed {
+    fn read<R: Read>(frames: &mut FrameReader<R>) -> Option<Parsed> {
+        let (offset, bytes) = frames.next_frame()?;
+        Some(Parsed { offset, bytes: bytes.to_vec(), record: Record::from_bytes(bytes) })
+    }
     fn seq(&self) -> Option<u64> {
         self.record.as_ref().ok().map(|r| r.seq)
     }
@@ -140,10 +167,17 @@ impl Parsed<'_> {
     }
 }
 
-/// Verifies a log file against the volume's registry and any anchors.
+/// Verifies a log file held in memory; see [`verify_reader`].
 pub fn verify(file: &[u8], registry: &Volume, anchors: &[Anchor]) -> Report {
+    verify_reader(file, registry, anchors)
+}
+
+/// Verifies one log file (or one segment of a log) against the volume's
+/// registry and any anchors, reading it once, front to back, holding one
+/// record at a time: memory does not grow with the log.
+pub fn verify_reader<R: Read>(file: R, registry: &Volume, anchors: &[Anchor]) -> Report {
     let mut report = Report::default();
-    let frames = match frame::split(file) {
+    let mut frames = match FrameReader::new(file) {
         Ok(f) => f,
         Err(e) => {
             report.problem =
@@ -151,49 +185,68 @@ pub fn verify(file: &[u8], registry: &Volume, anchors: &[Anchor]) -> Report {
             return report;
         }
     };
-    let recs: Vec<Parsed> =
-        frames.frames.iter().map(|f| Parsed { frame: *f, record: Record::from_bytes(f.bytes) }).collect();
-    report.records = recs.len();
-    let problem = |diagnosis, i: usize, detail: String| {
-        let (offset, seq) = match recs.get(i) {
-            Some(p) => (p.frame.offset, p.seq()),
-            None => (file.len(), None),
-        };
-        Some(Problem { diagnosis, index: i, offset, seq, detail })
+    let problem = |diagnosis, index: usize, offset: usize, seq: Option<u64>, detail: String| {
+        Some(Problem { diagnosis, index, offset, seq, detail })
     };
 
     let mut h = chain::GENESIS;
-    let mut hashes: Vec<[u8; 32]> = Vec::with_capacity(recs.len());
     let mut key: Option<VerifyingKey> = None;
-    for (i, p) in recs.iter().enumerate() {
-        let expected = i as u64;
-        let r = match &p.record {
+    let mut base = 0u64;
+    // Anchors of this log, by seq: checked as their checkpoint goes by.
+    let mut pending: BTreeMap<u64, [u8; 32]> = BTreeMap::new();
+    let mut anchor_problem: Option<Problem> = None;
+    // The record before: its offset, seq and link (for diagnoses).
+    let mut before: Option<(usize, Option<u64>, Option<[u8; 32]>)> = None;
+    let mut last_op = None;
+    let mut before_last_op = None;
+    let mut i = 0usize;
+    loop {
+        let Some((offset, bytes)) = frames.next_frame() else { break };
+        let parsed = Record::from_bytes(bytes);
+        let r = match parsed {
             Ok(r) => r,
             Err(e) => {
-                report.problem = problem(Diagnosis::Changed, i, format!("record {i} was changed: {e}"));
+                report.problem = problem(Diagnosis::Changed, i, offset, None, format!("record {i} was changed: {e}"));
                 return report;
             }
         };
+        if i == 0 && r.op == Op::Segment {
+            (base, h) = (r.seq, r.prev);
+        }
+        let expected = base + i as u64;
         if r.seq != expected || r.prev != h {
-            report.problem = diagnose(&recs, i, &h);
-            if let Some(p) = &mut report.problem {
-                if let Some(q) = recs.get(p.index) {
-                    (p.offset, p.seq) = (q.frame.offset, q.seq());
+            let current = Parsed { offset, bytes: bytes.to_vec(), record: Ok(r) };
+            let next = Parsed::read(&mut frames);
+            let mut later = |seq: u64| {
+                let mut k = 0;
+                while let Some((_, b)) = frames.next_frame() {
+                    if Record::from_bytes(b).is_ok_and(|r| r.seq == seq) {
+                        return Some(k);
+                    }
+                    k += 1;
                 }
-            }
+                None
+            };
+            report.problem = diagnose(i, base, &current, before, next.as_ref(), &h, &mut later);
             return report;
         }
-        // Same log throughout.
         if i == 0 {
-            match check_start(r, registry) {
+            match check_start(&r, registry) {
                 Ok((k, member)) => {
                     key = Some(k);
                     report.mount_id = Some(r.mount_id);
                     report.host = Some(r.host.clone());
                     report.member = Some(member);
+                    if r.op == Op::Segment {
+                        report.continues = Some(r.prev);
+                    }
+                    report.first_seq = Some(base);
+                    for a in anchors.iter().filter(|a| a.mount_id == r.mount_id && a.seq >= base) {
+                        pending.insert(a.seq, a.hash);
+                    }
                 }
                 Err(detail) => {
-                    report.problem = problem(Diagnosis::Rewritten, 0, detail);
+                    report.problem = problem(Diagnosis::Rewritten, 0, offset, Some(r.seq), detail);
                     return report;
                 }
             }
@@ -201,6 +254,8 @@ pub fn verify(file: &[u8], registry: &Volume, anchors: &[Anchor]) -> Report {
             report.problem = problem(
                 Diagnosis::Changed,
                 i,
+                offset,
+                Some(r.seq),
                 format!("record {i} (seq {}) names another mount or member than the log's mount record", r.seq),
             );
             return report;
@@ -214,10 +269,12 @@ pub fn verify(file: &[u8], registry: &Volume, anchors: &[Anchor]) -> Report {
                     tresor_format::audit::verify_checkpoint(key.as_ref().expect("set at 0"), &body, &s).is_ok()
                 });
             if !signed {
-                let since = report.verified_up_to.map(|s| s + 1).unwrap_or(0);
+                let since = report.verified_up_to.map(|s| s + 1).unwrap_or(base);
                 report.problem = problem(
                     Diagnosis::Rewritten,
                     i,
+                    offset,
+                    Some(r.seq),
                     format!(
                         "the checkpoint at seq {} does not verify with the mount's key: records {since}..{} were \
                          rewritten by someone without it",
@@ -227,80 +284,99 @@ pub fn verify(file: &[u8], registry: &Volume, anchors: &[Anchor]) -> Report {
                 return report;
             }
             report.verified_up_to = Some(r.seq);
+            report.checkpoints += 1;
         }
-        h = chain::next(&h, p.frame.bytes);
-        hashes.push(h);
-        report.last_seq = Some(r.seq);
-    }
-
-    if let Some((offset, len)) = frames.bad_length {
-        report.problem = Some(Problem {
-            diagnosis: Diagnosis::Changed,
-            index: recs.len(),
-            offset,
-            seq: None,
-            detail: format!(
-                "the record at offset {offset} has an impossible length ({len} bytes): the file was changed"
-            ),
-        });
-        return report;
-    }
-    if recs.is_empty() {
-        report.problem = problem(Diagnosis::CutOff, 0, "the log holds no records: its mount record is missing".into());
-        return report;
-    }
-    let mount_id = report.mount_id.expect("set at record 0");
-    // Anchors: a checkpoint the log no longer reaches, or one that differs.
-    for a in anchors.iter().filter(|a| a.mount_id == mount_id) {
-        match recs.get(a.seq as usize) {
-            None => {
-                report.problem = Some(Problem {
-                    diagnosis: Diagnosis::CutOff,
-                    index: recs.len(),
-                    offset: frames.torn.map(|t| t.0).unwrap_or(file.len()),
-                    seq: report.last_seq.map(|s| s + 1),
-                    detail: format!(
-                        "the log ends at seq {} but an anchor records a checkpoint at seq {}: records were cut off",
-                        report.last_seq.unwrap_or(0),
-                        a.seq
-                    ),
-                });
-                return report;
-            }
-            Some(p) => {
-                let is_checkpoint = p.record.as_ref().is_ok_and(|r| r.op == Op::Checkpoint);
-                if !is_checkpoint || hashes[a.seq as usize] != a.hash {
-                    report.problem = problem(
-                        Diagnosis::Rewritten,
-                        a.seq as usize,
-                        format!("the checkpoint at seq {} does not match its anchor: the log was rewritten", a.seq),
-                    );
-                    return report;
-                }
+        h = chain::next(&h, bytes);
+        if let Some(anchored) = pending.remove(&r.seq) {
+            if (r.op != Op::Checkpoint || anchored != h) && anchor_problem.is_none() {
+                anchor_problem = problem(
+                    Diagnosis::Rewritten,
+                    i,
+                    offset,
+                    Some(r.seq),
+                    format!("the checkpoint at seq {} does not match its anchor: the log was rewritten", r.seq),
+                );
+            } else if anchor_problem.is_none() {
                 report.anchors_matched += 1;
             }
         }
+        report.last_seq = Some(r.seq);
+        report.final_hash = Some(h);
+        before = Some((offset, Some(r.seq), Some(r.prev)));
+        (before_last_op, last_op) = (last_op, Some(r.op));
+        i += 1;
     }
-    if let Some((offset, len)) = frames.torn {
+    report.records = i;
+
+    match frames.end() {
+        End::BadLength(offset, len) => {
+            report.problem = problem(
+                Diagnosis::Changed,
+                i,
+                *offset,
+                None,
+                format!("the record at offset {offset} has an impossible length ({len} bytes): the file was changed"),
+            );
+            return report;
+        }
+        End::Io(e) => {
+            report.problem =
+                problem(Diagnosis::CutOff, i, frames.offset(), None, format!("the log could not be read on: {e}"));
+            return report;
+        }
+        _ => {}
+    }
+    if i == 0 {
+        report.problem = problem(
+            Diagnosis::CutOff,
+            0,
+            frames.offset(),
+            None,
+            "the log holds no records: its mount record is missing".into(),
+        );
+        return report;
+    }
+    if let Some(p) = anchor_problem {
+        report.problem = Some(p);
+        return report;
+    }
+    if let Some((&seq, _)) = pending.iter().next_back() {
+        let torn_at = match frames.end() {
+            End::Torn(o, _) => *o,
+            _ => frames.offset(),
+        };
+        report.problem = problem(
+            Diagnosis::CutOff,
+            i,
+            torn_at,
+            report.last_seq.map(|s| s + 1),
+            format!(
+                "the log ends at seq {} but an anchor records a checkpoint at seq {seq}: records were cut off",
+                report.last_seq.unwrap_or(0),
+            ),
+        );
+        return report;
+    }
+    if let End::Torn(offset, len) = frames.end() {
         report.warnings.push(format!(
             "incomplete last record at offset {offset} ({len} bytes): the writer stopped in the middle of it"
         ));
     }
-    let last = recs.last().and_then(|p| p.record.as_ref().ok()).expect("all parsed");
-    let unsigned = report.last_seq.map_or(0, |s| s + 1) - report.verified_up_to.map_or(0, |s| s + 1);
-    if last.op != Op::Checkpoint {
+    let last_seq = report.last_seq.expect("a record linked");
+    let unsigned = last_seq + 1 - report.verified_up_to.map_or(base, |s| s + 1);
+    let ends_with_checkpoint = last_op == Some(Op::Checkpoint);
+    if !ends_with_checkpoint {
         report.warnings.push(format!(
             "unsigned tail of {unsigned} records (no checkpoint covers them; daemon killed?): verified up to seq {}",
             report.verified_up_to.map(|s| s.to_string()).unwrap_or_else(|| "-".into())
         ));
     }
-    let n = recs.len();
-    report.closed = n >= 2 && last.op == Op::Checkpoint && recs[n - 2].record.as_ref().is_ok_and(|r| r.op.ends_log());
-    if !report.closed && last.op == Op::Checkpoint {
+    report.closed = ends_with_checkpoint && before_last_op.is_some_and(Op::ends_log);
+    report.rotated = ends_with_checkpoint && before_last_op == Some(Op::SegmentEnd);
+    if !report.closed && !report.rotated && ends_with_checkpoint {
         report.warnings.push(format!(
             "no unmount record: the mount is still running, was killed, or the log was cut after its checkpoint at \
-             seq {} (an anchor tells which)",
-            last.seq
+             seq {last_seq} (an anchor tells which)"
         ));
     }
     report
@@ -309,7 +385,7 @@ pub fn verify(file: &[u8], registry: &Volume, anchors: &[Anchor]) -> Report {
 /// The mount (or session) record: for this volume, by a registry member
 /// whose signing key it names. Returns that key and the member.
 fn check_start(r: &Record, registry: &Volume) -> Result<(VerifyingKey, MemberId), String> {
-    if !r.op.starts_log() {
+    if !r.op.starts_file() {
         return Err(format!("the first record is `{}`, not `mount`: the log's start was replaced", r.op.as_str()));
     }
     if r.volume.as_deref() != Some(&registry.id[..]) {
@@ -327,33 +403,40 @@ fn check_start(r: &Record, registry: &Volume) -> Result<(VerifyingKey, MemberId)
     Ok((m.public.ed25519, member))
 }
 
-/// Why record `i` (expected seq `i`, expected link `h`) does not follow:
-/// looks at its neighbours to tell a change from a removal, an insertion
-/// or a reordering.
-fn diagnose(recs: &[Parsed], i: usize, h: &[u8; 32]) -> Option<Problem> {
-    let e = i as u64;
-    let r = recs[i].record.as_ref().expect("parsed");
-    let next = recs.get(i + 1);
-    let mk = |diagnosis, index: usize, detail: String| Some(Problem { diagnosis, index, offset: 0, seq: None, detail });
+/// Why record `i` (expected seq `base + i`, expected link `h`) does not
+/// follow: looks at its neighbours to tell a change from a removal, an
+/// insertion or a reordering. `before` is record `i - 1` (offset, seq,
+/// link), `next` record `i + 1`, and `later(seq)` scans the records after
+/// `next` for one with that seq (how many records past `next` it is).
+fn diagnose(
+    i: usize,
+    base: u64,
+    cur: &Parsed,
+    before: Option<(usize, Option<u64>, Option<[u8; 32]>)>,
+    next: Option<&Parsed>,
+    h: &[u8; 32],
+    later: &mut dyn FnMut(u64) -> Option<usize>,
+) -> Option<Problem> {
+    let e = base + i as u64;
+    let r = cur.record.as_ref().expect("parsed");
+    let here =
+        |diagnosis, detail: String| Some(Problem { diagnosis, index: i, offset: cur.offset, seq: Some(r.seq), detail });
+    let (b_offset, b_seq, b_prev) = before.unwrap_or((0, None, None));
+    let there =
+        |diagnosis, detail: String| Some(Problem { diagnosis, index: i - 1, offset: b_offset, seq: b_seq, detail });
     if r.seq == e {
         // Sequence continuous, link broken.
         if next.is_some_and(|n| n.seq() == Some(e) && n.prev() == Some(*h)) {
-            return mk(
+            return here(
                 Diagnosis::Inserted,
-                i,
                 format!("record {i} (seq {e}) was inserted: the next record has the same seq and links past it"),
             );
         }
         if i == 0 {
-            return mk(
-                Diagnosis::Changed,
-                0,
-                "the first record's link is not the chain's start: it was changed".into(),
-            );
+            return here(Diagnosis::Changed, "the first record's link is not the chain's start: it was changed".into());
         }
-        return mk(
+        return there(
             Diagnosis::Changed,
-            i - 1,
             format!(
                 "record {} (seq {}) was changed: its hash no longer matches the link in the record after it",
                 i - 1,
@@ -362,10 +445,9 @@ fn diagnose(recs: &[Parsed], i: usize, h: &[u8; 32]) -> Option<Problem> {
         );
     }
     if r.seq < e {
-        if i > 0 && r.seq == e - 1 && recs[i - 1].prev() == Some(r.prev) {
-            return mk(
+        if i > 0 && r.seq == e - 1 && b_prev == Some(r.prev) {
+            return there(
                 Diagnosis::Inserted,
-                i - 1,
                 format!(
                     "record {} (seq {}) was inserted: the record after it repeats its seq and links past it",
                     i - 1,
@@ -373,26 +455,29 @@ fn diagnose(recs: &[Parsed], i: usize, h: &[u8; 32]) -> Option<Problem> {
                 ),
             );
         }
-        return mk(Diagnosis::Inserted, i, format!("record {i} repeats seq {} (expected {e}): it was inserted", r.seq));
+        return here(Diagnosis::Inserted, format!("record {i} repeats seq {} (expected {e}): it was inserted", r.seq));
     }
     // r.seq > e: a gap here, or the expected record comes later.
-    match recs.iter().skip(i + 1).position(|p| p.seq() == Some(e)) {
+    let found = match next {
+        Some(n) if n.seq() == Some(e) => Some(0),
+        Some(_) => later(e).map(|k| k + 1),
+        None => None,
+    };
+    match found {
         Some(0) => {
             let n = next.expect("position 0 exists");
-            let swapped = r.seq == e + 1 && n.prev() == Some(*h) && r.prev == chain::next(h, n.frame.bytes);
+            let swapped = r.seq == e + 1 && n.prev() == Some(*h) && r.prev == chain::next(h, &n.bytes);
             if swapped || r.seq == e + 1 {
-                mk(
+                here(
                     Diagnosis::Reordered,
-                    i,
                     format!("records {i} and {} are swapped (seq {} before seq {e})", i + 1, r.seq),
                 )
             } else {
-                mk(Diagnosis::Inserted, i, format!("record {i} (seq {}) was inserted before seq {e}", r.seq))
+                here(Diagnosis::Inserted, format!("record {i} (seq {}) was inserted before seq {e}", r.seq))
             }
         }
-        Some(k) => mk(
+        Some(k) => here(
             Diagnosis::Reordered,
-            i,
             format!(
                 "record {i} has seq {} but seq {e} comes later (record {}): records were reordered",
                 r.seq,
@@ -401,9 +486,8 @@ fn diagnose(recs: &[Parsed], i: usize, h: &[u8; 32]) -> Option<Problem> {
         ),
         None => {
             let missing = r.seq - e;
-            mk(
+            here(
                 Diagnosis::Removed,
-                i,
                 format!(
                     "{missing} record(s) removed before record {i}: seq {e}{} missing",
                     if missing > 1 { format!("..{}", r.seq - 1) } else { String::new() }
