@@ -13,7 +13,9 @@
 //! | [`chain`] | the hash chain and the checkpoint signature input |
 //! | [`seal`] | sealing and unsealing path fields |
 //! | [`frame`] | the file header and length-prefixed framing; torn tails |
+//! | [`event`] | what a caller records, sealed and signed by [`event::complete`] |
 //! | [`writer`] | appending: group commit, checkpoints, anchors, fail-closed |
+//! | [`segments`] | the segments of each log verified together; the summary |
 //! | [`verify`] | checking a log and naming the first bad record |
 //! | [`query`] | merging logs by time, filters, `who` and `access` |
 //! | [`time`] | RFC 3339 in and out, without a date crate |
@@ -24,10 +26,12 @@
 #![forbid(unsafe_code)]
 
 pub mod chain;
+pub mod event;
 pub mod frame;
 pub mod query;
 pub mod record;
 pub mod seal;
+pub mod segments;
 pub mod time;
 pub mod verify;
 pub mod writer;

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use crate::frame::{End, FrameReader};
-use crate::record::{Op, Record};
+use crate::record::{Op, Pruned, Record};
 
 /// What is wrong with a log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,6 +131,11 @@ pub struct Report {
     pub rotated: bool,
     /// Anchors that matched a checkpoint of this log.
     pub anchors_matched: usize,
+    /// The time of the last record that links correctly (unix ns).
+    pub last_time_ns: Option<u64>,
+    /// Segments this log says `tresor audit prune` removed (verified
+    /// records only).
+    pub prunes: Vec<(u64, Pruned)>,
     pub problem: Option<Problem>,
     pub warnings: Vec<String>,
 }
@@ -301,7 +306,11 @@ pub fn verify_reader<R: Read>(file: R, registry: &Volume, anchors: &[Anchor]) ->
             }
         }
         report.last_seq = Some(r.seq);
+        report.last_time_ns = Some(r.time_ns);
         report.final_hash = Some(h);
+        if let (Op::Prune, Some(p)) = (r.op, &r.prune) {
+            report.prunes.push((r.seq, p.clone()));
+        }
         before = Some((offset, Some(r.seq), Some(r.prev)));
         (before_last_op, last_op) = (last_op, Some(r.op));
         i += 1;

@@ -35,9 +35,10 @@ use tresor_format::{Identity, NameKey, Volume};
 use tresor_sys::audit_io;
 
 use crate::chain::{self, hex};
+pub use crate::event::{complete, Event};
 use crate::frame;
-use crate::record::{fit_sealed, fit_text, Op, Record, SetAttr, MAX_RECIPIENTS};
-use crate::seal::{Field, PathSealer};
+use crate::record::Op;
+use crate::seal::PathSealer;
 
 /// When records reach stable storage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +69,10 @@ pub struct AuditConfig {
     pub checkpoint_every: u64,
     /// ... or this long after the last one, if records were added since.
     pub checkpoint_interval: Duration,
+    /// A new segment once the current one holds this many bytes...
+    pub segment_bytes: u64,
+    /// ... or is this old (docs/AUDIT.md, "Segments").
+    pub segment_age: Duration,
     /// Send each checkpoint line to syslog (LOG_AUTHPRIV | LOG_NOTICE).
     pub anchor_syslog: bool,
     /// Run this command with each checkpoint line on its stdin.
@@ -82,6 +87,8 @@ impl AuditConfig {
             sync: SyncMode::Every(Duration::from_millis(1000)),
             checkpoint_every: 1000,
             checkpoint_interval: Duration::from_secs(60),
+            segment_bytes: 64 << 20,
+            segment_age: Duration::from_secs(24 * 3600),
             anchor_syslog: false,
             anchor_cmd: None,
             on_error: OnError::FailClosed,
@@ -103,130 +110,6 @@ pub enum AuditError {
     Closed { path: PathBuf },
 }
 
-/// Who and what a record is about: a record with the caller's fields
-/// filled in, and the plaintext of the fields that are sealed.
-#[derive(Clone, Debug)]
-pub struct Event {
-    record: Record,
-    path: Option<Vec<u8>>,
-    new_path: Option<Vec<u8>>,
-    xattr: Option<Vec<u8>>,
-}
-
-impl Event {
-    pub fn new(op: Op) -> Event {
-        Event { record: Record::new(op), path: None, new_path: None, xattr: None }
-    }
-
-    /// The requesting process.
-    pub fn by(mut self, uid: u32, gid: u32, pid: u32) -> Event {
-        (self.record.uid, self.record.gid, self.record.pid) = (uid, gid, pid);
-        self
-    }
-
-    /// This process (a CLI command acting for itself).
-    pub fn by_self(self) -> Event {
-        let (uid, gid) = audit_io::uid_gid();
-        self.by(uid, gid, std::process::id())
-    }
-
-    /// The plaintext path, relative to the volume root.
-    pub fn path(mut self, path: impl Into<Vec<u8>>) -> Event {
-        self.path = Some(path.into());
-        self
-    }
-
-    pub fn new_path(mut self, path: impl Into<Vec<u8>>) -> Event {
-        self.new_path = Some(path.into());
-        self
-    }
-
-    pub fn xattr(mut self, name: impl Into<Vec<u8>>) -> Event {
-        self.xattr = Some(name.into());
-        self
-    }
-
-    /// 0 for success, else the errno returned.
-    pub fn result(mut self, errno: i32) -> Event {
-        self.record.result = errno;
-        self
-    }
-
-    pub fn intent(mut self, intent: impl Into<String>) -> Event {
-        self.record.intent = Some(intent.into());
-        self
-    }
-
-    pub fn bytes(mut self, read: u64, written: u64) -> Event {
-        self.record.bytes_read = Some(read);
-        self.record.bytes_written = Some(written);
-        self
-    }
-
-    pub fn setattr(mut self, attr: SetAttr) -> Event {
-        self.record.setattr = Some(attr);
-        self
-    }
-
-    pub fn recipients(mut self, ids: Vec<[u8; 16]>) -> Event {
-        self.record.recipients = Some(ids);
-        self
-    }
-
-    /// The member a grant, revoke or membership change is about.
-    pub fn subject(mut self, member: [u8; 16]) -> Event {
-        self.record.subject = Some(member.to_vec());
-        self
-    }
-
-    pub fn rekeyed(mut self, rekeyed: bool) -> Event {
-        self.record.rekeyed = Some(rekeyed);
-        self
-    }
-
-    pub fn offset(mut self, offset: u64) -> Event {
-        self.record.offset = Some(offset);
-        self
-    }
-
-    pub fn op(&self) -> Op {
-        self.record.op
-    }
-
-    /// The record as built so far: for writers that stamp the fields the
-    /// log's writer otherwise fills in (test vectors, tools).
-    pub fn record_mut(&mut self) -> &mut Record {
-        &mut self.record
-    }
-}
-
-/// Completes a stamped record (seq, time, host, mount id, member, process
-/// set) as the writer does: seals its confidential fields, links it to
-/// `prev`, and for a checkpoint adds the chain hash and the signature.
-/// Pure, so the test vectors build logs byte for byte.
-pub fn complete(event: Event, sealer: &PathSealer, identity: &Identity, prev: &[u8; 32]) -> Record {
-    let Event { mut record, path, new_path, xattr } = event;
-    let (mount_id, seq) = (record.mount_id, record.seq);
-    let seal = |field, plain: Option<Vec<u8>>| plain.map(|p| sealer.seal(&mount_id, seq, field, &fit_sealed(p)));
-    record.options = record.options.take().map(fit_text);
-    record.intent = record.intent.take().map(fit_text);
-    record.process = fit_text(std::mem::take(&mut record.process));
-    if let Some(ids) = &mut record.recipients {
-        ids.truncate(MAX_RECIPIENTS);
-    }
-    record.path = seal(Field::Path, path);
-    record.new_path = seal(Field::NewPath, new_path);
-    record.xattr = seal(Field::Xattr, xattr);
-    record.prev = *prev;
-    if record.op == Op::Checkpoint {
-        record.chain = Some(prev.to_vec());
-        record.sig = None;
-        let body = chain::checkpoint_body(&mount_id, seq, prev, &record.to_bytes());
-        record.sig = Some(tresor_format::audit::sign_checkpoint(identity, &body).to_vec());
-    }
-    record
-}
-
 /// How a log starts: the mount (or session) record's contents.
 pub struct Start<'a> {
     pub identity: Arc<Identity>,
@@ -240,6 +123,11 @@ pub struct Start<'a> {
 
 struct State {
     file: File,
+    /// The same file, for `fdatasync` outside the append lock.
+    sync_file: Arc<File>,
+    /// The current segment: its number and when it was started.
+    segment: u64,
+    segment_started: Instant,
     /// Bytes of whole records written: the file is cut back to this when a
     /// write fails.
     len: u64,
@@ -267,8 +155,10 @@ struct Shared {
     config: AuditConfig,
     /// A CLI session's log (ends with `session-end`, not `unmount`).
     session: bool,
-    /// A second descriptor for `fdatasync` outside the append lock.
-    sync_file: File,
+    /// The log directory, opened without following symlinks: segments
+    /// are created beneath it.
+    dir: OwnedFd,
+    volume_id: [u8; 16],
 }
 
 /// An open audit log: appends from many threads are serialized inside.
@@ -344,6 +234,24 @@ fn process_name(pid: u32) -> String {
         .unwrap_or_default()
 }
 
+/// A log's file name: `<host>-<mount-id>.log` for its first segment,
+/// `<host>-<mount-id>.<n>.log` (n of 6 digits or more) for the ones after.
+pub fn segment_name(host: &str, mount_id: &[u8; 16], n: u64) -> String {
+    match n {
+        0 => format!("{host}-{}.log", hex(mount_id)),
+        n => format!("{host}-{}.{n:06}.log", hex(mount_id)),
+    }
+}
+
+/// Creates a segment file beneath `dir` (exclusively, no symlink) and
+/// writes its file header.
+fn create_segment(dir: std::os::fd::BorrowedFd<'_>, name: &str) -> std::io::Result<File> {
+    let cname = std::ffi::CString::new(name).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    let mut file = audit_io::create_log(dir, &cname, 0o640)?;
+    file.write_all(&frame::file_header())?;
+    Ok(file)
+}
+
 impl AuditLog {
     /// Creates a new log file in `config.dir` (made if missing) and writes
     /// the mount record and the first checkpoint, synced.
@@ -352,13 +260,11 @@ impl AuditLog {
         let mut mount_id = [0u8; 16];
         OsRng.fill_bytes(&mut mount_id);
         let host = host_name();
-        let name = format!("{host}-{}.log", hex(&mount_id));
+        let name = segment_name(&host, &mount_id, 0);
         let path = config.dir.join(&name);
         let create = |source| AuditError::Create { path: path.clone(), source };
-        let cname = std::ffi::CString::new(name).expect("hex and host characters only");
-        let mut file = audit_io::create_log(dir.as_fd(), &cname, 0o640).map_err(create)?;
-        file.write_all(&frame::file_header()).map_err(create)?;
-        let sync_file = file.try_clone().map_err(create)?;
+        let file = create_segment(dir.as_fd(), &name).map_err(create)?;
+        let sync_file = Arc::new(file.try_clone().map_err(create)?);
         let (anchors, anchor_thread) = if config.anchor_syslog || config.anchor_cmd.is_some() {
             let (tx, rx) = mpsc::channel::<String>();
             let (syslog, cmd) = (config.anchor_syslog, config.anchor_cmd.clone());
@@ -377,6 +283,9 @@ impl AuditLog {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 file,
+                sync_file,
+                segment: 0,
+                segment_started: Instant::now(),
                 len: frame::FILE_HEADER_LEN as u64,
                 seq: 0,
                 prev: chain::GENESIS,
@@ -398,11 +307,10 @@ impl AuditLog {
             mount_id,
             session: start.op == Op::Session,
             config,
-            sync_file,
+            dir: dir.try_clone().map_err(create)?,
+            volume_id: start.volume.id,
         });
-        let mut first = Event::new(start.op).by_self();
-        first.record.volume = Some(start.volume.id.to_vec());
-        first.record.key = Some(shared.identity.public().ed25519.as_bytes().to_vec());
+        let mut first = shared.start_event(start.op);
         first.record.options = Some(start.options);
         {
             let mut st = shared.lock();
@@ -467,6 +375,9 @@ impl AuditLog {
             }
             if st.since_checkpoint >= shared.config.checkpoint_every && op != Op::Checkpoint {
                 shared.checkpoint_locked(&mut st)?;
+            }
+            if st.len >= shared.config.segment_bytes || st.segment_started.elapsed() >= shared.config.segment_age {
+                shared.rotate_locked(&mut st)?;
             }
             Ok(())
         });
@@ -627,6 +538,38 @@ impl Shared {
         Ok(())
     }
 
+    /// The first record of a log or of a segment: this process, the volume
+    /// and the key that signs the checkpoints.
+    fn start_event(&self, op: Op) -> Event {
+        let mut e = Event::new(op).by_self();
+        e.record.volume = Some(self.volume_id.to_vec());
+        e.record.key = Some(self.identity.public().ed25519.as_bytes().to_vec());
+        e
+    }
+
+    /// Seals the current segment (`segment-end`, a checkpoint, synced) and
+    /// goes on in a new file whose `segment` record links to it and is
+    /// checkpointed at once, so each segment verifies on its own and the
+    /// chain runs unbroken across them (docs/AUDIT.md, "Segments").
+    fn rotate_locked(&self, st: &mut State) -> Result<(), String> {
+        let (uid, gid) = audit_io::uid_gid();
+        self.append_locked(st, Event::new(Op::SegmentEnd).by(uid, gid, std::process::id()))?;
+        self.checkpoint_locked(st)?;
+        st.file.sync_data().map_err(|e| format!("fdatasync: {e}"))?;
+        let name = segment_name(&self.host, &self.mount_id, st.segment + 1);
+        let file = create_segment(self.dir.as_fd(), &name).map_err(|e| format!("creating segment {name}: {e}"))?;
+        st.sync_file = Arc::new(file.try_clone().map_err(|e| format!("dup: {e}"))?);
+        st.file = file;
+        st.segment += 1;
+        st.segment_started = Instant::now();
+        st.len = frame::FILE_HEADER_LEN as u64;
+        let _ = File::from(self.dir.try_clone().map_err(|e| format!("dup: {e}"))?).sync_all();
+        self.append_locked(st, self.start_event(Op::Segment))?;
+        self.checkpoint_locked(st)?;
+        tracing::info!("audit log: segment {} of mount {}", st.segment, hex(&self.mount_id));
+        Ok(())
+    }
+
     fn checkpoint_locked(&self, st: &mut State) -> Result<(), String> {
         let seq = st.seq;
         self.append_locked(st, Event::new(Op::Checkpoint))?;
@@ -662,8 +605,9 @@ impl Shared {
             if st.dirty {
                 st.dirty = false;
                 // Sync without holding the lock: appends go on meanwhile.
+                let file = st.sync_file.clone();
                 drop(st);
-                let synced = self.sync_file.sync_data();
+                let synced = file.sync_data();
                 st = self.lock();
                 if let Err(e) = synced {
                     st.dirty = true;

@@ -72,6 +72,12 @@ pub fn create_log(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<Fil
     Ok(File::from(openat(dir, name, flags, mode)?))
 }
 
+/// Removes log file `name` from `dir` (a pruned segment): the entry
+/// itself, never what a symlink there points to.
+pub fn remove_log(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
+    crate::unlinkat(dir, name, false)
+}
+
 /// Opens a log for reading: no symlink in the last component, never blocks
 /// on a FIFO or device, and anything but a regular file is `EINVAL`-like
 /// (`ENODEV` for devices and FIFOs, `EISDIR` for directories).
