@@ -17,6 +17,8 @@
 //! | [`writer`] | appending: group commit, checkpoints, anchors, fail-closed |
 //! | [`segments`] | the segments of each log verified together; the summary |
 //! | [`verify`] | checking a log and naming the first bad record |
+//! | [`report`] | aureport-style summaries per member, file, op, failure, denial |
+//! | [`rows`] | records as typed rows: JSON, CSV, terminal-safe table lines |
 //! | [`query`] | merging logs by time, filters, `who` and `access` |
 //! | [`time`] | RFC 3339 in and out, without a date crate |
 //!
@@ -30,6 +32,8 @@ pub mod event;
 pub mod frame;
 pub mod query;
 pub mod record;
+pub mod report;
+pub mod rows;
 pub mod seal;
 pub mod segments;
 pub mod time;

@@ -168,15 +168,23 @@ pub fn under(path: &str, prefix: &str) -> bool {
         || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
 }
 
-/// What `tresor audit show` keeps.
+/// What `tresor audit show` (and `who`, `report`) keeps: every condition
+/// given must hold, several ops match any of them (ausearch's habits).
 #[derive(Clone, Debug, Default)]
 pub struct Filter {
     pub member: Option<[u8; 16]>,
     pub uid: Option<u32>,
     pub path_prefix: Option<String>,
-    pub op: Option<Op>,
+    /// Any of these operations (none given: any).
+    pub ops: Vec<Op>,
     pub since_ns: Option<u64>,
     pub until_ns: Option<u64>,
+    /// Only records of calls that failed (a nonzero result).
+    pub failed: bool,
+    /// The process name (`comm`), exactly.
+    pub process: Option<String>,
+    pub host: Option<String>,
+    pub pid: Option<u32>,
 }
 
 impl Filter {
@@ -184,9 +192,13 @@ impl Filter {
         let r = &e.record;
         self.member.is_none_or(|m| r.member == m || r.subject.as_deref() == Some(&m[..]))
             && self.uid.is_none_or(|u| r.uid == u)
-            && self.op.is_none_or(|op| r.op == op)
+            && (self.ops.is_empty() || self.ops.contains(&r.op))
             && self.since_ns.is_none_or(|t| r.time_ns >= t)
             && self.until_ns.is_none_or(|t| r.time_ns <= t)
+            && (!self.failed || r.result != 0)
+            && self.process.as_deref().is_none_or(|p| r.process == p)
+            && self.host.as_deref().is_none_or(|h| r.host == h)
+            && self.pid.is_none_or(|p| r.pid == p)
             && self.path_prefix.as_deref().is_none_or(|p| {
                 let p = normalize(p);
                 e.path().is_some_and(|x| under(x, &p)) || e.new_path().is_some_and(|x| under(x, &p))
@@ -351,7 +363,21 @@ mod tests {
         let f = Filter { path_prefix: Some("/a/".into()), ..Filter::default() };
         assert_eq!(log.iter().filter(|e| f.matches(e)).count(), 2);
         assert_eq!(who(&log, "./a/b").count(), 2);
-        let f = Filter { since_ns: Some(2), op: Some(Op::Open), ..Filter::default() };
+        let f = Filter { since_ns: Some(2), ops: vec![Op::Open], ..Filter::default() };
         assert_eq!(log.iter().filter(|e| f.matches(e)).map(|e| e.record.time_ns).collect::<Vec<_>>(), [2]);
+        let f = Filter { ops: vec![Op::Open, Op::Rename], until_ns: Some(2), ..Filter::default() };
+        assert_eq!(log.iter().filter(|e| f.matches(e)).count(), 2, "several ops: any of them");
+        let failed = with(entry(4, Op::Open, "a/b", None), |r| {
+            (r.result, r.process, r.host, r.pid) = (libc::EACCES, "cat".into(), "node2".into(), 77)
+        });
+        let log = [log, vec![failed]].concat();
+        for f in [
+            Filter { failed: true, ..Filter::default() },
+            Filter { process: Some("cat".into()), ..Filter::default() },
+            Filter { host: Some("node2".into()), ..Filter::default() },
+            Filter { pid: Some(77), ..Filter::default() },
+        ] {
+            assert_eq!(log.iter().filter(|e| f.matches(e)).map(|e| e.record.time_ns).collect::<Vec<_>>(), [4], "{f:?}");
+        }
     }
 }
