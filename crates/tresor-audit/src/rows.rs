@@ -32,7 +32,7 @@ fn opt_string<S: Serializer, T: std::fmt::Display>(v: &Option<T>, s: S) -> Resul
 /// The attributes a setattr set.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct AttrRow {
-    pub mode: Option<String>,
+    pub mode: Option<u32>,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
     #[serde(serialize_with = "opt_string")]
@@ -112,7 +112,7 @@ impl Row {
             bytes_read: r.bytes_read,
             bytes_written: r.bytes_written,
             setattr: r.setattr.as_ref().map(|a| AttrRow {
-                mode: a.mode.map(|m| format!("{m:o}")),
+                mode: a.mode,
                 uid: a.uid,
                 gid: a.gid,
                 size: a.size,
@@ -139,7 +139,7 @@ impl Row {
         }
         if let Some(a) = &self.setattr {
             let mut f = Vec::new();
-            f.extend(a.mode.as_ref().map(|m| format!("mode={m}")));
+            f.extend(a.mode.map(|m| format!("mode={m:o}")));
             f.extend(a.uid.map(|u| format!("uid={u}")));
             f.extend(a.gid.map(|g| format!("gid={g}")));
             f.extend(a.size.map(|s| format!("size={s}")));

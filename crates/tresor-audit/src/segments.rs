@@ -9,7 +9,7 @@ use crate::chain::hex;
 use crate::verify::{Diagnosis, Problem, Report};
 
 /// What a verify run found over all its logs: one line's worth.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Summary {
     /// Log files read.
     pub files: usize,

@@ -243,6 +243,14 @@ pub fn segment_name(host: &str, mount_id: &[u8; 16], n: u64) -> String {
     }
 }
 
+/// Removes a pruned segment, by name, from the log directory (opened as
+/// the writer opens it: no symlink followed).
+pub fn remove_segment(dir: &Path, name: &str) -> std::io::Result<()> {
+    let fd = open_dir(dir).map_err(std::io::Error::other)?;
+    let cname = std::ffi::CString::new(name).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    audit_io::remove_log(fd.as_fd(), &cname)
+}
+
 /// Creates a segment file beneath `dir` (exclusively, no symlink) and
 /// writes its file header.
 fn create_segment(dir: std::os::fd::BorrowedFd<'_>, name: &str) -> std::io::Result<File> {

@@ -27,7 +27,11 @@ fn logs(s: &Scratch) -> Vec<PathBuf> {
 fn verify(s: &Scratch, extra: &[&str]) -> (Option<i32>, Vec<Value>) {
     let out =
         s.tresor().args(["audit", "verify", "--json", "--volume"]).arg(s.path("backing")).args(extra).output().unwrap();
-    (out.status.code(), json_lines(&out))
+    let mut lines = json_lines(&out);
+    let summary = lines.pop().expect("a summary line");
+    assert_eq!(summary["summary"], true, "verify ends with one summary: {summary}");
+    assert_eq!(summary["ok"], (out.status.code() == Some(0)), "{summary}");
+    (out.status.code(), lines)
 }
 
 /// Waits until every mount log ends with its unmount record (the daemon
@@ -141,7 +145,10 @@ fn a_workload_through_two_mounts_is_recorded_verified_and_replayed() {
 
     let (code, reports) = verify(&s, &[]);
     assert_eq!(code, Some(0), "{reports:?}");
-    assert!(reports.iter().all(|r| r["ok"] == true && r["closed"] == true && r["warnings"] == serde_json::json!([])));
+    assert!(
+        reports.iter().all(|r| r["ok"] == true && r["closed"] == true && r["warnings"] == serde_json::json!([])),
+        "{reports:#?}"
+    );
 
     let all = show(&s, "alice", &[]);
     assert!(all.iter().any(|r| r["op"] == "member-add" && r["subject"] == "bob" && r["member_name"] == "alice"));
@@ -153,8 +160,8 @@ fn a_workload_through_two_mounts_is_recorded_verified_and_replayed() {
     assert_eq!(create[0]["recipients"], serde_json::json!(["alice"]));
     assert_eq!(create[0]["result"], "ok");
     let releases = find(&all, "release", "study/cohort.csv");
-    assert!(releases.iter().any(|r| r["bytes_written"] == 16 && r["bytes_read"] == 0), "{releases:?}");
-    assert!(releases.iter().any(|r| r["bytes_read"] == 16), "{releases:?}");
+    assert!(releases.iter().any(|r| r["bytes_written"] == "16" && r["bytes_read"] == "0"), "{releases:?}");
+    assert!(releases.iter().any(|r| r["bytes_read"] == "16"), "{releases:?}");
     assert!(releases.iter().all(|r| r["pid"] != 0 && r["process"] != ""), "the opener is named: {releases:?}");
     let rename = find(&all, "rename", "study/cohort.csv");
     assert_eq!(rename[0]["new_path"], "study/final.csv");
@@ -162,7 +169,7 @@ fn a_workload_through_two_mounts_is_recorded_verified_and_replayed() {
     let denied = find(&all, "open", "bobs.txt");
     assert!(denied.iter().any(|r| r["result"] == "EACCES" && r["member_name"] == "alice"), "{denied:?}");
     let eio = find(&all, "read", "scan.bin");
-    assert!(eio.iter().any(|r| r["result"] == "EIO" && r["offset"] == 0), "{eio:?}");
+    assert!(eio.iter().any(|r| r["result"] == "EIO" && r["offset"] == "0"), "{eio:?}");
     assert_eq!(find(&all, "unlink", "study/final.csv").len(), 1);
     assert!(all.iter().all(|r| r["uid"] == 0 && !r["process"].as_str().unwrap().is_empty() || r["pid"] == 0));
 
@@ -367,8 +374,7 @@ fn checkpoints_anchored_by_the_mount_expose_a_cut_tail_and_a_deleted_log() {
     let out = s.tresor().args(["audit", "verify"]).arg(&stray).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--volume"), "{out:?}");
-    let out =
-        s.tresor().args(["audit", "access", "f0", "--at", "yesterday", "--volume"]).arg(s.path("backing")).output();
+    let out = s.tresor().args(["audit", "access", "f0", "--at", "someday", "--volume"]).arg(s.path("backing")).output();
     assert_eq!(out.unwrap().status.code(), Some(2));
 }
 
