@@ -53,18 +53,7 @@ pub enum AuditCommand {
         json: bool,
     },
     /// Show records of one or more logs merged by time, filtered.
-    Show {
-        /// Log files [default: every log in BACKING/tresor.audit].
-        logs: Vec<PathBuf>,
-        #[command(flatten)]
-        volume: VolumeArg,
-        #[command(flatten)]
-        filter: FilterArgs,
-        #[command(flatten)]
-        format: Format,
-        #[command(flatten)]
-        who: Reader,
-    },
+    Show(Query),
     /// Everyone who accessed a file, when and how, denied attempts included.
     Who {
         /// Plaintext path relative to the volume root.
@@ -104,18 +93,7 @@ pub enum AuditCommand {
     },
     /// Summaries in the manner of aureport: records, failures and denials
     /// per member, file, operation, failure (errno) and denial.
-    Report {
-        /// Log files [default: every log in BACKING/tresor.audit].
-        logs: Vec<PathBuf>,
-        #[command(flatten)]
-        volume: VolumeArg,
-        #[command(flatten)]
-        filter: FilterArgs,
-        #[command(flatten)]
-        format: Format,
-        #[command(flatten)]
-        who: Reader,
-    },
+    Report(Query),
     /// Remove the log segments sealed before a time: only segments that
     /// verify, end with a signed checkpoint, and start their log (or follow
     /// removed ones). The removal is recorded in a session log first.
@@ -131,6 +109,21 @@ pub enum AuditCommand {
         #[command(flatten)]
         who: Reader,
     },
+}
+
+/// Which logs, which records, how shown, and who reads them.
+#[derive(Args, Debug, Clone)]
+pub struct Query {
+    /// Log files [default: every log in BACKING/tresor.audit].
+    logs: Vec<PathBuf>,
+    #[command(flatten)]
+    volume: VolumeArg,
+    #[command(flatten)]
+    filter: FilterArgs,
+    #[command(flatten)]
+    format: Format,
+    #[command(flatten)]
+    who: Reader,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -221,7 +214,7 @@ fn run_to(cmd: AuditCommand, out: &mut dyn Write) -> Result<ExitCode> {
     match cmd {
         AuditCommand::Verify { logs, volume, anchors, json } => verify::verify(logs, volume, anchors, json, out),
         AuditCommand::Prune { before, volume, dry_run, who } => verify::prune(&before, &volume, dry_run, &who, out),
-        AuditCommand::Show { logs, volume, filter, format, who } => {
+        AuditCommand::Show(Query { logs, volume, filter, format, who }) => {
             let (volume, logs) = resolve(&volume, logs)?;
             let filter = filter.build(&volume)?;
             let names = names(&volume);
@@ -256,7 +249,7 @@ fn run_to(cmd: AuditCommand, out: &mut dyn Write) -> Result<ExitCode> {
             let path = query::normalize(&path);
             access(query::access(read(&logs, &sealer)?, &path, at_ns), &path, at_ns, &names, json, out)
         }
-        AuditCommand::Report { logs, volume, filter, format, who } => {
+        AuditCommand::Report(Query { logs, volume, filter, format, who }) => {
             let (volume, logs) = resolve(&volume, logs)?;
             let filter = filter.build(&volume)?;
             let names = names(&volume);
