@@ -63,10 +63,10 @@ pub enum AuditCommand {
         #[command(flatten)]
         volume: VolumeArg,
         /// From this time (now, today, yesterday, -1h, -7d, a date, RFC 3339, unix seconds).
-        #[arg(long, value_name = "TIME")]
+        #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
         since: Option<String>,
         /// Up to this time (same forms).
-        #[arg(long, value_name = "TIME")]
+        #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
         until: Option<String>,
         #[command(flatten)]
         format: Format,
@@ -79,7 +79,7 @@ pub enum AuditCommand {
         /// Plaintext path relative to the volume root.
         path: String,
         /// When (now, today, yesterday, -1h, -7d, a date, RFC 3339, unix seconds).
-        #[arg(long, default_value = "now")]
+        #[arg(long, default_value = "now", allow_hyphen_values = true)]
         at: String,
         /// Log files [default: every log in BACKING/tresor.audit].
         logs: Vec<PathBuf>,
@@ -99,7 +99,7 @@ pub enum AuditCommand {
     /// removed ones). The removal is recorded in a session log first.
     Prune {
         /// Remove segments whose last record is before this time.
-        #[arg(long, value_name = "TIME")]
+        #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
         before: String,
         #[command(flatten)]
         volume: VolumeArg,
@@ -150,10 +150,10 @@ pub struct FilterArgs {
     #[arg(long, value_delimiter = ',')]
     op: Vec<String>,
     /// From this time (now, today, yesterday, -1h, -7d, a date, RFC 3339, unix seconds).
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     since: Option<String>,
     /// Up to this time (same forms).
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     until: Option<String>,
     /// Only calls that failed (denied, I/O errors, ...).
     #[arg(long)]

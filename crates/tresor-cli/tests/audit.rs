@@ -404,3 +404,134 @@ fn a_mount_refuses_a_planted_symlink_or_fifo_as_its_log_directory() {
     assert!(!out.status.success() && stderr.contains("audit log directory"), "{stderr}");
     assert!(!is_mountpoint(&s.path("mnt")));
 }
+
+/// `tresor audit ARGS -i alice` on the volume, its output.
+fn audit_as(s: &Scratch, who: &str, args: &[&str]) -> std::process::Output {
+    s.tresor()
+        .arg("audit")
+        .args(args)
+        .arg("--volume")
+        .arg(s.path("backing"))
+        .arg("-i")
+        .arg(s.path(&format!("{who}.id")))
+        .arg("--passfile")
+        .arg(s.path("pass"))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn auditors_ask_by_result_process_host_pid_several_ops_and_relative_times_in_json_csv_and_reports() {
+    let s = Scratch::new("audit-ask");
+    s.identity("alice");
+    s.init("backing", "alice", &[]);
+    let dangerous = "a\u{200B}b\u{202E}txt.exe\u{1b}[2J";
+    {
+        let m = s.mount("backing", "mnt", "alice", &[]);
+        fs::write(m.path.join("kept.csv"), b"1,2\n").unwrap();
+        fs::write(m.path.join(dangerous), b"x").unwrap();
+        fs::create_dir(m.path.join("d")).unwrap();
+        fs::write(m.path.join("d/x"), b"x").unwrap();
+        assert!(fs::remove_dir(m.path.join("d")).is_err(), "not empty");
+        let cat = Command::new("cat").arg(m.path.join("kept.csv")).output().unwrap();
+        assert!(cat.status.success());
+    }
+    wait_closed(&s);
+    let lines = |out: &std::process::Output| {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        json_lines(out)
+    };
+    let all = lines(&audit_as(&s, "alice", &["show", "--json", "--since", "-1h", "--until", "now"]));
+    assert!(all.len() >= 6, "{all:?}");
+    assert!(all.iter().all(|r| r["time_ns"].is_string()), "nanoseconds as strings: never rounded");
+    assert!(lines(&audit_as(&s, "alice", &["show", "--json", "--until", "yesterday"])).is_empty());
+
+    let failed = lines(&audit_as(&s, "alice", &["show", "--json", "--failed"]));
+    assert_eq!(
+        failed.iter().map(|r| (r["op"].as_str().unwrap(), r["result"].as_str().unwrap())).collect::<Vec<_>>(),
+        [("rmdir", "ENOTEMPTY")]
+    );
+    let by_cat = lines(&audit_as(&s, "alice", &["show", "--json", "--comm", "cat", "--op", "open,release"]));
+    assert_eq!(by_cat.iter().map(|r| r["op"].as_str().unwrap()).collect::<Vec<_>>(), ["open", "release"]);
+    let pid = by_cat[0]["pid"].to_string();
+    let host = by_cat[0]["host"].as_str().unwrap().to_owned();
+    assert_eq!(lines(&audit_as(&s, "alice", &["show", "--json", "--pid", &pid, "--host", &host])).len(), 2);
+    assert!(lines(&audit_as(&s, "alice", &["show", "--json", "--host", "elsewhere"])).is_empty());
+    let ops = lines(&audit_as(&s, "alice", &["show", "--json", "--op", "create", "--op", "rmdir"]));
+    assert_eq!(ops.len(), 4, "three creates and the failed rmdir: {ops:?}");
+
+    // Any name: exact in JSON, escaped on a terminal, quoted in CSV.
+    assert!(ops.iter().any(|r| r["path"] == dangerous), "{ops:?}");
+    let table = audit_as(&s, "alice", &["show", "--op", "create"]);
+    let text = String::from_utf8(table.stdout).unwrap();
+    assert!(text.contains(r"a\u{200b}b\u{202e}txt.exe\u{1b}[2J") && !text.contains('\u{1b}'), "{text}");
+    let csv = String::from_utf8(audit_as(&s, "alice", &["show", "--csv", "--op", "create"]).stdout).unwrap();
+    assert!(csv.starts_with("time,time_ns,host,mount,seq,member,") && csv.lines().count() == 4, "{csv}");
+
+    // aureport-like summaries.
+    let report = lines(&audit_as(&s, "alice", &["report", "--json"]));
+    let row = |section: &str, key: &str| {
+        report
+            .iter()
+            .find(|r| r["section"] == section && r["key"] == key)
+            .unwrap_or_else(|| panic!("{report:?}"))
+            .clone()
+    };
+    assert_eq!(row("failure", "ENOTEMPTY")["records"], 1);
+    assert_eq!(row("file", "kept.csv")["failed"], 0);
+    assert!(row("member", "alice")["records"].as_u64().unwrap() >= 6);
+    let csv = String::from_utf8(audit_as(&s, "alice", &["report", "--csv"]).stdout).unwrap();
+    assert!(csv.starts_with("section,key,records,failed,denied,first,last"), "{csv}");
+
+    // A reader that goes away early is no error.
+    let mut child = s
+        .tresor()
+        .args(["audit", "show", "--volume"])
+        .arg(s.path("backing"))
+        .arg("-i")
+        .arg(s.path("alice.id"))
+        .arg("--passfile")
+        .arg(s.path("pass"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // `| head -0`
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success() && !String::from_utf8_lossy(&out.stderr).contains("panicked"), "{out:?}");
+}
+
+#[test]
+fn prune_removes_only_sealed_verified_old_segments_and_is_itself_audited() {
+    let s = Scratch::new("audit-prune");
+    s.identity("alice");
+    s.init("backing", "alice", &[]);
+    for name in ["f", "g"] {
+        let m = s.mount("backing", "mnt", "alice", &[]);
+        fs::write(m.path.join(name), b"x").unwrap();
+    }
+    wait_closed(&s);
+    let before = logs(&s);
+    assert_eq!(before.len(), 2, "two mounts' logs");
+    // Nothing ends before yesterday.
+    let out = audit_as(&s, "alice", &["prune", "--before", "yesterday"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to prune"), "{out:?}");
+    assert_eq!(logs(&s), before);
+    // A tampered log keeps all of its evidence; the rest goes, recorded first.
+    let mount_log = before.iter().max_by_key(|p| fs::metadata(p).unwrap().len()).unwrap().clone();
+    let saved = fs::read(&mount_log).unwrap();
+    let mut bad = saved.clone();
+    let n = bad.len();
+    bad[n - 100] ^= 1;
+    fs::write(&mount_log, &bad).unwrap();
+    let out = audit_as(&s, "alice", &["prune", "--before", "now"]);
+    assert!(out.status.success(), "{out:?}");
+    let after = logs(&s);
+    assert!(after.contains(&mount_log), "a tampered log is never pruned");
+    fs::write(&mount_log, &saved).unwrap();
+    let (code, reports) = verify(&s, &[]);
+    assert_eq!(code, Some(0), "what stays verifies, the prune's own log included: {reports:?}");
+    let recorded = show(&s, "alice", &["--op", "prune"]);
+    assert_eq!(recorded.len(), 1, "one prune record per removed log: {recorded:?}");
+    assert_eq!(after.len(), 2, "the kept mount log and the prune's session log");
+}
