@@ -149,8 +149,11 @@ impl<R: std::io::Read> FrameReader<R> {
             self.end = Some(End::BadLength(pos, len));
             return None;
         }
-        self.buf.resize(len, 0);
-        match fill(&mut self.r, &mut self.buf) {
+        // Grown once to the largest frame seen; not cleared between frames.
+        if self.buf.len() < len {
+            self.buf.resize(len, 0);
+        }
+        match fill(&mut self.r, &mut self.buf[..len]) {
             Ok(n) if n == len => {}
             Ok(n) => {
                 self.end = Some(End::Torn(pos, 4 + n));
@@ -162,7 +165,7 @@ impl<R: std::io::Read> FrameReader<R> {
             }
         }
         self.offset += 4 + len;
-        Some((pos, &self.buf))
+        Some((pos, &self.buf[..len]))
     }
 
     /// How the frames ended (`Clean` while frames remain).

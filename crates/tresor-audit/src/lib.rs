@@ -27,6 +27,7 @@
 
 #![forbid(unsafe_code)]
 
+mod cbor;
 pub mod chain;
 pub mod event;
 pub mod frame;
