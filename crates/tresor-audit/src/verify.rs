@@ -409,15 +409,23 @@ fn check_start(r: &Record, registry: &Volume) -> Result<(VerifyingKey, MemberId)
         return Err("the mount record names another volume: this log is not from this volume".into());
     }
     let member = MemberId(r.member);
-    let m = registry.member(&member).ok_or_else(|| {
+    let key = signer(registry, &member).ok_or_else(|| {
         format!("the mount record names member {member}, who is not in the volume's registry: the log was not written by a member")
     })?;
-    if r.key.as_deref() != Some(m.public.ed25519.as_bytes()) {
+    if r.key.as_deref() != Some(key.as_bytes()) {
         return Err(format!(
             "the mount key in the mount record is not member {member}'s key in the registry: the log was written by someone else"
         ));
     }
-    Ok((m.public.ed25519, member))
+    Ok((key, member))
+}
+
+/// The key a log by `member` must be signed with: the one place the
+/// verifier looks a signer up in the registry. Today the current members;
+/// once the registry keeps retired members (issue 13, part 2), theirs too,
+/// so that removing a member never makes their genuine logs fail.
+pub fn signer(registry: &Volume, member: &MemberId) -> Option<VerifyingKey> {
+    registry.member(member).map(|m| m.public.ed25519)
 }
 
 /// Why record `i` (expected seq `base + i`, expected link `h`) does not
