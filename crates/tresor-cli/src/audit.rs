@@ -56,7 +56,8 @@ pub enum AuditCommand {
     Show(Query),
     /// Everyone who accessed a file, when and how, denied attempts included.
     Who {
-        /// Plaintext path relative to the volume root.
+        /// Plaintext path relative to the volume root, or a path through a
+        /// Tresor mount of this machine.
         path: String,
         /// Log files [default: every log in BACKING/tresor.audit].
         logs: Vec<PathBuf>,
@@ -235,6 +236,7 @@ fn run_to(cmd: AuditCommand, out: &mut dyn Write) -> Result<ExitCode> {
             let names = names(&volume);
             let sealer = sealer(&volume, &who)?;
             let mut printer = Printer::new(format, &names, &logs, out);
+            let path = query::volume_path(&path);
             for e in query::who(read(&logs, &sealer)?, &path).filter(|e| filter.matches(e)) {
                 printer.print(&e)?;
             }
@@ -246,7 +248,7 @@ fn run_to(cmd: AuditCommand, out: &mut dyn Write) -> Result<ExitCode> {
             let (volume, logs) = resolve(&volume, logs)?;
             let names = names(&volume);
             let sealer = sealer(&volume, &who)?;
-            let path = query::normalize(&path);
+            let path = query::volume_path(&path);
             access(query::access(read(&logs, &sealer)?, &path, at_ns), &path, at_ns, &names, json, out)
         }
         AuditCommand::Report(Query { logs, volume, filter, format, who }) => {
@@ -306,7 +308,7 @@ impl FilterArgs {
         Ok(Filter {
             member: self.member.map(|m| member_id(volume, &m)).transpose()?.map(|m| m.0),
             uid: self.uid,
-            path_prefix: self.path,
+            path_prefix: self.path.as_deref().map(query::volume_path),
             ops,
             since_ns: when(self.since)?,
             until_ns: when(self.until)?,

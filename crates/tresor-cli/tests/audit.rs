@@ -405,6 +405,11 @@ fn a_mount_refuses_a_planted_symlink_or_fifo_as_its_log_directory() {
     assert!(!is_mountpoint(&s.path("mnt")));
 }
 
+fn lines_of(out: &std::process::Output) -> Vec<Value> {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    json_lines(out)
+}
+
 /// `tresor audit ARGS -i alice` on the volume, its output.
 fn audit_as(s: &Scratch, who: &str, args: &[&str]) -> std::process::Output {
     s.tresor()
@@ -435,6 +440,10 @@ fn auditors_ask_by_result_process_host_pid_several_ops_and_relative_times_in_jso
         assert!(fs::remove_dir(m.path.join("d")).is_err(), "not empty");
         let cat = Command::new("cat").arg(m.path.join("kept.csv")).output().unwrap();
         assert!(cat.status.success());
+        // `who` takes a path through the mount as well as a volume path.
+        let through = lines_of(&audit_as(&s, "alice", &["who", "--json", m.path.join("kept.csv").to_str().unwrap()]));
+        let relative = lines_of(&audit_as(&s, "alice", &["who", "--json", "kept.csv"]));
+        assert!(!through.is_empty() && through == relative, "{through:?} vs {relative:?}");
     }
     wait_closed(&s);
     let lines = |out: &std::process::Output| {
