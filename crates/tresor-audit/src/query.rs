@@ -161,65 +161,6 @@ pub fn normalize(path: &str) -> String {
     parts.join("/")
 }
 
-/// A path as a user may give it: relative to the volume root, or an
-/// absolute path through a Tresor mount of this machine (an entry of
-/// /proc/self/mountinfo of type `fuse.tresor`, or `fuse` from `tresor:`),
-/// which is made relative to that mount's root. Anything else is left as it is (then normalised).
-pub fn volume_path(path: &str) -> String {
-    if !path.starts_with('/') {
-        return normalize(path);
-    }
-    let given = std::path::Path::new(path);
-    // The mount point as the kernel lists it: symlinks above it resolved.
-    let (parent, name) = (given.parent(), given.file_name());
-    let resolved = match parent.map(std::fs::canonicalize) {
-        Some(Ok(dir)) => name.map(|n| dir.join(n)).unwrap_or(dir),
-        _ => given.to_owned(),
-    };
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut best: Option<&str> = None;
-    for line in mountinfo.lines() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        // fuse.tresor where the subtype is kept (fusermount3), else plain
-        // fuse with the source `tresor:BACKING` (the default fsname).
-        let sep = fields.iter().position(|f| *f == "-").unwrap_or(fields.len());
-        let (fstype, source) = (fields.get(sep + 1).copied(), fields.get(sep + 2).copied());
-        let tresor = fstype == Some("fuse.tresor")
-            || (fstype.is_some_and(|t| t.starts_with("fuse")) && source.is_some_and(|s| s.starts_with("tresor:")));
-        if !tresor {
-            continue;
-        }
-        let Some(mnt) = fields.get(4) else { continue };
-        if resolved.starts_with(unescape_octal(mnt)) && best.is_none_or(|b| b.len() < mnt.len()) {
-            best = Some(mnt);
-        }
-    }
-    match best {
-        Some(mnt) => {
-            let rel = resolved.strip_prefix(unescape_octal(mnt)).expect("checked");
-            normalize(&rel.to_string_lossy())
-        }
-        None => normalize(path),
-    }
-}
-
-/// Undoes mountinfo's `\040`-style escapes.
-fn unescape_octal(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Whether `path` is `prefix` or below it.
 pub fn under(path: &str, prefix: &str) -> bool {
     prefix.is_empty()

@@ -236,7 +236,7 @@ fn run_to(cmd: AuditCommand, out: &mut dyn Write) -> Result<ExitCode> {
             let names = names(&volume);
             let sealer = sealer(&volume, &who)?;
             let mut printer = Printer::new(format, &names, &logs, out);
-            let path = query::volume_path(&path);
+            let path = volume_path(&path);
             for e in query::who(read(&logs, &sealer)?, &path).filter(|e| filter.matches(e)) {
                 printer.print(&e)?;
             }
@@ -248,7 +248,7 @@ fn run_to(cmd: AuditCommand, out: &mut dyn Write) -> Result<ExitCode> {
             let (volume, logs) = resolve(&volume, logs)?;
             let names = names(&volume);
             let sealer = sealer(&volume, &who)?;
-            let path = query::volume_path(&path);
+            let path = volume_path(&path);
             access(query::access(read(&logs, &sealer)?, &path, at_ns), &path, at_ns, &names, json, out)
         }
         AuditCommand::Report(Query { logs, volume, filter, format, who }) => {
@@ -308,7 +308,7 @@ impl FilterArgs {
         Ok(Filter {
             member: self.member.map(|m| member_id(volume, &m)).transpose()?.map(|m| m.0),
             uid: self.uid,
-            path_prefix: self.path.as_deref().map(query::volume_path),
+            path_prefix: self.path.as_deref().map(volume_path),
             ops,
             since_ns: when(self.since)?,
             until_ns: when(self.until)?,
@@ -429,6 +429,19 @@ fn backing(volume: &VolumeArg, first_log: Option<&PathBuf>) -> Result<PathBuf> {
             }
         }
         (None, None) => Err(Usage("give LOG files or --volume BACKING".into()).into()),
+    }
+}
+
+/// A path as a user may give it, as records hold it: relative to the
+/// volume root, or an absolute path through a live Tresor mount of this
+/// machine (made relative to the mount's root; the file need not exist).
+fn volume_path(path: &str) -> String {
+    let p = Path::new(path);
+    match crate::resolve::tresor_mount_of(p) {
+        Ok(Some((mnt, _))) if p.is_absolute() => {
+            query::normalize(&p.strip_prefix(&mnt).expect("inside the mount").to_string_lossy())
+        }
+        _ => query::normalize(path),
     }
 }
 
