@@ -312,3 +312,116 @@ fn decode_as<const KEEP: bool>(bytes: &[u8]) -> Result<Record, String> {
         prev,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::ALL_OPS;
+
+    /// A small deterministic generator (xorshift64*).
+    struct Gen(u64);
+    impl Gen {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn pick(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+        fn int(&mut self) -> u64 {
+            // Every width: inline, 1, 2, 4 and 8 bytes, and their edges.
+            let edges = [0, 23, 24, 255, 256, 65535, 65536, u32::MAX as u64, 1 << 32, u64::MAX];
+            if self.pick(2) == 0 {
+                edges[self.pick(edges.len() as u64) as usize]
+            } else {
+                self.next() >> self.pick(64)
+            }
+        }
+        fn maybe<T>(&mut self, f: impl FnOnce(&mut Gen) -> T) -> Option<T> {
+            (self.pick(2) == 0).then(|| f(self))
+        }
+        fn bytes(&mut self, max: u64) -> Vec<u8> {
+            let n = self.pick(max + 1);
+            (0..n).map(|_| self.next() as u8).collect()
+        }
+        fn text(&mut self) -> String {
+            ["", "a", "node1", "python3", "r+t", "é\u{202e}\u{200b}x", &"long".repeat(20)][self.pick(7) as usize]
+                .to_owned()
+        }
+    }
+
+    fn random_record(g: &mut Gen) -> Record {
+        let mut r = Record::new(ALL_OPS[g.pick(ALL_OPS.len() as u64) as usize]);
+        r.seq = g.int();
+        r.time_ns = g.int();
+        r.host = g.text();
+        r.mount_id = [g.next() as u8; 16];
+        (r.uid, r.gid, r.pid) = (g.int() as u32, g.int() as u32, g.int() as u32);
+        r.process = g.text();
+        r.member = [g.next() as u8; 16];
+        r.path = g.maybe(|g| g.bytes(300));
+        r.new_path = g.maybe(|g| g.bytes(40));
+        r.result = g.int() as i32;
+        r.intent = g.maybe(Gen::text);
+        r.bytes_read = g.maybe(Gen::int);
+        r.bytes_written = g.maybe(Gen::int);
+        r.setattr = g.maybe(|g| SetAttr {
+            mode: g.maybe(|g| g.int() as u32),
+            uid: g.maybe(|g| g.int() as u32),
+            gid: g.maybe(|g| g.int() as u32),
+            size: g.maybe(Gen::int),
+            atime: g.maybe(|g| g.int() as i64),
+            mtime: g.maybe(|g| g.int() as i64),
+        });
+        r.xattr = g.maybe(|g| g.bytes(20));
+        r.recipients = g.maybe(|g| (0..g.pick(30)).map(|i| [i as u8; 16]).collect());
+        r.subject = g.maybe(|g| g.bytes(16));
+        r.rekeyed = g.maybe(|g| g.pick(2) == 1);
+        r.offset = g.maybe(Gen::int);
+        r.volume = g.maybe(|g| g.bytes(16));
+        r.key = g.maybe(|g| g.bytes(32));
+        r.options = g.maybe(Gen::text);
+        r.chain = g.maybe(|g| g.bytes(32));
+        r.sig = g.maybe(|g| g.bytes(64));
+        r.prune = g.maybe(|g| Pruned { mid: [1; 16], first: g.int(), last: g.int(), hash: [2; 32] });
+        r.prev = [g.next() as u8; 32];
+        r
+    }
+
+    #[test]
+    fn the_fast_reader_accepts_exactly_what_the_serde_path_accepts() {
+        let mut g = Gen(0x9e37_79b9_7f4a_7c15);
+        for round in 0..3000 {
+            let r = random_record(&mut g);
+            let bytes = r.to_bytes();
+            assert_eq!(decode(&bytes).as_ref(), Ok(&r), "round {round}");
+            // Damage: flipped bits, changed bytes, cuts, insertions.
+            for _ in 0..20 {
+                let mut d = bytes.clone();
+                match g.pick(4) {
+                    0 => {
+                        let i = g.pick(d.len() as u64) as usize;
+                        d[i] ^= 1 << g.pick(8);
+                    }
+                    1 => {
+                        let i = g.pick(d.len() as u64) as usize;
+                        d[i] = g.next() as u8;
+                    }
+                    2 => d.truncate(g.pick(d.len() as u64) as usize),
+                    _ => {
+                        let i = g.pick(d.len() as u64 + 1) as usize;
+                        d.insert(i, g.next() as u8);
+                    }
+                }
+                let (fast, serde) = (decode(&d), Record::from_bytes_serde(&d));
+                assert_eq!(decode_links(&d).is_ok(), serde.is_ok(), "links: round {round}");
+                assert_eq!(fast.is_ok(), serde.is_ok(), "round {round}: {d:02x?}: fast {fast:?} serde {serde:?}");
+                if let (Ok(a), Ok(b)) = (fast, serde) {
+                    assert_eq!(a, b);
+                }
+            }
+        }
+    }
+}

@@ -15,6 +15,8 @@
 //! | [`frame`] | the file header and length-prefixed framing; torn tails |
 //! | [`event`] | what a caller records, sealed and signed by [`event::complete`] |
 //! | [`writer`] | appending: group commit, checkpoints, anchors, fail-closed |
+//! | `files` | the log directory and segment files, opened without following symlinks |
+//! | `cbor` | the canonical record encoding read without serde (verify and show) |
 //! | [`segments`] | the segments of each log verified together; the summary |
 //! | [`verify`] | checking a log and naming the first bad record |
 //! | [`report`] | aureport-style summaries per member, file, op, failure, denial |
@@ -30,6 +32,7 @@
 mod cbor;
 pub mod chain;
 pub mod event;
+mod files;
 pub mod frame;
 pub mod query;
 pub mod record;
