@@ -22,7 +22,7 @@
 //! | [`report`] | aureport-style summaries per member, file, op, failure, denial |
 //! | [`rows`] | records as typed rows: JSON, CSV, terminal-safe table lines |
 //! | [`query`] | merging logs by time, filters, `who` and `access` |
-//! | [`time`] | RFC 3339 in and out, without a date crate |
+//! | [`time`] | times out as RFC 3339; in as auditors type them (jiff) |
 //!
 //! The crate does file I/O but knows nothing of FUSE: the mount daemon and
 //! the CLI both call [`writer::AuditLog`].
