@@ -357,7 +357,10 @@ pub fn verify_reader<R: Read>(file: R, registry: &Volume, anchors: &[Anchor]) ->
         report.problem = Some(p);
         return report;
     }
-    if let Some((&seq, _)) = pending.iter().next_back() {
+    // A segment sealed by rotation: anchors past its end belong to the
+    // segments after it (linking them checks those exist).
+    let rotated = last_op == Some(Op::Checkpoint) && before_last_op == Some(Op::SegmentEnd);
+    if let Some((&seq, _)) = pending.iter().next_back().filter(|_| !rotated) {
         let torn_at = match frames.end() {
             End::Torn(o, _) => *o,
             _ => frames.offset(),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use rand_core::OsRng;
 use tresor_audit::query::open_log;
 use tresor_audit::segments::{link, prunable, Summary};
-use tresor_audit::verify::{verify_reader, Diagnosis, Report};
+use tresor_audit::verify::{verify_reader, Anchor, Diagnosis, Report};
 use tresor_audit::writer::Start;
 use tresor_audit::{AuditConfig, AuditLog, Event, Op};
 use tresor_format::{Identity, NameKey, Volume, VolumeParams};
@@ -71,6 +71,16 @@ fn a_rotated_log_verifies_across_its_segments_and_a_missing_one_is_found_unless_
     assert_eq!((summary.files, summary.logs, summary.tampered, summary.warnings), (segs.len(), 1, 0, 0), "{summary:?}");
     assert_eq!(summary.records, 2 + 200 + 4 * (segs.len() as u64 - 1) + 2, "{summary:?}");
     assert!(reports.iter().all(|r| r.sealed()), "every segment ends with a signed checkpoint");
+
+    // Anchors (here: every segment's final checkpoint) each belong to one
+    // segment; the others do not read them as cut off.
+    let anchors: Vec<Anchor> = reports
+        .iter()
+        .map(|r| Anchor { mount_id: r.mount_id.unwrap(), seq: r.last_seq.unwrap(), hash: r.final_hash.unwrap() })
+        .collect();
+    let anchored: Vec<Report> = segs.iter().map(|p| verify_reader(open_log(p).unwrap(), &f.volume, &anchors)).collect();
+    assert_eq!(problems(&anchored), []);
+    assert!(anchored.iter().all(|r| r.anchors_matched == 1), "{anchored:#?}");
 
     // Moved to other storage: still one chain.
     let archive = tempfile::tempdir().unwrap();
