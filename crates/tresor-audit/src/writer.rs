@@ -130,6 +130,8 @@ struct State {
     /// The current segment: its number and when it was started.
     segment: u64,
     segment_started: Instant,
+    /// The seq of the current segment's first record.
+    segment_first: u64,
     /// Bytes of whole records written: the file is cut back to this when a
     /// write fails.
     len: u64,
@@ -225,6 +227,7 @@ impl AuditLog {
                 sync_file,
                 segment: 0,
                 segment_started: Instant::now(),
+                segment_first: 0,
                 len: frame::FILE_HEADER_LEN as u64,
                 seq: 0,
                 prev: chain::GENESIS,
@@ -501,6 +504,7 @@ impl Shared {
         st.file = file;
         st.segment += 1;
         st.segment_started = Instant::now();
+        st.segment_first = st.seq;
         st.len = frame::FILE_HEADER_LEN as u64;
         let _ = File::from(self.dir.try_clone().map_err(|e| format!("dup: {e}"))?).sync_all();
         self.append_locked(st, self.start_event(Op::Segment))?;
@@ -526,6 +530,7 @@ impl Shared {
             SyncMode::Every(d) => d.min(self.config.checkpoint_interval),
             SyncMode::Always => self.config.checkpoint_interval.min(Duration::from_secs(1)),
         }
+        .min(self.config.segment_age)
         .max(Duration::from_millis(1));
         let mut st = self.lock();
         loop {
@@ -538,6 +543,16 @@ impl Shared {
                 && st.last_checkpoint.elapsed() >= self.config.checkpoint_interval
             {
                 if let Err(reason) = self.checkpoint_locked(&mut st) {
+                    let _ = self.failed(&mut st, reason);
+                }
+            }
+            // An old segment rotates even when no record comes, once it
+            // holds more than its first record and checkpoint.
+            if self.refusal(&st).is_ok()
+                && st.seq > st.segment_first + 2
+                && st.segment_started.elapsed() >= self.config.segment_age
+            {
+                if let Err(reason) = self.rotate_locked(&mut st) {
                     let _ = self.failed(&mut st, reason);
                 }
             }

@@ -123,3 +123,33 @@ fn a_rotated_log_verifies_across_its_segments_and_a_missing_one_is_found_unless_
     // Nothing newer than `before` is prunable, nor a log with a problem.
     assert!(prunable(&refs, 0).is_empty());
 }
+
+#[test]
+fn an_old_segment_rotates_without_waiting_for_a_record_and_the_log_verifies() {
+    let f = fixture();
+    let mut config = AuditConfig::new(f.dir.path());
+    config.segment_age = std::time::Duration::from_millis(100);
+    let start = Start {
+        identity: f.node.clone(),
+        volume: &f.volume,
+        name_key: &f.name_key,
+        op: Op::Mount,
+        options: String::new(),
+    };
+    let log = AuditLog::open(config, start).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(files(f.dir.path()).len(), 1, "an empty segment does not rotate");
+    // A record after the age: rotated as it is appended.
+    log.append(Event::new(Op::Open).by(1, 1, 1).path("f").intent("r")).unwrap();
+    assert_eq!(files(f.dir.path()).len(), 2);
+    // A record before the age, then none: the background thread rotates.
+    log.append(Event::new(Op::Open).by(1, 1, 1).path("g").intent("r")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while files(f.dir.path()).len() < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    log.close().unwrap();
+    let segs = files(f.dir.path());
+    assert_eq!(segs.len(), 3, "rotated by age with no record coming");
+    assert_eq!(problems(&verify_all(&f, &segs)), []);
+}
