@@ -205,8 +205,7 @@ pub fn verify_reader<R: Read>(file: R, registry: &Volume, anchors: &[Anchor]) ->
     let mut last_op = None;
     let mut before_last_op = None;
     let mut i = 0usize;
-    loop {
-        let Some((offset, bytes)) = frames.next_frame() else { break };
+    while let Some((offset, bytes)) = frames.next_frame() {
         // Most records need only their links; the first record, checkpoints
         // and prune records are read whole (the same bytes are accepted).
         let parsed = Record::links_from_bytes(bytes).and_then(|r| {

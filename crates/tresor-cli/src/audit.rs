@@ -333,14 +333,14 @@ fn json_line(out: &mut dyn Write, v: &impl Serialize) -> Result<()> {
 
 /// Prints entries as table lines, JSON lines or CSV.
 enum Printer<'a, 'o> {
-    Csv(Csv<&'o mut dyn Write>, &'a Names, &'a [PathBuf]),
+    Csv(Box<Csv<&'o mut dyn Write>>, &'a Names, &'a [PathBuf]),
     Lines(&'o mut dyn Write, bool, &'a Names, &'a [PathBuf]),
 }
 
 impl<'a, 'o> Printer<'a, 'o> {
     fn new(format: Format, names: &'a Names, logs: &'a [PathBuf], out: &'o mut dyn Write) -> Self {
         if format.csv {
-            Printer::Csv(Csv::new(out), names, logs)
+            Printer::Csv(Box::new(Csv::new(out)), names, logs)
         } else {
             Printer::Lines(out, format.json, names, logs)
         }
