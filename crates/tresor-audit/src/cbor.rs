@@ -22,8 +22,6 @@ fn bad(what: &str) -> String {
 struct Cur<'a> {
     b: &'a [u8],
     pos: usize,
-    /// The key read at `pos` but not taken: (pos, key, the position after it).
-    peeked: Option<(usize, &'a str, usize)>,
 }
 
 impl<'a> Cur<'a> {
@@ -113,24 +111,16 @@ impl<'a> Cur<'a> {
         self.expect(5, "expected a map")
     }
 
-    /// The next key if it is `key` (consumed), else leaves it.
+    /// The next key if it is `key` (consumed), else leaves it. Keys are
+    /// short text (under 24 bytes), so the canonical encoding of `key` is
+    /// one head byte and its bytes: anything else is not this key, and is
+    /// left for the checks after it (an entry left unread fails the record).
     fn key(&mut self, left: &mut u64, key: &str) -> R<bool> {
-        if *left == 0 {
-            return Ok(false);
-        }
-        let (next, after) = match self.peeked {
-            Some((at, k, after)) if at == self.pos => (k, after),
-            _ => {
-                let at = self.pos;
-                let k = self.text()?;
-                let after = self.pos;
-                self.pos = at;
-                self.peeked = Some((at, k, after));
-                (k, after)
-            }
-        };
-        if next == key {
-            self.pos = after;
+        debug_assert!(key.len() < 24);
+        let end = self.pos + 1 + key.len();
+        let here = self.b.get(self.pos..end);
+        if *left > 0 && here.is_some_and(|h| h[0] == 0x60 | key.len() as u8 && &h[1..] == key.as_bytes()) {
+            self.pos = end;
             *left -= 1;
             Ok(true)
         } else {
@@ -212,7 +202,7 @@ pub fn decode_links(bytes: &[u8]) -> Result<Record, String> {
 }
 
 fn decode_as<const KEEP: bool>(bytes: &[u8]) -> Result<Record, String> {
-    let c = &mut Cur { b: bytes, pos: 0, peeked: None };
+    let c = &mut Cur { b: bytes, pos: 0 };
     let mut left = c.map()?;
     let l = &mut left;
     let opt_bytes = |c: &mut Cur, l: &mut u64, key| -> R<Option<Vec<u8>>> {

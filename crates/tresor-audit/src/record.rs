@@ -105,7 +105,47 @@ impl Op {
     }
 
     pub fn parse(s: &str) -> Option<Op> {
-        ALL_OPS.iter().copied().find(|op| op.as_str() == s)
+        // A match, not a search of ALL_OPS: verify parses one per record.
+        Some(match s {
+            "mount" => Op::Mount,
+            "unmount" => Op::Unmount,
+            "session" => Op::Session,
+            "session-end" => Op::SessionEnd,
+            "checkpoint" => Op::Checkpoint,
+            "segment" => Op::Segment,
+            "segment-end" => Op::SegmentEnd,
+            "prune" => Op::Prune,
+            "open" => Op::Open,
+            "release" => Op::Release,
+            "create" => Op::Create,
+            "mknod" => Op::Mknod,
+            "unlink" => Op::Unlink,
+            "rename" => Op::Rename,
+            "mkdir" => Op::Mkdir,
+            "rmdir" => Op::Rmdir,
+            "link" => Op::Link,
+            "symlink" => Op::Symlink,
+            "setattr" => Op::Setattr,
+            "setxattr" => Op::Setxattr,
+            "removexattr" => Op::Removexattr,
+            "lookup" => Op::Lookup,
+            "getattr" => Op::Getattr,
+            "read" => Op::Read,
+            "write" => Op::Write,
+            "readlink" => Op::Readlink,
+            "opendir" => Op::Opendir,
+            "getxattr" => Op::Getxattr,
+            "listxattr" => Op::Listxattr,
+            "fsync" => Op::Fsync,
+            "grant" => Op::Grant,
+            "revoke" => Op::Revoke,
+            "rekey" => Op::Rekey,
+            "policy-set" => Op::PolicySet,
+            "member-add" => Op::MemberAdd,
+            "member-remove" => Op::MemberRemove,
+            "resign" => Op::Resign,
+            _ => return None,
+        })
     }
 
     /// The first record of a log.
@@ -536,6 +576,14 @@ mod tests {
         r.recipients = Some(vec![[1; 16], [2; 16]]);
         r.prev = [5; 32];
         r
+    }
+
+    #[test]
+    fn every_op_parses_from_its_name() {
+        for op in ALL_OPS {
+            assert_eq!(Op::parse(op.as_str()), Some(*op));
+        }
+        assert_eq!(Op::parse("Open"), None);
     }
 
     #[test]
