@@ -394,15 +394,30 @@ fn a_mount_refuses_a_planted_symlink_or_fifo_as_its_log_directory() {
     assert!(!is_mountpoint(&s.path("mnt")));
     assert_eq!(fs::read_dir(&outside).unwrap().count(), 0, "nothing written where the symlink points");
 
+    let mkfifo = |p: &Path| {
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    };
     fs::remove_file(&dir).unwrap();
-    let fifo = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
-    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    mkfifo(&dir);
     let out = s.mount_cmd("backing", "mnt", "alice").output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     // (Refused today by the mount's own create_dir_all with EEXIST before the
     // writer's clearer "not a directory"; either way: no mount, no hang.)
     assert!(!out.status.success() && stderr.contains("audit log directory"), "{stderr}");
     assert!(!is_mountpoint(&s.path("mnt")));
+
+    // Nor does verify hang on a FIFO or follow a symlink planted among the
+    // logs: each is a log that cannot be read, and the run says so.
+    fs::remove_file(&dir).unwrap();
+    fs::create_dir(&dir).unwrap();
+    mkfifo(&dir.join("x.log"));
+    std::os::unix::fs::symlink("/etc/passwd", dir.join("y.log")).unwrap();
+    let out = s.tresor().args(["audit", "verify", "--volume"]).arg(s.path("backing")).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("x.log: TAMPERED: cannot read") && text.contains("y.log: TAMPERED: cannot read"), "{text}");
+    assert!(text.contains("summary: 2 log files") && text.contains("TAMPERED: 2 of 2"), "{text}");
 }
 
 fn lines_of(out: &std::process::Output) -> Vec<Value> {
