@@ -125,6 +125,18 @@ impl<R: std::io::Read> FrameReader<R> {
         Ok(FrameReader { r, offset: FILE_HEADER_LEN, buf: Vec::with_capacity(4096), end: None })
     }
 
+    /// Goes on from byte `offset` of the file (a frame boundary a previous
+    /// read ended at), skipping what is before it unread.
+    pub fn skip_to(mut self, offset: usize) -> Result<Self, FileError>
+    where
+        R: std::io::Seek,
+    {
+        let at = offset.max(FILE_HEADER_LEN);
+        self.r.seek(std::io::SeekFrom::Start(at as u64)).map_err(|_| FileError::NotALog)?;
+        self.offset = at;
+        Ok(self)
+    }
+
     /// The next whole frame (its offset and bytes), or `None` at the end
     /// (then [`FrameReader::end`] says how it ended).
     pub fn next_frame(&mut self) -> Option<(usize, &[u8])> {

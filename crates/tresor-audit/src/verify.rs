@@ -7,7 +7,7 @@ use tresor_format::{MemberId, Volume};
 
 use crate::chain::{self, hex, unhex};
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 
 use crate::frame::{End, FrameReader};
 use crate::record::{Op, Pruned, Record};
@@ -133,6 +133,8 @@ pub struct Report {
     pub anchors_matched: usize,
     /// The time of the last record that links correctly (unix ns).
     pub last_time_ns: Option<u64>,
+    /// The last checkpoint verified: where a later run can resume.
+    pub resume: Option<Resume>,
     /// Segments this log says `tresor audit prune` removed (verified
     /// records only).
     pub prunes: Vec<(u64, Pruned)>,
@@ -181,15 +183,66 @@ pub fn verify(file: &[u8], registry: &Volume, anchors: &[Anchor]) -> Report {
 /// registry and any anchors, reading it once, front to back, holding one
 /// record at a time: memory does not grow with the log.
 pub fn verify_reader<R: Read>(file: R, registry: &Volume, anchors: &[Anchor]) -> Report {
-    let mut report = Report::default();
-    let mut frames = match FrameReader::new(file) {
-        Ok(f) => f,
-        Err(e) => {
-            report.problem =
-                Some(Problem { diagnosis: Diagnosis::NotALog, index: 0, offset: 0, seq: None, detail: e.to_string() });
-            return report;
-        }
+    match FrameReader::new(file) {
+        Ok(frames) => verify_frames(frames, registry, anchors, None),
+        Err(e) => not_a_log(e),
+    }
+}
+
+fn not_a_log(e: impl std::fmt::Display) -> Report {
+    Report {
+        problem: Some(Problem { diagnosis: Diagnosis::NotALog, index: 0, offset: 0, seq: None, detail: e.to_string() }),
+        ..Report::default()
+    }
+}
+
+/// Where a verify left off: the last checkpoint it verified in a log file
+/// (its seq, the chain hash after it, the offset after its frame, and the
+/// op before it), and whose log it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resume {
+    pub mount_id: [u8; 16],
+    pub member: MemberId,
+    pub seq: u64,
+    pub hash: [u8; 32],
+    pub offset: usize,
+    pub before: Option<Op>,
+}
+
+/// Verifies only what a log file gained since `from` (a previous run's
+/// [`Report::resume`]): the records after that checkpoint must link to its
+/// hash, and their checkpoints verify with the key of the member the log
+/// belongs to. What was verified before is trusted as it was (a full
+/// [`verify_reader`] reads everything again); a file now shorter than
+/// `from.offset` was cut.
+pub fn verify_from<R: Read + Seek>(mut file: R, registry: &Volume, anchors: &[Anchor], from: &Resume) -> Report {
+    let len = match file.seek(SeekFrom::End(0)).and_then(|len| file.seek(SeekFrom::Start(0)).map(|_| len)) {
+        Ok(len) => len,
+        Err(e) => return not_a_log(e),
     };
+    if len < from.offset as u64 {
+        let detail = format!(
+            "the log is {len} bytes, shorter than when it was verified up to seq {} ({} bytes): it was cut",
+            from.seq, from.offset
+        );
+        return Report {
+            problem: Some(Problem { diagnosis: Diagnosis::CutOff, index: 0, offset: len as usize, seq: None, detail }),
+            ..Report::default()
+        };
+    }
+    match FrameReader::new(file).and_then(|f| f.skip_to(from.offset)) {
+        Ok(frames) => verify_frames(frames, registry, anchors, Some(from)),
+        Err(e) => not_a_log(e),
+    }
+}
+
+fn verify_frames<R: Read>(
+    mut frames: FrameReader<R>,
+    registry: &Volume,
+    anchors: &[Anchor],
+    from: Option<&Resume>,
+) -> Report {
+    let mut report = Report::default();
     let problem = |diagnosis, index: usize, offset: usize, seq: Option<u64>, detail: String| {
         Some(Problem { diagnosis, index, offset, seq, detail })
     };
@@ -205,6 +258,30 @@ pub fn verify_reader<R: Read>(file: R, registry: &Volume, anchors: &[Anchor]) ->
     let mut last_op = None;
     let mut before_last_op = None;
     let mut i = 0usize;
+    if let Some(rs) = from {
+        key = signer(registry, &rs.member);
+        if key.is_none() {
+            report.problem = problem(
+                Diagnosis::Rewritten,
+                0,
+                rs.offset,
+                None,
+                format!("member {}, whose log this is, is not in the volume's registry", rs.member),
+            );
+            return report;
+        }
+        (base, h) = (rs.seq + 1, rs.hash);
+        report.mount_id = Some(rs.mount_id);
+        report.member = Some(rs.member);
+        report.first_seq = Some(base);
+        (report.verified_up_to, report.last_seq, report.final_hash) = (Some(rs.seq), Some(rs.seq), Some(rs.hash));
+        report.resume = Some(rs.clone());
+        (before_last_op, last_op) = (rs.before, Some(Op::Checkpoint));
+        for a in anchors.iter().filter(|a| a.mount_id == rs.mount_id && a.seq > rs.seq) {
+            pending.insert(a.seq, a.hash);
+        }
+    }
+    let resumed = from.is_some();
     while let Some((offset, bytes)) = frames.next_frame() {
         // Most records need only their links; the first record, checkpoints
         // and prune records are read whole (the same bytes are accepted).
@@ -222,7 +299,7 @@ pub fn verify_reader<R: Read>(file: R, registry: &Volume, anchors: &[Anchor]) ->
                 return report;
             }
         };
-        if i == 0 && r.op == Op::Segment {
+        if i == 0 && r.op == Op::Segment && !resumed {
             (base, h) = (r.seq, r.prev);
         }
         let expected = base + i as u64;
@@ -242,7 +319,7 @@ pub fn verify_reader<R: Read>(file: R, registry: &Volume, anchors: &[Anchor]) ->
             report.problem = diagnose(i, base, &current, before, next.as_ref(), &h, &mut later);
             return report;
         }
-        if i == 0 {
+        if i == 0 && !resumed {
             match check_start(&r, registry) {
                 Ok((k, member)) => {
                     key = Some(k);
@@ -299,6 +376,16 @@ pub fn verify_reader<R: Read>(file: R, registry: &Volume, anchors: &[Anchor]) ->
             report.checkpoints += 1;
         }
         h = chain::next(&h, bytes);
+        if r.op == Op::Checkpoint {
+            report.resume = Some(Resume {
+                mount_id: r.mount_id,
+                member: MemberId(r.member),
+                seq: r.seq,
+                hash: h,
+                offset: offset + 4 + bytes.len(),
+                before: last_op,
+            });
+        }
         if let Some(anchored) = pending.remove(&r.seq) {
             if (r.op != Op::Checkpoint || anchored != h) && anchor_problem.is_none() {
                 anchor_problem = problem(
@@ -342,7 +429,7 @@ pub fn verify_reader<R: Read>(file: R, registry: &Volume, anchors: &[Anchor]) ->
         }
         _ => {}
     }
-    if i == 0 {
+    if i == 0 && !resumed {
         report.problem = problem(
             Diagnosis::CutOff,
             0,
