@@ -207,6 +207,12 @@ pub struct Resume {
     pub hash: [u8; 32],
     pub offset: usize,
     pub before: Option<Op>,
+    /// What the file said before that point that verifying the rest (and
+    /// linking segments) needs: its first seq, the hash a later segment
+    /// continues from, and the verified prune records.
+    pub first_seq: u64,
+    pub continues: Option<[u8; 32]>,
+    pub prunes: Vec<(u64, Pruned)>,
 }
 
 /// Verifies only what a log file gained since `from` (a previous run's
@@ -273,7 +279,7 @@ fn verify_frames<R: Read>(
         (base, h) = (rs.seq + 1, rs.hash);
         report.mount_id = Some(rs.mount_id);
         report.member = Some(rs.member);
-        report.first_seq = Some(base);
+        (report.first_seq, report.continues, report.prunes) = (Some(rs.first_seq), rs.continues, rs.prunes.clone());
         (report.verified_up_to, report.last_seq, report.final_hash) = (Some(rs.seq), Some(rs.seq), Some(rs.hash));
         report.resume = Some(rs.clone());
         (before_last_op, last_op) = (rs.before, Some(Op::Checkpoint));
@@ -384,6 +390,9 @@ fn verify_frames<R: Read>(
                 hash: h,
                 offset: offset + 4 + bytes.len(),
                 before: last_op,
+                first_seq: report.first_seq.unwrap_or(base),
+                continues: report.continues,
+                prunes: report.prunes.clone(),
             });
         }
         if let Some(anchored) = pending.remove(&r.seq) {

@@ -48,6 +48,11 @@ pub enum AuditCommand {
         /// `<mount-id> <seq> <hash>` (what audit_anchor_cmd= and syslog get).
         #[arg(long, value_name = "FILE")]
         anchors: Option<PathBuf>,
+        /// Resume each log where the run that wrote FILE left off (its last
+        /// verified checkpoint), reading only what was added since, and
+        /// update FILE. Keep it where the storage operator cannot change it.
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
         /// One JSON object per log, then one with `"summary"`.
         #[arg(long)]
         json: bool,
@@ -213,7 +218,9 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
 
 fn run_to(cmd: AuditCommand, out: &mut dyn Write) -> Result<ExitCode> {
     match cmd {
-        AuditCommand::Verify { logs, volume, anchors, json } => verify::verify(logs, volume, anchors, json, out),
+        AuditCommand::Verify { logs, volume, anchors, state, json } => {
+            verify::verify(logs, volume, anchors, state, json, out)
+        }
         AuditCommand::Prune { before, volume, dry_run, who } => verify::prune(&before, &volume, dry_run, &who, out),
         AuditCommand::Show(Query { logs, volume, filter, format, who }) => {
             let (volume, logs) = resolve(&volume, logs)?;

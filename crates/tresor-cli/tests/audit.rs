@@ -559,3 +559,43 @@ fn prune_removes_only_sealed_verified_old_segments_and_is_itself_audited() {
     assert_eq!(recorded.len(), 1, "one prune record per removed log: {recorded:?}");
     assert_eq!(after.len(), 2, "the kept mount log and the prune's session log");
 }
+
+#[test]
+fn verify_with_a_state_file_reads_only_what_was_added_and_still_finds_a_cut() {
+    let s = Scratch::new("audit-state");
+    s.identity("alice");
+    s.init("backing", "alice", &[]);
+    {
+        let m = s.mount("backing", "mnt", "alice", &[]);
+        fs::write(m.path.join("f"), b"x").unwrap();
+    }
+    wait_closed(&s);
+    let state = s.path("verified.state");
+    let summary = |out: std::process::Output| {
+        let lines = json_lines(&out);
+        (out.status.code(), lines.last().unwrap().clone())
+    };
+    let run = || {
+        s.tresor()
+            .args(["audit", "verify", "--json", "--state"])
+            .arg(&state)
+            .arg("--volume")
+            .arg(s.path("backing"))
+            .output()
+            .unwrap()
+    };
+    let (code, first) = summary(run());
+    assert_eq!(code, Some(0), "{first}");
+    assert!(first["records"].as_u64().unwrap() > 4, "{first}");
+    assert_eq!(fs::read_to_string(&state).unwrap().lines().count(), logs(&s).len());
+    let (code, again) = summary(run());
+    assert_eq!((code, again["records"].as_u64()), (Some(0), Some(0)), "nothing new to read: {again}");
+    // A log cut before where the last run got to.
+    let log = logs(&s).into_iter().max_by_key(|p| fs::metadata(p).unwrap().len()).unwrap();
+    let len = fs::metadata(&log).unwrap().len();
+    fs::OpenOptions::new().write(true).open(&log).unwrap().set_len(len - 10).unwrap();
+    let out = run();
+    let lines = json_lines(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(lines.iter().any(|r| r["problem"]["diagnosis"] == "cut-off"), "{lines:?}");
+}

@@ -1,31 +1,42 @@
 //! `tresor audit verify` and `tresor audit prune`: every log streamed
 //! through the verifier, the segments of each log linked, one summary.
 
-use std::io::Write;
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tresor_audit::chain::hex;
+use tresor_audit::chain::unhex;
 use tresor_audit::query;
+use tresor_audit::record::Pruned;
 use tresor_audit::rows::{terminal, Names};
 use tresor_audit::segments::{self, Summary};
-use tresor_audit::verify::{parse_anchors, verify_reader, Anchor, Report};
+use tresor_audit::verify::{parse_anchors, verify_from, verify_reader, Anchor, Report, Resume};
 use tresor_audit::{time, AuditLog, Event, Op};
-use tresor_format::Volume;
+use tresor_format::{MemberId, Volume};
 
 use super::{json_line, names, resolve, unlock, volume_logs, Reader, Usage, VolumeArg};
 
-/// Verifies each log (unreadable: `None`, with why) and, when they are all
-/// the volume's logs, links the segments of each.
-fn verify_all(logs: &[PathBuf], registry: &Volume, anchors: &[Anchor], every_log: bool) -> Vec<Result<Report, String>> {
+/// Verifies each log (unreadable: `Err`, with why), from where `state`
+/// says an earlier run left off where it has the log, and, when they are
+/// all the volume's logs, links the segments of each.
+fn verify_all(
+    logs: &[PathBuf],
+    registry: &Volume,
+    anchors: &[Anchor],
+    every_log: bool,
+    state: &HashMap<PathBuf, Resume>,
+) -> Vec<Result<Report, String>> {
     let mut reports: Vec<Result<Report, String>> = logs
         .iter()
-        .map(|log| match query::open_log(log) {
-            Ok(file) => Ok(verify_reader(file, registry, anchors)),
-            Err(e) => Err(format!("cannot read: {e}")),
+        .map(|log| match (query::open_log(log), state.get(log)) {
+            (Ok(file), Some(from)) => Ok(verify_from(file, registry, anchors, from)),
+            (Ok(file), None) => Ok(verify_reader(file, registry, anchors)),
+            (Err(e), _) => Err(format!("cannot read: {e}")),
         })
         .collect();
     if every_log {
@@ -38,6 +49,7 @@ pub fn verify(
     logs: Vec<PathBuf>,
     volume: VolumeArg,
     anchors: Option<PathBuf>,
+    state_file: Option<PathBuf>,
     json: bool,
     out: &mut dyn Write,
 ) -> Result<ExitCode> {
@@ -56,7 +68,14 @@ pub fn verify(
         bail!("no audit logs to verify");
     }
     let names = names(&registry);
-    let reports = verify_all(&logs, &registry, &anchors, every_log);
+    let state = match &state_file {
+        Some(path) => load_state(path)?,
+        None => HashMap::new(),
+    };
+    let reports = verify_all(&logs, &registry, &anchors, every_log, &state);
+    if let Some(path) = &state_file {
+        save_state(path, &logs, &reports, &state)?;
+    }
     let mut unreadable = 0;
     for (log, report) in logs.iter().zip(&reports) {
         match report {
@@ -242,7 +261,7 @@ pub fn prune(before: &str, volume: &VolumeArg, dry_run: bool, who: &Reader, out:
     let backing = volume.volume.clone().ok_or_else(|| Usage("give --volume BACKING".into()))?;
     let registry = crate::member::load(&backing)?;
     let logs = volume_logs(&backing)?;
-    let reports = verify_all(&logs, &registry, &[], true);
+    let reports = verify_all(&logs, &registry, &[], true, &HashMap::new());
     let ok: Vec<&Report> = reports.iter().filter_map(|r| r.as_ref().ok()).collect();
     let index: Vec<usize> = reports.iter().enumerate().filter(|(_, r)| r.is_ok()).map(|(i, _)| i).collect();
     let plan = segments::prunable(&ok, before_ns);
@@ -279,4 +298,127 @@ pub fn prune(before: &str, volume: &VolumeArg, dry_run: bool, who: &Reader, out:
     }
     writeln!(out, "pruned {} segment(s); recorded in {}", plan.len(), session.path().display())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line of a `verify --state` file: where the last run left a log.
+#[derive(Serialize, Deserialize)]
+struct StateLine {
+    log: PathBuf,
+    mount_id: String,
+    member: String,
+    seq: u64,
+    hash: String,
+    offset: usize,
+    before: Option<String>,
+    first_seq: u64,
+    continues: Option<String>,
+    prunes: Vec<PruneLine>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PruneLine {
+    seq: u64,
+    mid: String,
+    first: u64,
+    last: u64,
+    hash: String,
+}
+
+impl StateLine {
+    fn of(log: &Path, r: &Resume) -> StateLine {
+        StateLine {
+            log: log.to_owned(),
+            mount_id: hex(&r.mount_id),
+            member: hex(&r.member.0),
+            seq: r.seq,
+            hash: hex(&r.hash),
+            offset: r.offset,
+            before: r.before.map(|op| op.as_str().to_owned()),
+            first_seq: r.first_seq,
+            continues: r.continues.map(|h| hex(&h)),
+            prunes: r
+                .prunes
+                .iter()
+                .map(|(seq, p)| PruneLine {
+                    seq: *seq,
+                    mid: hex(&p.mid),
+                    first: p.first,
+                    last: p.last,
+                    hash: hex(&p.hash),
+                })
+                .collect(),
+        }
+    }
+
+    fn resume(&self) -> Option<Resume> {
+        Some(Resume {
+            mount_id: unhex(&self.mount_id)?,
+            member: MemberId(unhex(&self.member)?),
+            seq: self.seq,
+            hash: unhex(&self.hash)?,
+            offset: self.offset,
+            before: match &self.before {
+                Some(op) => Some(Op::parse(op)?),
+                None => None,
+            },
+            first_seq: self.first_seq,
+            continues: match &self.continues {
+                Some(h) => Some(unhex(h)?),
+                None => None,
+            },
+            prunes: self
+                .prunes
+                .iter()
+                .map(|p| {
+                    Some((p.seq, Pruned { mid: unhex(&p.mid)?, first: p.first, last: p.last, hash: unhex(&p.hash)? }))
+                })
+                .collect::<Option<_>>()?,
+        })
+    }
+}
+
+/// The auditor's own record of where each log was verified up to (keep it
+/// off the storage the logs are on: whoever can change it can make a run
+/// skip records). A missing file is an empty state.
+fn load_state(path: &Path) -> Result<HashMap<PathBuf, Resume>> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let mut out = HashMap::new();
+    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.with_context(|| format!("reading {}", path.display()))?;
+        let parsed = serde_json::from_str::<StateLine>(&line).ok().and_then(|e| Some((e.resume()?, e.log)));
+        let (resume, log) =
+            parsed.ok_or_else(|| Usage(format!("{} line {}: not a verify state line", path.display(), n + 1)))?;
+        out.insert(log, resume);
+    }
+    Ok(out)
+}
+
+/// Writes the state after a run: each log that verified, at its last
+/// verified checkpoint; a log with a problem keeps its earlier entry.
+/// Written to a temporary file and renamed over the old one.
+fn save_state(
+    path: &Path,
+    logs: &[PathBuf],
+    reports: &[Result<Report, String>],
+    old: &HashMap<PathBuf, Resume>,
+) -> Result<()> {
+    let mut text = Vec::new();
+    for (log, report) in logs.iter().zip(reports) {
+        let resume = match report {
+            Ok(r) if r.ok() => r.resume.as_ref(),
+            _ => old.get(log),
+        };
+        if let Some(r) = resume {
+            serde_json::to_writer(&mut text, &StateLine::of(log, r))?;
+            text.push(b'\n');
+        }
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, &text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
+    Ok(())
 }
