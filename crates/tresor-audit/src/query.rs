@@ -50,11 +50,13 @@ pub struct Entries<'k, R> {
     frames: FrameReader<R>,
     sealer: Option<&'k PathSealer>,
     log: usize,
+    /// A record did not parse: nothing after it is read.
+    stopped: bool,
 }
 
 impl<'k, R: Read> Entries<'k, R> {
     pub fn new(file: R, sealer: Option<&'k PathSealer>, log: usize) -> Result<Self, FileError> {
-        Ok(Entries { frames: FrameReader::new(file)?, sealer, log })
+        Ok(Entries { frames: FrameReader::new(file)?, sealer, log, stopped: false })
     }
 }
 
@@ -62,9 +64,12 @@ impl<R: Read> Iterator for Entries<'_, R> {
     type Item = Entry;
 
     fn next(&mut self) -> Option<Entry> {
+        if self.stopped {
+            return None;
+        }
         let (_, bytes) = self.frames.next_frame()?;
         let Ok(record) = Record::from_bytes(bytes) else {
-            while self.frames.next_frame().is_some() {}
+            self.stopped = true;
             return None;
         };
         let sealer = self.sealer;
