@@ -13,19 +13,33 @@
 //! | [`chain`] | the hash chain and the checkpoint signature input |
 //! | [`seal`] | sealing and unsealing path fields |
 //! | [`frame`] | the file header and length-prefixed framing; torn tails |
+//! | [`event`] | what a caller records, sealed and signed by [`event::complete`] |
 //! | [`writer`] | appending: group commit, checkpoints, anchors, fail-closed |
+//! | `files` | the log directory and segment files, opened without following symlinks |
+//! | `cbor` | the canonical record encoding read without serde (verify and show) |
+//! | [`segments`] | the segments of each log verified together; the summary |
 //! | [`verify`] | checking a log and naming the first bad record |
+//! | [`report`] | aureport-style summaries per member, file, op, failure, denial |
+//! | [`rows`] | records as typed rows: JSON, CSV, terminal-safe table lines |
 //! | [`query`] | merging logs by time, filters, `who` and `access` |
-//! | [`time`] | RFC 3339 in and out, without a date crate |
+//! | [`time`] | times out as RFC 3339; in as auditors type them (jiff) |
 //!
 //! The crate does file I/O but knows nothing of FUSE: the mount daemon and
 //! the CLI both call [`writer::AuditLog`].
 
+#![forbid(unsafe_code)]
+
+mod cbor;
 pub mod chain;
+pub mod event;
+mod files;
 pub mod frame;
 pub mod query;
 pub mod record;
+pub mod report;
+pub mod rows;
 pub mod seal;
+pub mod segments;
 pub mod time;
 pub mod verify;
 pub mod writer;

@@ -1,9 +1,13 @@
 //! Reading logs for people: unsealing paths, merging several nodes' logs by
 //! time, filtering, and the `who` and `access` questions.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
 
-use crate::frame::{self, FileError};
+use crate::frame::{FileError, FrameReader};
 use crate::record::{Op, Record};
 use crate::seal::{Field, PathSealer};
 
@@ -33,13 +37,42 @@ impl Entry {
     }
 }
 
-/// The records of one log file, in file order, up to the first record that
-/// does not parse (run `verify` to learn why).
-pub fn read_log(file: &[u8], sealer: Option<&PathSealer>, log: usize) -> Result<Vec<Entry>, FileError> {
-    let frames = frame::split(file)?;
-    let mut out = Vec::with_capacity(frames.frames.len());
-    for f in &frames.frames {
-        let Ok(record) = Record::from_bytes(f.bytes) else { break };
+/// Opens a log file for reading: never follows a symlink in its last
+/// component, never blocks on a FIFO planted in its place, refuses anything
+/// but a regular file; buffered.
+pub fn open_log(path: &Path) -> std::io::Result<BufReader<File>> {
+    Ok(BufReader::with_capacity(1 << 16, tresor_sys::audit_io::open_log(None, path)?))
+}
+
+/// The records of one log file, in file order, one at a time, up to the
+/// first record that does not parse (run `verify` to learn why).
+pub struct Entries<'k, R> {
+    frames: FrameReader<R>,
+    sealer: Option<&'k PathSealer>,
+    log: usize,
+    /// A record did not parse: nothing after it is read.
+    stopped: bool,
+}
+
+impl<'k, R: Read> Entries<'k, R> {
+    pub fn new(file: R, sealer: Option<&'k PathSealer>, log: usize) -> Result<Self, FileError> {
+        Ok(Entries { frames: FrameReader::new(file)?, sealer, log, stopped: false })
+    }
+}
+
+impl<R: Read> Iterator for Entries<'_, R> {
+    type Item = Entry;
+
+    fn next(&mut self) -> Option<Entry> {
+        if self.stopped {
+            return None;
+        }
+        let (_, bytes) = self.frames.next_frame()?;
+        let Ok(record) = Record::from_bytes(bytes) else {
+            self.stopped = true;
+            return None;
+        };
+        let sealer = self.sealer;
         let open = |field, sealed: &Option<Vec<u8>>| {
             sealed.as_ref().map(|s| {
                 sealer
@@ -53,12 +86,71 @@ pub fn read_log(file: &[u8], sealer: Option<&PathSealer>, log: usize) -> Result<
             open(Field::NewPath, &record.new_path),
             open(Field::Xattr, &record.xattr),
         );
-        out.push(Entry { record, path, new_path, xattr, log });
+        Some(Entry { record, path, new_path, xattr, log: self.log })
     }
-    Ok(out)
 }
 
-/// All entries of several logs in time order (ties: by mount, then seq).
+/// The records of one log file held in memory (see [`Entries`]).
+pub fn read_log(file: &[u8], sealer: Option<&PathSealer>, log: usize) -> Result<Vec<Entry>, FileError> {
+    Ok(Entries::new(file, sealer, log)?.collect())
+}
+
+/// All entries of several logs in time order (ties: by mount, then seq),
+/// holding one entry per log at a time: each log is written in time order,
+/// so merging their heads gives the order of a full sort (a node whose
+/// clock stepped back shows its records in file order).
+pub struct Merge<I: Iterator<Item = Entry>> {
+    logs: Vec<I>,
+    heads: BinaryHeap<Reverse<Head>>,
+}
+
+struct Head(Entry);
+
+impl Head {
+    fn key(&self) -> (u64, [u8; 16], u64, usize) {
+        let r = &self.0.record;
+        (r.time_ns, r.mount_id, r.seq, self.0.log)
+    }
+}
+
+impl PartialEq for Head {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+impl Eq for Head {}
+impl PartialOrd for Head {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Head {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+impl<I: Iterator<Item = Entry>> Merge<I> {
+    /// Entries must carry their log's index in `logs` (`Entry::log`).
+    pub fn new(mut logs: Vec<I>) -> Self {
+        let heads = logs.iter_mut().filter_map(|l| l.next()).map(|e| Reverse(Head(e))).collect();
+        Merge { logs, heads }
+    }
+}
+
+impl<I: Iterator<Item = Entry>> Iterator for Merge<I> {
+    type Item = Entry;
+
+    fn next(&mut self) -> Option<Entry> {
+        let Reverse(Head(e)) = self.heads.pop()?;
+        if let Some(n) = self.logs.get_mut(e.log).and_then(|l| l.next()) {
+            self.heads.push(Reverse(Head(n)));
+        }
+        Some(e)
+    }
+}
+
+/// All entries of several logs in time order, in memory (see [`Merge`]).
 pub fn merge(logs: Vec<Vec<Entry>>) -> Vec<Entry> {
     let mut all: Vec<Entry> = logs.into_iter().flatten().collect();
     all.sort_by(|a, b| {
@@ -81,15 +173,23 @@ pub fn under(path: &str, prefix: &str) -> bool {
         || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
 }
 
-/// What `tresor audit show` keeps.
+/// What `tresor audit show` (and `who`, `report`) keeps: every condition
+/// given must hold, several ops match any of them (ausearch's habits).
 #[derive(Clone, Debug, Default)]
 pub struct Filter {
     pub member: Option<[u8; 16]>,
     pub uid: Option<u32>,
     pub path_prefix: Option<String>,
-    pub op: Option<Op>,
+    /// Any of these operations (none given: any).
+    pub ops: Vec<Op>,
     pub since_ns: Option<u64>,
     pub until_ns: Option<u64>,
+    /// Only records of calls that failed (a nonzero result).
+    pub failed: bool,
+    /// The process name (`comm`), exactly.
+    pub process: Option<String>,
+    pub host: Option<String>,
+    pub pid: Option<u32>,
 }
 
 impl Filter {
@@ -97,9 +197,13 @@ impl Filter {
         let r = &e.record;
         self.member.is_none_or(|m| r.member == m || r.subject.as_deref() == Some(&m[..]))
             && self.uid.is_none_or(|u| r.uid == u)
-            && self.op.is_none_or(|op| r.op == op)
+            && (self.ops.is_empty() || self.ops.contains(&r.op))
             && self.since_ns.is_none_or(|t| r.time_ns >= t)
             && self.until_ns.is_none_or(|t| r.time_ns <= t)
+            && (!self.failed || r.result != 0)
+            && self.process.as_deref().is_none_or(|p| r.process == p)
+            && self.host.as_deref().is_none_or(|h| r.host == h)
+            && self.pid.is_none_or(|p| r.pid == p)
             && self.path_prefix.as_deref().is_none_or(|p| {
                 let p = normalize(p);
                 e.path().is_some_and(|x| under(x, &p)) || e.new_path().is_some_and(|x| under(x, &p))
@@ -109,13 +213,15 @@ impl Filter {
 
 /// Every record about `path` (under that name, or renamed to or from it),
 /// denied attempts included, in time order.
-pub fn who<'a>(entries: &'a [Entry], path: &str) -> Vec<&'a Entry> {
+pub fn who<'a, E: std::borrow::Borrow<Entry> + 'a>(
+    entries: impl IntoIterator<Item = E> + 'a,
+    path: &str,
+) -> impl Iterator<Item = E> + 'a {
     let path = normalize(path);
-    entries
-        .iter()
-        .filter(|e| e.record.op != Op::Checkpoint)
-        .filter(|e| e.path() == Some(path.as_str()) || e.new_path() == Some(path.as_str()))
-        .collect()
+    entries.into_iter().filter(move |e| {
+        let e = e.borrow();
+        e.record.op != Op::Checkpoint && (e.path() == Some(path.as_str()) || e.new_path() == Some(path.as_str()))
+    })
 }
 
 /// The answer to "who could read `path` at time T".
@@ -129,12 +235,16 @@ pub enum Access {
 
 /// Replays creates (initial recipients), grants, revokes, re-keys,
 /// renames, links, unlinks and membership changes up to `at_ns`.
-pub fn access(entries: &[Entry], path: &str, at_ns: u64) -> Access {
+pub fn access<E: std::borrow::Borrow<Entry>>(entries: impl IntoIterator<Item = E>, path: &str, at_ns: u64) -> Access {
     let path = normalize(path);
     let mut files: HashMap<String, BTreeSet<[u8; 16]>> = HashMap::new();
     let mut removed: HashSet<[u8; 16]> = HashSet::new();
     let subject = |r: &Record| r.subject.as_deref().and_then(|s| <[u8; 16]>::try_from(s).ok());
-    for e in entries.iter().filter(|e| e.record.time_ns <= at_ns && e.record.result == 0) {
+    for e in entries.into_iter() {
+        let e = e.borrow();
+        if e.record.time_ns > at_ns || e.record.result != 0 {
+            continue;
+        }
         let r = &e.record;
         let (p, np) = (e.path().map(str::to_owned), e.new_path().map(str::to_owned));
         match (r.op, p, np) {
@@ -257,8 +367,22 @@ mod tests {
         ];
         let f = Filter { path_prefix: Some("/a/".into()), ..Filter::default() };
         assert_eq!(log.iter().filter(|e| f.matches(e)).count(), 2);
-        assert_eq!(who(&log, "./a/b").len(), 2);
-        let f = Filter { since_ns: Some(2), op: Some(Op::Open), ..Filter::default() };
+        assert_eq!(who(&log, "./a/b").count(), 2);
+        let f = Filter { since_ns: Some(2), ops: vec![Op::Open], ..Filter::default() };
         assert_eq!(log.iter().filter(|e| f.matches(e)).map(|e| e.record.time_ns).collect::<Vec<_>>(), [2]);
+        let f = Filter { ops: vec![Op::Open, Op::Rename], until_ns: Some(2), ..Filter::default() };
+        assert_eq!(log.iter().filter(|e| f.matches(e)).count(), 2, "several ops: any of them");
+        let failed = with(entry(4, Op::Open, "a/b", None), |r| {
+            (r.result, r.process, r.host, r.pid) = (libc::EACCES, "cat".into(), "node2".into(), 77)
+        });
+        let log = [log, vec![failed]].concat();
+        for f in [
+            Filter { failed: true, ..Filter::default() },
+            Filter { process: Some("cat".into()), ..Filter::default() },
+            Filter { host: Some("node2".into()), ..Filter::default() },
+            Filter { pid: Some(77), ..Filter::default() },
+        ] {
+            assert_eq!(log.iter().filter(|e| f.matches(e)).map(|e| e.record.time_ns).collect::<Vec<_>>(), [4], "{f:?}");
+        }
     }
 }

@@ -15,6 +15,14 @@ pub enum Op {
     /// ... and ends with this.
     SessionEnd,
     Checkpoint,
+    /// The first record of a log's next segment (rotation): `prev` is the
+    /// final chain hash of the segment before, `vol` and `key` as in `mount`.
+    Segment,
+    /// The last record of a segment before its final checkpoint: the log
+    /// goes on in the next segment.
+    SegmentEnd,
+    /// `tresor audit prune` removed a sealed, verified segment (`prune`).
+    Prune,
     // Files and directories, through the mount.
     Open,
     Release,
@@ -65,6 +73,9 @@ impl Op {
             Op::Session => "session",
             Op::SessionEnd => "session-end",
             Op::Checkpoint => "checkpoint",
+            Op::Segment => "segment",
+            Op::SegmentEnd => "segment-end",
+            Op::Prune => "prune",
             Op::Open => "open",
             Op::Release => "release",
             Op::Create => "create",
@@ -100,12 +111,57 @@ impl Op {
     }
 
     pub fn parse(s: &str) -> Option<Op> {
-        ALL_OPS.iter().copied().find(|op| op.as_str() == s)
+        // A match, not a search of ALL_OPS: verify parses one per record.
+        Some(match s {
+            "mount" => Op::Mount,
+            "unmount" => Op::Unmount,
+            "session" => Op::Session,
+            "session-end" => Op::SessionEnd,
+            "checkpoint" => Op::Checkpoint,
+            "segment" => Op::Segment,
+            "segment-end" => Op::SegmentEnd,
+            "prune" => Op::Prune,
+            "open" => Op::Open,
+            "release" => Op::Release,
+            "create" => Op::Create,
+            "mknod" => Op::Mknod,
+            "unlink" => Op::Unlink,
+            "rename" => Op::Rename,
+            "mkdir" => Op::Mkdir,
+            "rmdir" => Op::Rmdir,
+            "link" => Op::Link,
+            "symlink" => Op::Symlink,
+            "setattr" => Op::Setattr,
+            "setxattr" => Op::Setxattr,
+            "removexattr" => Op::Removexattr,
+            "lookup" => Op::Lookup,
+            "getattr" => Op::Getattr,
+            "read" => Op::Read,
+            "write" => Op::Write,
+            "readlink" => Op::Readlink,
+            "opendir" => Op::Opendir,
+            "getxattr" => Op::Getxattr,
+            "listxattr" => Op::Listxattr,
+            "fsync" => Op::Fsync,
+            "grant" => Op::Grant,
+            "revoke" => Op::Revoke,
+            "rekey" => Op::Rekey,
+            "policy-set" => Op::PolicySet,
+            "member-add" => Op::MemberAdd,
+            "member-remove" => Op::MemberRemove,
+            "resign" => Op::Resign,
+            _ => return None,
+        })
     }
 
     /// The first record of a log.
     pub fn starts_log(self) -> bool {
         matches!(self, Op::Mount | Op::Session)
+    }
+
+    /// The first record of a log file: a log's start or a later segment's.
+    pub fn starts_file(self) -> bool {
+        self.starts_log() || self == Op::Segment
     }
 
     /// The last record before the final checkpoint of a cleanly closed log.
@@ -120,6 +176,9 @@ pub const ALL_OPS: &[Op] = &[
     Op::Session,
     Op::SessionEnd,
     Op::Checkpoint,
+    Op::Segment,
+    Op::SegmentEnd,
+    Op::Prune,
     Op::Open,
     Op::Release,
     Op::Create,
@@ -169,6 +228,62 @@ pub struct SetAttr {
     pub atime: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtime: Option<i64>,
+}
+
+/// What a `prune` record says was removed: one segment of a log, by its
+/// mount id, the last seq it held and the chain hash after it (its final
+/// checkpoint's), so the segment after it still verifies against this.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pruned {
+    #[serde(with = "bytes")]
+    pub mid: [u8; 16],
+    pub first: u64,
+    pub last: u64,
+    #[serde(with = "bytes")]
+    pub hash: [u8; 32],
+}
+
+/// Most member ids a record lists: a file's recipients are members.
+pub const MAX_RECIPIENTS: usize = tresor_format::volume::MAX_MEMBERS;
+/// Longest plaintext the writer seals whole into one field. Paths through
+/// the mount have no fixed bound (a deep tree passes PATH_MAX, backing paths
+/// are longer still); a longer value keeps its first and last
+/// `MAX_SEALED_PLAIN / 2` bytes around [`ELIDED`], so that every record fits
+/// a frame (`frame::MAX_RECORD`) and reads back.
+pub const MAX_SEALED_PLAIN: usize = 256 * 1024;
+/// Longest text field (the options or command line) the writer keeps whole;
+/// a longer one is cut at a character boundary and ends with [`ELIDED`].
+pub const MAX_TEXT: usize = 64 * 1024;
+/// Marks where the writer left bytes out of an overlong field. A NUL never
+/// occurs in a path, an xattr name or a command line, so it cannot be mistaken
+/// for one.
+pub const ELIDED: &[u8] = b"\0...\0";
+
+/// A sealed field's plaintext as the writer records it (see [`MAX_SEALED_PLAIN`]).
+pub fn fit_sealed(plain: Vec<u8>) -> Vec<u8> {
+    if plain.len() <= MAX_SEALED_PLAIN {
+        return plain;
+    }
+    let keep = (MAX_SEALED_PLAIN - ELIDED.len()) / 2;
+    let mut out = Vec::with_capacity(MAX_SEALED_PLAIN);
+    out.extend_from_slice(&plain[..keep]);
+    out.extend_from_slice(ELIDED);
+    out.extend_from_slice(&plain[plain.len() - keep..]);
+    out
+}
+
+/// A text field as the writer records it (see [`MAX_TEXT`]).
+pub fn fit_text(mut text: String) -> String {
+    if text.len() <= MAX_TEXT {
+        return text;
+    }
+    let mut end = MAX_TEXT - ELIDED.len();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(std::str::from_utf8(ELIDED).expect("ASCII"));
+    text
 }
 
 /// One audit record. Field names on disk are the `rename`d short keys.
@@ -243,6 +358,9 @@ pub struct Record {
     /// Checkpoint: Ed25519 signature (see `chain::checkpoint_body`).
     #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_bytes")]
     pub sig: Option<Vec<u8>>,
+    /// Prune: the segment removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune: Option<Pruned>,
     /// The chain hash of the previous record (zeros for the first).
     #[serde(with = "bytes")]
     pub prev: [u8; 32],
@@ -279,6 +397,7 @@ impl Record {
             options: None,
             chain: None,
             sig: None,
+            prune: None,
             prev: [0; 32],
         }
     }
@@ -298,6 +417,21 @@ impl Record {
     /// encoding must be the canonical one this crate writes (re-encoding
     /// gives the same bytes), so one record has exactly one encoding.
     pub fn from_bytes(bytes: &[u8]) -> Result<Record, String> {
+        crate::cbor::decode(bytes)
+    }
+
+    /// Parses one record as [`Record::from_bytes`] does (the same bytes are
+    /// accepted), keeping only what links it into its log (seq, time, mount
+    /// id, member, op, prev, checkpoint and prune fields): what `verify`
+    /// needs of most records, without copying paths and names.
+    pub fn links_from_bytes(bytes: &[u8]) -> Result<Record, String> {
+        crate::cbor::decode_links(bytes)
+    }
+
+    /// [`Record::from_bytes`] through serde: decode, encode again, compare.
+    /// The specification of what `cbor::decode` accepts, kept for the tests
+    /// that hold the two together.
+    pub fn from_bytes_serde(bytes: &[u8]) -> Result<Record, String> {
         let record: Record = ciborium::from_reader(bytes).map_err(|e| format!("not a valid record: {e}"))?;
         if record.to_bytes() != bytes {
             return Err("not a valid record: not in canonical encoding".into());
@@ -305,6 +439,13 @@ impl Record {
         Ok(record)
     }
 }
+
+// Every byte string is read with `deserialize_byte_buf`: ciborium's
+// `deserialize_bytes` copies into a 4096-byte scratch buffer and refuses a
+// longer byte string ("invalid type: bytes, expected bytes"), which made
+// every record with a sealed path past ~4 KiB unreadable and its untouched
+// log "changed" (issue 13). `deserialize_byte_buf` reads any length, bounded
+// by the frame (`frame::MAX_RECORD`).
 
 /// Fixed-size byte arrays as CBOR byte strings (serde's default would be
 /// an array of integers, four times larger).
@@ -316,7 +457,7 @@ mod bytes {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(d: D) -> Result<[u8; N], D::Error> {
-        let v: Vec<u8> = d.deserialize_bytes(super::BytesVisitor)?;
+        let v: Vec<u8> = d.deserialize_byte_buf(super::BytesVisitor)?;
         v.try_into().map_err(|v: Vec<u8>| D::Error::custom(format!("expected {N} bytes, got {}", v.len())))
     }
 }
@@ -332,7 +473,7 @@ mod opt_bytes {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
-        d.deserialize_bytes(super::BytesVisitor).map(Some)
+        d.deserialize_byte_buf(super::BytesVisitor).map(Some)
     }
 }
 
@@ -361,13 +502,13 @@ mod opt_ids {
     struct OwnedId(Vec<u8>);
     impl<'de> Deserialize<'de> for OwnedId {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            d.deserialize_bytes(super::BytesVisitor).map(OwnedId)
+            d.deserialize_byte_buf(super::BytesVisitor).map(OwnedId)
         }
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<[u8; 16]>>, D::Error> {
         let ids: Vec<OwnedId> = Vec::deserialize(d)?;
-        if ids.len() > 4096 {
+        if ids.len() > super::MAX_RECIPIENTS {
             return Err(D::Error::custom("too many recipients"));
         }
         ids.into_iter()
@@ -443,6 +584,14 @@ mod tests {
         r.recipients = Some(vec![[1; 16], [2; 16]]);
         r.prev = [5; 32];
         r
+    }
+
+    #[test]
+    fn every_op_parses_from_its_name() {
+        for op in ALL_OPS {
+            assert_eq!(Op::parse(op.as_str()), Some(*op));
+        }
+        assert_eq!(Op::parse("Open"), None);
     }
 
     #[test]

@@ -1,17 +1,8 @@
-//! Times in and out: RFC 3339 (UTC `Z` or a `+hh:mm` offset) and unix
-//! seconds, with the civil-date arithmetic of Howard Hinnant's algorithms
-//! (exact for the proleptic Gregorian calendar) instead of a date crate.
-
-/// Days since 1970-01-01 of a civil date.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m as i64 + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
-}
+//! Times in and out. Out: RFC 3339 in UTC, with the civil-date arithmetic
+//! of Howard Hinnant's algorithms (exact for the proleptic Gregorian
+//! calendar). In: what auditors type (relative, calendar, RFC 3339, unix
+//! seconds), parsed with `jiff`, a maintained date crate that knows time
+//! zones and calendar spans (a day is not always 24 hours).
 
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719468;
@@ -33,73 +24,55 @@ pub fn format_ns(ns: u64) -> String {
     format!("{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{:09}Z", s / 3600, s / 60 % 60, s % 60, ns % 1_000_000_000)
 }
 
-/// Parses RFC 3339 (`2026-11-29T07:12:03Z`, fractions and offsets
-/// allowed, `T` or a space) or unix seconds (`1764400323`, `@1764400323`)
-/// to unix nanoseconds.
+/// Parses a time as auditors write it, to unix nanoseconds:
+/// `now`, `today`, `yesterday` (midnight, local time), a signed span from
+/// now (`-1h`, `-7d`, `-2h30m`, `-1 week`), RFC 3339 (`2026-11-29T07:12:03Z`,
+/// offsets, fractions, `T` or a space), a date alone (`2026-11-29`, local
+/// midnight) or a local date and time (`2026-11-29T07:12`), or unix
+/// seconds (`1764400323`, `@1764400323`). Calendar arithmetic is jiff's.
 pub fn parse(s: &str) -> Result<u64, String> {
+    parse_at(s, &jiff::Zoned::now())
+}
+
+/// [`parse`] relative to `now` (and its time zone).
+pub fn parse_at(s: &str, now: &jiff::Zoned) -> Result<u64, String> {
     let s = s.trim();
-    let bad = || format!("{s:?} is not a time: use RFC 3339 (2026-11-29T07:12:03Z) or unix seconds");
-    let digits = s.strip_prefix('@').unwrap_or(s);
-    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-        let secs: u64 = digits.parse().map_err(|_| bad())?;
-        return secs.checked_mul(1_000_000_000).ok_or_else(bad);
-    }
-    let b = s.as_bytes();
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return Err(bad());
-    }
-    let num = |r: std::ops::Range<usize>| -> Result<u32, String> {
-        let t = &s[r];
-        if t.bytes().all(|c| c.is_ascii_digit()) {
-            t.parse().map_err(|_| bad())
-        } else {
-            Err(bad())
-        }
+    let bad = || {
+        format!(
+            "{s:?} is not a time: use now, today, yesterday, -1h, -7d, RFC 3339 (2026-11-29T07:12:03Z), \
+             a date (2026-11-29) or unix seconds"
+        )
     };
-    let (y, mo, d, h, mi, se) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-        return Err(bad());
-    }
-    let mut rest = &s[19..];
-    let mut frac_ns = 0u64;
-    if let Some(f) = rest.strip_prefix('.') {
-        let n = f.bytes().take_while(u8::is_ascii_digit).count();
-        if n == 0 {
-            return Err(bad());
-        }
-        let mut digits: String = f[..n].chars().take(9).collect();
-        while digits.len() < 9 {
-            digits.push('0');
-        }
-        frac_ns = digits.parse().map_err(|_| bad())?;
-        rest = &f[n..];
-    }
-    let offset_secs: i64 = match rest {
-        "Z" | "z" => 0,
-        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) && &o[3..4] == ":" => {
-            let oh: i64 = o[1..3].parse().map_err(|_| bad())?;
-            let om: i64 = o[4..6].parse().map_err(|_| bad())?;
-            let v = oh * 3600 + om * 60;
-            if o.starts_with('-') {
-                -v
-            } else {
-                v
+    let digits = s.strip_prefix('@').unwrap_or(s);
+    let ts: jiff::Timestamp = if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        let secs: i64 = digits.parse().map_err(|_| bad())?;
+        jiff::Timestamp::from_second(secs).map_err(|_| bad())?
+    } else {
+        match s {
+            "now" => now.timestamp(),
+            "today" => now.start_of_day().map_err(|_| bad())?.timestamp(),
+            "yesterday" => now
+                .checked_sub(jiff::Span::new().days(1))
+                .and_then(|d| d.start_of_day())
+                .map_err(|_| bad())?
+                .timestamp(),
+            _ if s.starts_with(['-', '+']) => {
+                let span: jiff::Span = s.parse().map_err(|_| bad())?;
+                now.checked_add(span).map_err(|_| bad())?.timestamp()
+            }
+            _ => {
+                if let Ok(t) = s.parse::<jiff::Timestamp>() {
+                    t
+                } else if let Ok(dt) = s.parse::<jiff::civil::DateTime>() {
+                    // A date alone parses as its midnight.
+                    dt.to_zoned(now.time_zone().clone()).map_err(|_| bad())?.timestamp()
+                } else {
+                    return Err(bad());
+                }
             }
         }
-        _ => return Err(bad()),
     };
-    let days = days_from_civil(y as i64, mo, d);
-    let secs = days * 86400 + (h * 3600 + mi * 60 + se) as i64 - offset_secs;
-    if secs < 0 {
-        return Err(bad());
-    }
-    Ok(secs as u64 * 1_000_000_000 + frac_ns)
+    u64::try_from(ts.as_nanosecond()).map_err(|_| bad())
 }
 
 #[cfg(test)]
@@ -113,8 +86,25 @@ mod tests {
         assert_eq!(parse("1795936323").unwrap(), parse("2026-11-29T08:12:03+01:00").unwrap());
         assert_eq!(parse("2000-02-29 12:00:00.5Z").unwrap(), 951_825_600_500_000_000);
         assert_eq!(format_ns(951_825_600_500_000_000), "2000-02-29T12:00:00.500000000Z");
-        for bad in ["", "yesterday", "2026-13-01T00:00:00Z", "2026-11-29T07:12:03", "2026-11-29T07:12:03.Z"] {
+        for bad in
+            ["", "someday", "2026-13-01T00:00:00Z", "2026-11-29T07:12:03.Z", "-1 fortnight", "1969-12-31T00:00:00Z"]
+        {
             assert!(parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn relative_and_calendar_times_count_from_now_in_its_zone() {
+        let now: jiff::Zoned = "2026-11-29T07:12:03+01:00[Europe/Berlin]".parse().unwrap();
+        let at = |s| format_ns(parse_at(s, &now).unwrap());
+        assert_eq!(at("now"), "2026-11-29T06:12:03.000000000Z");
+        assert_eq!(at("-1h"), "2026-11-29T05:12:03.000000000Z");
+        assert_eq!(at("-7d"), "2026-11-22T06:12:03.000000000Z");
+        assert_eq!(at("-2h30m"), "2026-11-29T03:42:03.000000000Z");
+        assert_eq!(at("today"), "2026-11-28T23:00:00.000000000Z", "local midnight");
+        assert_eq!(at("yesterday"), "2026-11-27T23:00:00.000000000Z");
+        assert_eq!(at("2026-07-01"), "2026-06-30T22:00:00.000000000Z", "a date alone: local midnight (summer time)");
+        assert_eq!(at("2026-11-29T07:12"), "2026-11-29T06:12:00.000000000Z", "local date and time");
+        assert_eq!(at("2026-11-29T07:12:03Z"), "2026-11-29T07:12:03.000000000Z");
     }
 }

@@ -6,8 +6,11 @@ use ed25519_dalek::VerifyingKey;
 use tresor_format::{MemberId, Volume};
 
 use crate::chain::{self, hex, unhex};
-use crate::frame::{self, Frame};
-use crate::record::{Op, Record};
+use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom};
+
+use crate::frame::{End, FrameReader};
+use crate::record::{Op, Pruned, Record};
 
 /// What is wrong with a log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,24 +101,43 @@ pub fn parse_anchors(text: &str) -> Result<Vec<Anchor>, String> {
     Ok(out)
 }
 
-/// The outcome of verifying one log.
+/// The outcome of verifying one log file (a whole log, or one segment).
 #[derive(Clone, Debug, Default)]
 pub struct Report {
     pub mount_id: Option<[u8; 16]>,
     pub host: Option<String>,
     pub member: Option<MemberId>,
-    /// Whole records in the file.
+    /// Whole records read (up to the first bad one, if any).
     pub records: usize,
+    /// Checkpoints whose signature verified.
+    pub checkpoints: usize,
     /// The sequence number of the last checkpoint whose signature verified
     /// and whose chain leads to it unbroken: every record up to it is
     /// proven as written.
     pub verified_up_to: Option<u64>,
+    /// The first sequence number in the file: 0, or a later segment's start.
+    pub first_seq: Option<u64>,
+    /// A later segment: the chain hash its first record continues from
+    /// (the final hash of the segment before).
+    pub continues: Option<[u8; 32]>,
     /// The last sequence number that links correctly (signed or not).
     pub last_seq: Option<u64>,
+    /// The chain hash after the last record that links correctly.
+    pub final_hash: Option<[u8; 32]>,
     /// Ended with an unmount (or session-end) record and its checkpoint.
     pub closed: bool,
+    /// Ended with a segment-end record and its checkpoint: the log goes on
+    /// in its next segment.
+    pub rotated: bool,
     /// Anchors that matched a checkpoint of this log.
     pub anchors_matched: usize,
+    /// The time of the last record that links correctly (unix ns).
+    pub last_time_ns: Option<u64>,
+    /// The last checkpoint verified: where a later run can resume.
+    pub resume: Option<Resume>,
+    /// Segments this log says `tresor audit prune` removed (verified
+    /// records only).
+    pub prunes: Vec<(u64, Pruned)>,
     pub problem: Option<Problem>,
     pub warnings: Vec<String>,
 }
@@ -124,14 +146,26 @@ impl Report {
     pub fn ok(&self) -> bool {
         self.problem.is_none()
     }
+
+    /// Ends with a verified checkpoint: every record is signed, and no
+    /// record can be added to it unnoticed.
+    pub fn sealed(&self) -> bool {
+        self.ok() && self.verified_up_to.is_some() && self.verified_up_to == self.last_seq
+    }
 }
 
-struct Parsed<'a> {
-    frame: Frame<'a>,
+/// A record as read for verifying: its frame and what it parsed to.
+struct Parsed {
+    offset: usize,
+    bytes: Vec<u8>,
     record: Result<Record, String>,
 }
 
-impl Parsed<'_> {
+impl Parsed {
+    fn read<R: Read>(frames: &mut FrameReader<R>) -> Option<Parsed> {
+        let (offset, bytes) = frames.next_frame()?;
+        Some(Parsed { offset, bytes: bytes.to_vec(), record: Record::from_bytes(bytes) })
+    }
     fn seq(&self) -> Option<u64> {
         self.record.as_ref().ok().map(|r| r.seq)
     }
@@ -140,60 +174,174 @@ impl Parsed<'_> {
     }
 }
 
-/// Verifies a log file against the volume's registry and any anchors.
+/// Verifies a log file held in memory; see [`verify_reader`].
 pub fn verify(file: &[u8], registry: &Volume, anchors: &[Anchor]) -> Report {
-    let mut report = Report::default();
-    let frames = match frame::split(file) {
-        Ok(f) => f,
-        Err(e) => {
-            report.problem =
-                Some(Problem { diagnosis: Diagnosis::NotALog, index: 0, offset: 0, seq: None, detail: e.to_string() });
-            return report;
-        }
+    verify_reader(file, registry, anchors)
+}
+
+/// Verifies one log file (or one segment of a log) against the volume's
+/// registry and any anchors, reading it once, front to back, holding one
+/// record at a time: memory does not grow with the log.
+pub fn verify_reader<R: Read>(file: R, registry: &Volume, anchors: &[Anchor]) -> Report {
+    match FrameReader::new(file) {
+        Ok(frames) => verify_frames(frames, registry, anchors, None),
+        Err(e) => not_a_log(e),
+    }
+}
+
+fn not_a_log(e: impl std::fmt::Display) -> Report {
+    Report {
+        problem: Some(Problem { diagnosis: Diagnosis::NotALog, index: 0, offset: 0, seq: None, detail: e.to_string() }),
+        ..Report::default()
+    }
+}
+
+/// Where a verify left off: the last checkpoint it verified in a log file
+/// (its seq, the chain hash after it, the offset after its frame, and the
+/// op before it), and whose log it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resume {
+    pub mount_id: [u8; 16],
+    pub member: MemberId,
+    pub seq: u64,
+    pub hash: [u8; 32],
+    pub offset: usize,
+    pub before: Option<Op>,
+    /// What the file said before that point that verifying the rest (and
+    /// linking segments) needs: its first seq, the hash a later segment
+    /// continues from, and the verified prune records.
+    pub first_seq: u64,
+    pub continues: Option<[u8; 32]>,
+    pub prunes: Vec<(u64, Pruned)>,
+}
+
+/// Verifies only what a log file gained since `from` (a previous run's
+/// [`Report::resume`]): the records after that checkpoint must link to its
+/// hash, and their checkpoints verify with the key of the member the log
+/// belongs to. What was verified before is trusted as it was (a full
+/// [`verify_reader`] reads everything again); a file now shorter than
+/// `from.offset` was cut.
+pub fn verify_from<R: Read + Seek>(mut file: R, registry: &Volume, anchors: &[Anchor], from: &Resume) -> Report {
+    let len = match file.seek(SeekFrom::End(0)).and_then(|len| file.seek(SeekFrom::Start(0)).map(|_| len)) {
+        Ok(len) => len,
+        Err(e) => return not_a_log(e),
     };
-    let recs: Vec<Parsed> =
-        frames.frames.iter().map(|f| Parsed { frame: *f, record: Record::from_bytes(f.bytes) }).collect();
-    report.records = recs.len();
-    let problem = |diagnosis, i: usize, detail: String| {
-        let (offset, seq) = match recs.get(i) {
-            Some(p) => (p.frame.offset, p.seq()),
-            None => (file.len(), None),
+    if len < from.offset as u64 {
+        let detail = format!(
+            "the log is {len} bytes, shorter than when it was verified up to seq {} ({} bytes): it was cut",
+            from.seq, from.offset
+        );
+        return Report {
+            problem: Some(Problem { diagnosis: Diagnosis::CutOff, index: 0, offset: len as usize, seq: None, detail }),
+            ..Report::default()
         };
-        Some(Problem { diagnosis, index: i, offset, seq, detail })
+    }
+    match FrameReader::new(file).and_then(|f| f.skip_to(from.offset)) {
+        Ok(frames) => verify_frames(frames, registry, anchors, Some(from)),
+        Err(e) => not_a_log(e),
+    }
+}
+
+fn verify_frames<R: Read>(
+    mut frames: FrameReader<R>,
+    registry: &Volume,
+    anchors: &[Anchor],
+    from: Option<&Resume>,
+) -> Report {
+    let mut report = Report::default();
+    let problem = |diagnosis, index: usize, offset: usize, seq: Option<u64>, detail: String| {
+        Some(Problem { diagnosis, index, offset, seq, detail })
     };
 
     let mut h = chain::GENESIS;
-    let mut hashes: Vec<[u8; 32]> = Vec::with_capacity(recs.len());
     let mut key: Option<VerifyingKey> = None;
-    for (i, p) in recs.iter().enumerate() {
-        let expected = i as u64;
-        let r = match &p.record {
+    let mut base = 0u64;
+    // Anchors of this log, by seq: checked as their checkpoint goes by.
+    let mut pending: BTreeMap<u64, [u8; 32]> = BTreeMap::new();
+    let mut anchor_problem: Option<Problem> = None;
+    // The record before: its offset, seq and link (for diagnoses).
+    let mut before: Option<(usize, Option<u64>, Option<[u8; 32]>)> = None;
+    let mut last_op = None;
+    let mut before_last_op = None;
+    let mut i = 0usize;
+    if let Some(rs) = from {
+        key = signer(registry, &rs.member);
+        if key.is_none() {
+            report.problem = problem(
+                Diagnosis::Rewritten,
+                0,
+                rs.offset,
+                None,
+                format!("member {}, whose log this is, is not in the volume's registry", rs.member),
+            );
+            return report;
+        }
+        (base, h) = (rs.seq + 1, rs.hash);
+        report.mount_id = Some(rs.mount_id);
+        report.member = Some(rs.member);
+        (report.first_seq, report.continues, report.prunes) = (Some(rs.first_seq), rs.continues, rs.prunes.clone());
+        (report.verified_up_to, report.last_seq, report.final_hash) = (Some(rs.seq), Some(rs.seq), Some(rs.hash));
+        report.resume = Some(rs.clone());
+        (before_last_op, last_op) = (rs.before, Some(Op::Checkpoint));
+        for a in anchors.iter().filter(|a| a.mount_id == rs.mount_id && a.seq > rs.seq) {
+            pending.insert(a.seq, a.hash);
+        }
+    }
+    let resumed = from.is_some();
+    while let Some((offset, bytes)) = frames.next_frame() {
+        // Most records need only their links; the first record, checkpoints
+        // and prune records are read whole (the same bytes are accepted).
+        let parsed = Record::links_from_bytes(bytes).and_then(|r| {
+            if i == 0 || matches!(r.op, Op::Checkpoint | Op::Prune) || r.op.starts_file() {
+                Record::from_bytes(bytes)
+            } else {
+                Ok(r)
+            }
+        });
+        let r = match parsed {
             Ok(r) => r,
             Err(e) => {
-                report.problem = problem(Diagnosis::Changed, i, format!("record {i} was changed: {e}"));
+                report.problem = problem(Diagnosis::Changed, i, offset, None, format!("record {i} was changed: {e}"));
                 return report;
             }
         };
+        if i == 0 && r.op == Op::Segment && !resumed {
+            (base, h) = (r.seq, r.prev);
+        }
+        let expected = base + i as u64;
         if r.seq != expected || r.prev != h {
-            report.problem = diagnose(&recs, i, &h);
-            if let Some(p) = &mut report.problem {
-                if let Some(q) = recs.get(p.index) {
-                    (p.offset, p.seq) = (q.frame.offset, q.seq());
+            let current = Parsed { offset, bytes: bytes.to_vec(), record: Ok(r) };
+            let next = Parsed::read(&mut frames);
+            let mut later = |seq: u64| {
+                let mut k = 0;
+                while let Some((_, b)) = frames.next_frame() {
+                    if Record::from_bytes(b).is_ok_and(|r| r.seq == seq) {
+                        return Some(k);
+                    }
+                    k += 1;
                 }
-            }
+                None
+            };
+            report.problem = diagnose(i, base, &current, before, next.as_ref(), &h, &mut later);
             return report;
         }
-        // Same log throughout.
-        if i == 0 {
-            match check_start(r, registry) {
+        if i == 0 && !resumed {
+            match check_start(&r, registry) {
                 Ok((k, member)) => {
                     key = Some(k);
                     report.mount_id = Some(r.mount_id);
                     report.host = Some(r.host.clone());
                     report.member = Some(member);
+                    if r.op == Op::Segment {
+                        report.continues = Some(r.prev);
+                    }
+                    report.first_seq = Some(base);
+                    for a in anchors.iter().filter(|a| a.mount_id == r.mount_id && a.seq >= base) {
+                        pending.insert(a.seq, a.hash);
+                    }
                 }
                 Err(detail) => {
-                    report.problem = problem(Diagnosis::Rewritten, 0, detail);
+                    report.problem = problem(Diagnosis::Rewritten, 0, offset, Some(r.seq), detail);
                     return report;
                 }
             }
@@ -201,6 +349,8 @@ pub fn verify(file: &[u8], registry: &Volume, anchors: &[Anchor]) -> Report {
             report.problem = problem(
                 Diagnosis::Changed,
                 i,
+                offset,
+                Some(r.seq),
                 format!("record {i} (seq {}) names another mount or member than the log's mount record", r.seq),
             );
             return report;
@@ -214,10 +364,12 @@ pub fn verify(file: &[u8], registry: &Volume, anchors: &[Anchor]) -> Report {
                     tresor_format::audit::verify_checkpoint(key.as_ref().expect("set at 0"), &body, &s).is_ok()
                 });
             if !signed {
-                let since = report.verified_up_to.map(|s| s + 1).unwrap_or(0);
+                let since = report.verified_up_to.map(|s| s + 1).unwrap_or(base);
                 report.problem = problem(
                     Diagnosis::Rewritten,
                     i,
+                    offset,
+                    Some(r.seq),
                     format!(
                         "the checkpoint at seq {} does not verify with the mount's key: records {since}..{} were \
                          rewritten by someone without it",
@@ -227,80 +379,119 @@ pub fn verify(file: &[u8], registry: &Volume, anchors: &[Anchor]) -> Report {
                 return report;
             }
             report.verified_up_to = Some(r.seq);
+            report.checkpoints += 1;
         }
-        h = chain::next(&h, p.frame.bytes);
-        hashes.push(h);
-        report.last_seq = Some(r.seq);
-    }
-
-    if let Some((offset, len)) = frames.bad_length {
-        report.problem = Some(Problem {
-            diagnosis: Diagnosis::Changed,
-            index: recs.len(),
-            offset,
-            seq: None,
-            detail: format!(
-                "the record at offset {offset} has an impossible length ({len} bytes): the file was changed"
-            ),
-        });
-        return report;
-    }
-    if recs.is_empty() {
-        report.problem = problem(Diagnosis::CutOff, 0, "the log holds no records: its mount record is missing".into());
-        return report;
-    }
-    let mount_id = report.mount_id.expect("set at record 0");
-    // Anchors: a checkpoint the log no longer reaches, or one that differs.
-    for a in anchors.iter().filter(|a| a.mount_id == mount_id) {
-        match recs.get(a.seq as usize) {
-            None => {
-                report.problem = Some(Problem {
-                    diagnosis: Diagnosis::CutOff,
-                    index: recs.len(),
-                    offset: frames.torn.map(|t| t.0).unwrap_or(file.len()),
-                    seq: report.last_seq.map(|s| s + 1),
-                    detail: format!(
-                        "the log ends at seq {} but an anchor records a checkpoint at seq {}: records were cut off",
-                        report.last_seq.unwrap_or(0),
-                        a.seq
-                    ),
-                });
-                return report;
-            }
-            Some(p) => {
-                let is_checkpoint = p.record.as_ref().is_ok_and(|r| r.op == Op::Checkpoint);
-                if !is_checkpoint || hashes[a.seq as usize] != a.hash {
-                    report.problem = problem(
-                        Diagnosis::Rewritten,
-                        a.seq as usize,
-                        format!("the checkpoint at seq {} does not match its anchor: the log was rewritten", a.seq),
-                    );
-                    return report;
-                }
+        h = chain::next(&h, bytes);
+        if r.op == Op::Checkpoint {
+            report.resume = Some(Resume {
+                mount_id: r.mount_id,
+                member: MemberId(r.member),
+                seq: r.seq,
+                hash: h,
+                offset: offset + 4 + bytes.len(),
+                before: last_op,
+                first_seq: report.first_seq.unwrap_or(base),
+                continues: report.continues,
+                prunes: report.prunes.clone(),
+            });
+        }
+        if let Some(anchored) = pending.remove(&r.seq) {
+            if (r.op != Op::Checkpoint || anchored != h) && anchor_problem.is_none() {
+                anchor_problem = problem(
+                    Diagnosis::Rewritten,
+                    i,
+                    offset,
+                    Some(r.seq),
+                    format!("the checkpoint at seq {} does not match its anchor: the log was rewritten", r.seq),
+                );
+            } else if anchor_problem.is_none() {
                 report.anchors_matched += 1;
             }
         }
+        report.last_seq = Some(r.seq);
+        report.last_time_ns = Some(r.time_ns);
+        report.final_hash = Some(h);
+        if let (Op::Prune, Some(p)) = (r.op, &r.prune) {
+            report.prunes.push((r.seq, p.clone()));
+        }
+        before = Some((offset, Some(r.seq), Some(r.prev)));
+        (before_last_op, last_op) = (last_op, Some(r.op));
+        i += 1;
     }
-    if let Some((offset, len)) = frames.torn {
+    report.records = i;
+
+    match frames.end() {
+        End::BadLength(offset, len) => {
+            report.problem = problem(
+                Diagnosis::Changed,
+                i,
+                *offset,
+                None,
+                format!("the record at offset {offset} has an impossible length ({len} bytes): the file was changed"),
+            );
+            return report;
+        }
+        End::Io(e) => {
+            report.problem =
+                problem(Diagnosis::CutOff, i, frames.offset(), None, format!("the log could not be read on: {e}"));
+            return report;
+        }
+        _ => {}
+    }
+    if i == 0 && !resumed {
+        report.problem = problem(
+            Diagnosis::CutOff,
+            0,
+            frames.offset(),
+            None,
+            "the log holds no records: its mount record is missing".into(),
+        );
+        return report;
+    }
+    if let Some(p) = anchor_problem {
+        report.problem = Some(p);
+        return report;
+    }
+    // A segment sealed by rotation: anchors past its end belong to the
+    // segments after it (linking them checks those exist).
+    let rotated = last_op == Some(Op::Checkpoint) && before_last_op == Some(Op::SegmentEnd);
+    if let Some((&seq, _)) = pending.iter().next_back().filter(|_| !rotated) {
+        let torn_at = match frames.end() {
+            End::Torn(o, _) => *o,
+            _ => frames.offset(),
+        };
+        report.problem = problem(
+            Diagnosis::CutOff,
+            i,
+            torn_at,
+            report.last_seq.map(|s| s + 1),
+            format!(
+                "the log ends at seq {} but an anchor records a checkpoint at seq {seq}: records were cut off",
+                report.last_seq.unwrap_or(0),
+            ),
+        );
+        return report;
+    }
+    if let End::Torn(offset, len) = frames.end() {
         report.warnings.push(format!(
             "incomplete last record at offset {offset} ({len} bytes): the writer stopped in the middle of it"
         ));
     }
-    let last = recs.last().and_then(|p| p.record.as_ref().ok()).expect("all parsed");
-    let unsigned = report.last_seq.map_or(0, |s| s + 1) - report.verified_up_to.map_or(0, |s| s + 1);
-    if last.op != Op::Checkpoint {
+    let last_seq = report.last_seq.expect("a record linked");
+    let unsigned = last_seq + 1 - report.verified_up_to.map_or(base, |s| s + 1);
+    let ends_with_checkpoint = last_op == Some(Op::Checkpoint);
+    if !ends_with_checkpoint {
         report.warnings.push(format!(
             "unsigned tail of {unsigned} records (no checkpoint covers them; daemon killed?): verified up to seq {}",
             report.verified_up_to.map(|s| s.to_string()).unwrap_or_else(|| "-".into())
         ));
     }
-    let n = recs.len();
-    report.closed = n >= 2 && last.op == Op::Checkpoint && recs[n - 2].record.as_ref().is_ok_and(|r| r.op.ends_log());
-    if !report.closed && last.op == Op::Checkpoint {
+    report.closed = ends_with_checkpoint && before_last_op.is_some_and(Op::ends_log);
+    report.rotated = ends_with_checkpoint && before_last_op == Some(Op::SegmentEnd);
+    if !report.closed && !report.rotated && ends_with_checkpoint {
         report.warnings.push(format!(
             "no unmount record: the mount is still running, was killed, or the log was cut after its checkpoint at \
-             seq {} (an anchor tells which)",
-            last.seq
+             seq {last_seq} (an anchor tells which)"
         ));
     }
     report
@@ -309,51 +500,68 @@ pub fn verify(file: &[u8], registry: &Volume, anchors: &[Anchor]) -> Report {
 /// The mount (or session) record: for this volume, by a registry member
 /// whose signing key it names. Returns that key and the member.
 fn check_start(r: &Record, registry: &Volume) -> Result<(VerifyingKey, MemberId), String> {
-    if !r.op.starts_log() {
+    if !r.op.starts_file() {
         return Err(format!("the first record is `{}`, not `mount`: the log's start was replaced", r.op.as_str()));
     }
     if r.volume.as_deref() != Some(&registry.id[..]) {
         return Err("the mount record names another volume: this log is not from this volume".into());
     }
     let member = MemberId(r.member);
-    let m = registry.member(&member).ok_or_else(|| {
+    let key = signer(registry, &member).ok_or_else(|| {
         format!("the mount record names member {member}, who is not in the volume's registry: the log was not written by a member")
     })?;
-    if r.key.as_deref() != Some(m.public.ed25519.as_bytes()) {
+    if r.key.as_deref() != Some(key.as_bytes()) {
         return Err(format!(
             "the mount key in the mount record is not member {member}'s key in the registry: the log was written by someone else"
         ));
     }
-    Ok((m.public.ed25519, member))
+    Ok((key, member))
 }
 
-/// Why record `i` (expected seq `i`, expected link `h`) does not follow:
-/// looks at its neighbours to tell a change from a removal, an insertion
-/// or a reordering.
-fn diagnose(recs: &[Parsed], i: usize, h: &[u8; 32]) -> Option<Problem> {
-    let e = i as u64;
-    let r = recs[i].record.as_ref().expect("parsed");
-    let next = recs.get(i + 1);
-    let mk = |diagnosis, index: usize, detail: String| Some(Problem { diagnosis, index, offset: 0, seq: None, detail });
+/// The key a log by `member` must be signed with: the one place the
+/// verifier looks a signer up in the registry. Today the current members;
+/// once the registry keeps retired members (issue 13, part 2), theirs too,
+/// so that removing a member never makes their genuine logs fail.
+pub fn signer(registry: &Volume, member: &MemberId) -> Option<VerifyingKey> {
+    // A member since removed keeps their keys in the registry as a former
+    // member (FORMAT.md §5.1): their logs stay genuine after the removal.
+    registry.member(member).map(|m| m.public.ed25519).or_else(|| registry.former(member).map(|r| r.public.ed25519))
+}
+
+/// Why record `i` (expected seq `base + i`, expected link `h`) does not
+/// follow: looks at its neighbours to tell a change from a removal, an
+/// insertion or a reordering. `before` is record `i - 1` (offset, seq,
+/// link), `next` record `i + 1`, and `later(seq)` scans the records after
+/// `next` for one with that seq (how many records past `next` it is).
+fn diagnose(
+    i: usize,
+    base: u64,
+    cur: &Parsed,
+    before: Option<(usize, Option<u64>, Option<[u8; 32]>)>,
+    next: Option<&Parsed>,
+    h: &[u8; 32],
+    later: &mut dyn FnMut(u64) -> Option<usize>,
+) -> Option<Problem> {
+    let e = base + i as u64;
+    let r = cur.record.as_ref().expect("parsed");
+    let here =
+        |diagnosis, detail: String| Some(Problem { diagnosis, index: i, offset: cur.offset, seq: Some(r.seq), detail });
+    let (b_offset, b_seq, b_prev) = before.unwrap_or((0, None, None));
+    let there =
+        |diagnosis, detail: String| Some(Problem { diagnosis, index: i - 1, offset: b_offset, seq: b_seq, detail });
     if r.seq == e {
         // Sequence continuous, link broken.
         if next.is_some_and(|n| n.seq() == Some(e) && n.prev() == Some(*h)) {
-            return mk(
+            return here(
                 Diagnosis::Inserted,
-                i,
                 format!("record {i} (seq {e}) was inserted: the next record has the same seq and links past it"),
             );
         }
         if i == 0 {
-            return mk(
-                Diagnosis::Changed,
-                0,
-                "the first record's link is not the chain's start: it was changed".into(),
-            );
+            return here(Diagnosis::Changed, "the first record's link is not the chain's start: it was changed".into());
         }
-        return mk(
+        return there(
             Diagnosis::Changed,
-            i - 1,
             format!(
                 "record {} (seq {}) was changed: its hash no longer matches the link in the record after it",
                 i - 1,
@@ -362,10 +570,9 @@ fn diagnose(recs: &[Parsed], i: usize, h: &[u8; 32]) -> Option<Problem> {
         );
     }
     if r.seq < e {
-        if i > 0 && r.seq == e - 1 && recs[i - 1].prev() == Some(r.prev) {
-            return mk(
+        if i > 0 && r.seq == e - 1 && b_prev == Some(r.prev) {
+            return there(
                 Diagnosis::Inserted,
-                i - 1,
                 format!(
                     "record {} (seq {}) was inserted: the record after it repeats its seq and links past it",
                     i - 1,
@@ -373,26 +580,29 @@ fn diagnose(recs: &[Parsed], i: usize, h: &[u8; 32]) -> Option<Problem> {
                 ),
             );
         }
-        return mk(Diagnosis::Inserted, i, format!("record {i} repeats seq {} (expected {e}): it was inserted", r.seq));
+        return here(Diagnosis::Inserted, format!("record {i} repeats seq {} (expected {e}): it was inserted", r.seq));
     }
     // r.seq > e: a gap here, or the expected record comes later.
-    match recs.iter().skip(i + 1).position(|p| p.seq() == Some(e)) {
+    let found = match next {
+        Some(n) if n.seq() == Some(e) => Some(0),
+        Some(_) => later(e).map(|k| k + 1),
+        None => None,
+    };
+    match found {
         Some(0) => {
             let n = next.expect("position 0 exists");
-            let swapped = r.seq == e + 1 && n.prev() == Some(*h) && r.prev == chain::next(h, n.frame.bytes);
+            let swapped = r.seq == e + 1 && n.prev() == Some(*h) && r.prev == chain::next(h, &n.bytes);
             if swapped || r.seq == e + 1 {
-                mk(
+                here(
                     Diagnosis::Reordered,
-                    i,
                     format!("records {i} and {} are swapped (seq {} before seq {e})", i + 1, r.seq),
                 )
             } else {
-                mk(Diagnosis::Inserted, i, format!("record {i} (seq {}) was inserted before seq {e}", r.seq))
+                here(Diagnosis::Inserted, format!("record {i} (seq {}) was inserted before seq {e}", r.seq))
             }
         }
-        Some(k) => mk(
+        Some(k) => here(
             Diagnosis::Reordered,
-            i,
             format!(
                 "record {i} has seq {} but seq {e} comes later (record {}): records were reordered",
                 r.seq,
@@ -401,9 +611,8 @@ fn diagnose(recs: &[Parsed], i: usize, h: &[u8; 32]) -> Option<Problem> {
         ),
         None => {
             let missing = r.seq - e;
-            mk(
+            here(
                 Diagnosis::Removed,
-                i,
                 format!(
                     "{missing} record(s) removed before record {i}: seq {e}{} missing",
                     if missing > 1 { format!("..{}", r.seq - 1) } else { String::new() }

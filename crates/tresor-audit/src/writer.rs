@@ -21,9 +21,9 @@
 //! [`OnError::Continue`].
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -32,11 +32,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rand_core::{OsRng, RngCore};
 use tresor_format::{Identity, NameKey, Volume};
+use tresor_sys::audit_io;
 
 use crate::chain::{self, hex};
+pub use crate::event::{complete, Event};
+use crate::files::create_segment;
+pub use crate::files::{host_name, open_dir, remove_segment, segment_name};
 use crate::frame;
-use crate::record::{Op, Record, SetAttr};
-use crate::seal::{Field, PathSealer};
+use crate::record::Op;
+use crate::seal::PathSealer;
 
 /// When records reach stable storage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +71,10 @@ pub struct AuditConfig {
     pub checkpoint_every: u64,
     /// ... or this long after the last one, if records were added since.
     pub checkpoint_interval: Duration,
+    /// A new segment once the current one holds this many bytes...
+    pub segment_bytes: u64,
+    /// ... or is this old (docs/AUDIT.md, "Segments").
+    pub segment_age: Duration,
     /// Send each checkpoint line to syslog (LOG_AUTHPRIV | LOG_NOTICE).
     pub anchor_syslog: bool,
     /// Run this command with each checkpoint line on its stdin.
@@ -81,6 +89,8 @@ impl AuditConfig {
             sync: SyncMode::Every(Duration::from_millis(1000)),
             checkpoint_every: 1000,
             checkpoint_interval: Duration::from_secs(60),
+            segment_bytes: 64 << 20,
+            segment_age: Duration::from_secs(24 * 3600),
             anchor_syslog: false,
             anchor_cmd: None,
             on_error: OnError::FailClosed,
@@ -92,124 +102,14 @@ impl AuditConfig {
 pub enum AuditError {
     #[error("cannot create the audit log directory {path}: {source}")]
     Dir { path: PathBuf, source: std::io::Error },
+    #[error("refusing the audit log directory {path}: {reason}")]
+    Planted { path: PathBuf, reason: &'static str },
     #[error("cannot create the audit log {path}: {source}")]
     Create { path: PathBuf, source: std::io::Error },
     #[error("the audit log {path} could not be written ({reason}): operations that need a record are refused until the mount is restarted")]
     Failed { path: PathBuf, reason: String },
     #[error("the audit log {path} is closed")]
     Closed { path: PathBuf },
-}
-
-/// Who and what a record is about: a record with the caller's fields
-/// filled in, and the plaintext of the fields that are sealed.
-#[derive(Clone, Debug)]
-pub struct Event {
-    record: Record,
-    path: Option<Vec<u8>>,
-    new_path: Option<Vec<u8>>,
-    xattr: Option<Vec<u8>>,
-}
-
-impl Event {
-    pub fn new(op: Op) -> Event {
-        Event { record: Record::new(op), path: None, new_path: None, xattr: None }
-    }
-
-    /// The requesting process.
-    pub fn by(mut self, uid: u32, gid: u32, pid: u32) -> Event {
-        (self.record.uid, self.record.gid, self.record.pid) = (uid, gid, pid);
-        self
-    }
-
-    /// The plaintext path, relative to the volume root.
-    pub fn path(mut self, path: impl Into<Vec<u8>>) -> Event {
-        self.path = Some(path.into());
-        self
-    }
-
-    pub fn new_path(mut self, path: impl Into<Vec<u8>>) -> Event {
-        self.new_path = Some(path.into());
-        self
-    }
-
-    pub fn xattr(mut self, name: impl Into<Vec<u8>>) -> Event {
-        self.xattr = Some(name.into());
-        self
-    }
-
-    /// 0 for success, else the errno returned.
-    pub fn result(mut self, errno: i32) -> Event {
-        self.record.result = errno;
-        self
-    }
-
-    pub fn intent(mut self, intent: impl Into<String>) -> Event {
-        self.record.intent = Some(intent.into());
-        self
-    }
-
-    pub fn bytes(mut self, read: u64, written: u64) -> Event {
-        self.record.bytes_read = Some(read);
-        self.record.bytes_written = Some(written);
-        self
-    }
-
-    pub fn setattr(mut self, attr: SetAttr) -> Event {
-        self.record.setattr = Some(attr);
-        self
-    }
-
-    pub fn recipients(mut self, ids: Vec<[u8; 16]>) -> Event {
-        self.record.recipients = Some(ids);
-        self
-    }
-
-    /// The member a grant, revoke or membership change is about.
-    pub fn subject(mut self, member: [u8; 16]) -> Event {
-        self.record.subject = Some(member.to_vec());
-        self
-    }
-
-    pub fn rekeyed(mut self, rekeyed: bool) -> Event {
-        self.record.rekeyed = Some(rekeyed);
-        self
-    }
-
-    pub fn offset(mut self, offset: u64) -> Event {
-        self.record.offset = Some(offset);
-        self
-    }
-
-    pub fn op(&self) -> Op {
-        self.record.op
-    }
-
-    /// The record as built so far: for writers that stamp the fields the
-    /// log's writer otherwise fills in (test vectors, tools).
-    pub fn record_mut(&mut self) -> &mut Record {
-        &mut self.record
-    }
-}
-
-/// Completes a stamped record (seq, time, host, mount id, member, process
-/// set) as the writer does: seals its confidential fields, links it to
-/// `prev`, and for a checkpoint adds the chain hash and the signature.
-/// Pure, so the test vectors build logs byte for byte.
-pub fn complete(event: Event, sealer: &PathSealer, identity: &Identity, prev: &[u8; 32]) -> Record {
-    let Event { mut record, path, new_path, xattr } = event;
-    let (mount_id, seq) = (record.mount_id, record.seq);
-    let seal = |field, plain: Option<Vec<u8>>| plain.map(|p| sealer.seal(&mount_id, seq, field, &p));
-    record.path = seal(Field::Path, path);
-    record.new_path = seal(Field::NewPath, new_path);
-    record.xattr = seal(Field::Xattr, xattr);
-    record.prev = *prev;
-    if record.op == Op::Checkpoint {
-        record.chain = Some(prev.to_vec());
-        record.sig = None;
-        let body = chain::checkpoint_body(&mount_id, seq, prev, &record.to_bytes());
-        record.sig = Some(tresor_format::audit::sign_checkpoint(identity, &body).to_vec());
-    }
-    record
 }
 
 /// How a log starts: the mount (or session) record's contents.
@@ -225,6 +125,13 @@ pub struct Start<'a> {
 
 struct State {
     file: File,
+    /// The same file, for `fdatasync` outside the append lock.
+    sync_file: Arc<File>,
+    /// The current segment: its number and when it was started.
+    segment: u64,
+    segment_started: Instant,
+    /// The seq of the current segment's first record.
+    segment_first: u64,
     /// Bytes of whole records written: the file is cut back to this when a
     /// write fails.
     len: u64,
@@ -252,8 +159,10 @@ struct Shared {
     config: AuditConfig,
     /// A CLI session's log (ends with `session-end`, not `unmount`).
     session: bool,
-    /// A second descriptor for `fdatasync` outside the append lock.
-    sync_file: File,
+    /// The log directory, opened without following symlinks: segments
+    /// are created beneath it.
+    dir: OwnedFd,
+    volume_id: [u8; 16],
 }
 
 /// An open audit log: appends from many threads are serialized inside.
@@ -275,22 +184,6 @@ fn now_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
 }
 
-/// This machine's host name, reduced to characters safe in a file name.
-pub fn host_name() -> String {
-    let mut buf = [0u8; 256];
-    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
-    let raw = if ok { &buf[..buf.iter().position(|&b| b == 0).unwrap_or(buf.len())] } else { b"unknown" };
-    let s: String = String::from_utf8_lossy(raw)
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_' { c } else { '_' })
-        .collect();
-    if s.is_empty() {
-        "unknown".into()
-    } else {
-        s
-    }
-}
-
 fn process_name(pid: u32) -> String {
     if pid == 0 {
         return String::new();
@@ -304,21 +197,15 @@ impl AuditLog {
     /// Creates a new log file in `config.dir` (made if missing) and writes
     /// the mount record and the first checkpoint, synced.
     pub fn open(config: AuditConfig, start: Start<'_>) -> Result<AuditLog, AuditError> {
-        std::fs::create_dir_all(&config.dir).map_err(|source| AuditError::Dir { path: config.dir.clone(), source })?;
+        let dir = open_dir(&config.dir)?;
         let mut mount_id = [0u8; 16];
         OsRng.fill_bytes(&mut mount_id);
         let host = host_name();
-        let path = config.dir.join(format!("{host}-{}.log", hex(&mount_id)));
+        let name = segment_name(&host, &mount_id, 0);
+        let path = config.dir.join(&name);
         let create = |source| AuditError::Create { path: path.clone(), source };
-        let mut file = OpenOptions::new()
-            .append(true)
-            .create_new(true)
-            .mode(0o640)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&path)
-            .map_err(create)?;
-        file.write_all(&frame::file_header()).map_err(create)?;
-        let sync_file = file.try_clone().map_err(create)?;
+        let file = create_segment(dir.as_fd(), &name).map_err(create)?;
+        let sync_file = Arc::new(file.try_clone().map_err(create)?);
         let (anchors, anchor_thread) = if config.anchor_syslog || config.anchor_cmd.is_some() {
             let (tx, rx) = mpsc::channel::<String>();
             let (syslog, cmd) = (config.anchor_syslog, config.anchor_cmd.clone());
@@ -337,6 +224,10 @@ impl AuditLog {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 file,
+                sync_file,
+                segment: 0,
+                segment_started: Instant::now(),
+                segment_first: 0,
                 len: frame::FILE_HEADER_LEN as u64,
                 seq: 0,
                 prev: chain::GENESIS,
@@ -358,12 +249,10 @@ impl AuditLog {
             mount_id,
             session: start.op == Op::Session,
             config,
-            sync_file,
+            dir: dir.try_clone().map_err(create)?,
+            volume_id: start.volume.id,
         });
-        let mut first =
-            Event::new(start.op).by(unsafe { libc::getuid() }, unsafe { libc::getgid() }, std::process::id());
-        first.record.volume = Some(start.volume.id.to_vec());
-        first.record.key = Some(shared.identity.public().ed25519.as_bytes().to_vec());
+        let mut first = shared.start_event(start.op);
         first.record.options = Some(start.options);
         {
             let mut st = shared.lock();
@@ -372,9 +261,7 @@ impl AuditLog {
             st.file.sync_data().map_err(create)?;
             st.dirty = false;
         }
-        if let Ok(dir) = File::open(&shared.config.dir) {
-            let _ = dir.sync_all();
-        }
+        let _ = File::from(dir).sync_all();
         let mut threads = Vec::new();
         let bg = shared.clone();
         threads.push(
@@ -431,6 +318,9 @@ impl AuditLog {
             if st.since_checkpoint >= shared.config.checkpoint_every && op != Op::Checkpoint {
                 shared.checkpoint_locked(&mut st)?;
             }
+            if st.len >= shared.config.segment_bytes || st.segment_started.elapsed() >= shared.config.segment_age {
+                shared.rotate_locked(&mut st)?;
+            }
             Ok(())
         });
         match written {
@@ -462,11 +352,9 @@ impl AuditLog {
             if st.closed {
                 return Ok(());
             }
-            let end = Event::new(if shared.session { Op::SessionEnd } else { Op::Unmount }).by(
-                unsafe { libc::getuid() },
-                unsafe { libc::getgid() },
-                std::process::id(),
-            );
+            let (uid, gid) = audit_io::uid_gid();
+            let end =
+                Event::new(if shared.session { Op::SessionEnd } else { Op::Unmount }).by(uid, gid, std::process::id());
             let r = shared.refusal(&st).and_then(|()| {
                 shared
                     .append_locked(&mut st, end)
@@ -569,6 +457,14 @@ impl Shared {
         buf.clear();
         buf.extend_from_slice(&[0; 4]);
         record.encode_into(&mut buf);
+        if buf.len() - 4 > frame::MAX_RECORD {
+            // Cannot happen: every field is bounded (record::MAX_SEALED_PLAIN, MAX_TEXT, MAX_RECIPIENTS).
+            return Err(format!(
+                "a {op} record of {} bytes exceeds the frame limit",
+                buf.len() - 4,
+                op = record.op.as_str()
+            ));
+        }
         let len = (buf.len() - 4) as u32;
         buf[..4].copy_from_slice(&len.to_be_bytes());
         let written = st.file.write_all(&buf);
@@ -581,6 +477,39 @@ impl Shared {
         st.seq += 1;
         st.since_checkpoint += 1;
         st.dirty = true;
+        Ok(())
+    }
+
+    /// The first record of a log or of a segment: this process, the volume
+    /// and the key that signs the checkpoints.
+    fn start_event(&self, op: Op) -> Event {
+        let mut e = Event::new(op).by_self();
+        e.record.volume = Some(self.volume_id.to_vec());
+        e.record.key = Some(self.identity.public().ed25519.as_bytes().to_vec());
+        e
+    }
+
+    /// Seals the current segment (`segment-end`, a checkpoint, synced) and
+    /// goes on in a new file whose `segment` record links to it and is
+    /// checkpointed at once, so each segment verifies on its own and the
+    /// chain runs unbroken across them (docs/AUDIT.md, "Segments").
+    fn rotate_locked(&self, st: &mut State) -> Result<(), String> {
+        let (uid, gid) = audit_io::uid_gid();
+        self.append_locked(st, Event::new(Op::SegmentEnd).by(uid, gid, std::process::id()))?;
+        self.checkpoint_locked(st)?;
+        st.file.sync_data().map_err(|e| format!("fdatasync: {e}"))?;
+        let name = segment_name(&self.host, &self.mount_id, st.segment + 1);
+        let file = create_segment(self.dir.as_fd(), &name).map_err(|e| format!("creating segment {name}: {e}"))?;
+        st.sync_file = Arc::new(file.try_clone().map_err(|e| format!("dup: {e}"))?);
+        st.file = file;
+        st.segment += 1;
+        st.segment_started = Instant::now();
+        st.segment_first = st.seq;
+        st.len = frame::FILE_HEADER_LEN as u64;
+        let _ = File::from(self.dir.try_clone().map_err(|e| format!("dup: {e}"))?).sync_all();
+        self.append_locked(st, self.start_event(Op::Segment))?;
+        self.checkpoint_locked(st)?;
+        tracing::info!("audit log: segment {} of mount {}", st.segment, hex(&self.mount_id));
         Ok(())
     }
 
@@ -601,6 +530,7 @@ impl Shared {
             SyncMode::Every(d) => d.min(self.config.checkpoint_interval),
             SyncMode::Always => self.config.checkpoint_interval.min(Duration::from_secs(1)),
         }
+        .min(self.config.segment_age)
         .max(Duration::from_millis(1));
         let mut st = self.lock();
         loop {
@@ -616,11 +546,22 @@ impl Shared {
                     let _ = self.failed(&mut st, reason);
                 }
             }
+            // An old segment rotates even when no record comes, once it
+            // holds more than its first record and checkpoint.
+            if self.refusal(&st).is_ok()
+                && st.seq > st.segment_first + 2
+                && st.segment_started.elapsed() >= self.config.segment_age
+            {
+                if let Err(reason) = self.rotate_locked(&mut st) {
+                    let _ = self.failed(&mut st, reason);
+                }
+            }
             if st.dirty {
                 st.dirty = false;
                 // Sync without holding the lock: appends go on meanwhile.
+                let file = st.sync_file.clone();
                 drop(st);
-                let synced = self.sync_file.sync_data();
+                let synced = file.sync_data();
                 st = self.lock();
                 if let Err(e) = synced {
                     st.dirty = true;
@@ -636,12 +577,7 @@ impl Shared {
 /// Hands one checkpoint line to the outside sinks.
 fn anchor(line: &str, syslog: bool, cmd: Option<&Path>) {
     if syslog {
-        if let Ok(msg) = std::ffi::CString::new(format!("tresor-audit checkpoint {line}")) {
-            unsafe {
-                libc::openlog(c"tresor".as_ptr(), libc::LOG_PID, libc::LOG_AUTHPRIV);
-                libc::syslog(libc::LOG_NOTICE, c"%s".as_ptr(), msg.as_ptr());
-            }
-        }
+        audit_io::syslog_authpriv_notice(&format!("tresor-audit checkpoint {line}"));
     }
     if let Some(cmd) = cmd {
         let run = std::process::Command::new(cmd)

@@ -1,26 +1,32 @@
-//! `tresor audit`: verify, show and question the audit logs that mounts
-//! and CLI commands write (`docs/AUDIT.md`).
+//! `tresor audit`: verify, show, question, summarise and prune the audit
+//! logs that mounts and CLI commands write (`docs/AUDIT.md`).
 //!
 //! `verify` needs only the registry (the chain covers the sealed paths);
-//! `show`, `who` and `access` open the sealed paths with the volume name
-//! key, so they ask for a member's or auditor's identity.
+//! `show`, `who`, `access`, `report` and `prune` open the sealed paths (or
+//! write a session log) with the volume name key, so they ask for a
+//! member's or auditor's identity. Every command streams: one record per
+//! log in memory, whatever the logs' size.
 //!
 //! Exit codes of `verify`: 0 every log verified, 1 tampering found (or a
-//! log unreadable), 2 usage.
+//! log unreadable), 2 usage. Output to a closed pipe (`| head`) ends the
+//! command quietly with 0.
+
+mod verify;
 
 use std::collections::HashMap;
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use serde_json::{json, Value};
+use serde::Serialize;
 use tresor_audit::chain::hex;
-use tresor_audit::query::{self, Access, Entry, Filter};
-use tresor_audit::record::errno_name;
+use tresor_audit::query::{self, Access, Entries, Entry, Filter, Merge};
+use tresor_audit::report::Tally;
+use tresor_audit::rows::{terminal, Csv, Names, Row};
 use tresor_audit::seal::PathSealer;
-use tresor_audit::verify::{parse_anchors, Report};
 use tresor_audit::{time, AuditLog, Event, Op};
 use tresor_format::{Identity, MemberId, NameKey, Volume};
 
@@ -29,8 +35,10 @@ use crate::{config, id, member, passphrase::PassSource};
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
     /// Check logs: the hash chain, the sequence, the checkpoint signatures
-    /// against the volume's registry, and anchors. Names the first bad
-    /// record and what happened to it. Exit 0 verified, 1 tampering found.
+    /// against the volume's registry, anchors, and that each log's
+    /// segments follow one another. Names the first bad record and what
+    /// happened to it; ends with one summary line. Exit 0 verified, 1
+    /// tampering found.
     Verify {
         /// Log files [default: every log in BACKING/tresor.audit].
         logs: Vec<PathBuf>,
@@ -40,49 +48,34 @@ pub enum AuditCommand {
         /// `<mount-id> <seq> <hash>` (what audit_anchor_cmd= and syslog get).
         #[arg(long, value_name = "FILE")]
         anchors: Option<PathBuf>,
-        /// One JSON object per log.
+        /// Resume each log where the run that wrote FILE left off (its last
+        /// verified checkpoint), reading only what was added since, and
+        /// update FILE. Keep it where the storage operator cannot change it.
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
+        /// One JSON object per log, then one with `"summary"`.
         #[arg(long)]
         json: bool,
     },
     /// Show records of one or more logs merged by time, filtered.
-    Show {
-        /// Log files [default: every log in BACKING/tresor.audit].
-        logs: Vec<PathBuf>,
-        #[command(flatten)]
-        volume: VolumeArg,
-        /// Only records by (or about) this member: name or id.
-        #[arg(long)]
-        member: Option<String>,
-        #[arg(long)]
-        uid: Option<u32>,
-        /// Only records for this plaintext path or below it.
-        #[arg(long, value_name = "PREFIX")]
-        path: Option<String>,
-        /// Only this operation (open, release, create, rename, grant, ...).
-        #[arg(long)]
-        op: Option<String>,
-        /// From this time (RFC 3339 or unix seconds).
-        #[arg(long, value_name = "TIME")]
-        since: Option<String>,
-        #[arg(long, value_name = "TIME")]
-        until: Option<String>,
-        /// One JSON object per record (for jq).
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        who: Reader,
-    },
+    Show(Query),
     /// Everyone who accessed a file, when and how, denied attempts included.
     Who {
-        /// Plaintext path relative to the volume root.
+        /// Plaintext path relative to the volume root, or a path through a
+        /// Tresor mount of this machine.
         path: String,
         /// Log files [default: every log in BACKING/tresor.audit].
         logs: Vec<PathBuf>,
         #[command(flatten)]
         volume: VolumeArg,
-        /// One JSON object per line, for scripts.
-        #[arg(long)]
-        json: bool,
+        /// From this time (now, today, yesterday, -1h, -7d, a date, RFC 3339, unix seconds).
+        #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+        since: Option<String>,
+        /// Up to this time (same forms).
+        #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+        until: Option<String>,
+        #[command(flatten)]
+        format: Format,
         #[command(flatten)]
         who: Reader,
     },
@@ -91,19 +84,52 @@ pub enum AuditCommand {
     Access {
         /// Plaintext path relative to the volume root.
         path: String,
-        /// RFC 3339 (2026-11-29T07:12:03Z) or unix seconds.
-        #[arg(long)]
+        /// When (now, today, yesterday, -1h, -7d, a date, RFC 3339, unix seconds).
+        #[arg(long, default_value = "now", allow_hyphen_values = true)]
         at: String,
         /// Log files [default: every log in BACKING/tresor.audit].
         logs: Vec<PathBuf>,
         #[command(flatten)]
         volume: VolumeArg,
-        /// One JSON object per line, for scripts.
+        /// One JSON object, for scripts.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
         who: Reader,
     },
+    /// Summaries in the manner of aureport: records, failures and denials
+    /// per member, file, operation, failure (errno) and denial.
+    Report(Query),
+    /// Remove the log segments sealed before a time: only segments that
+    /// verify, end with a signed checkpoint, and start their log (or follow
+    /// removed ones). The removal is recorded in a session log first.
+    Prune {
+        /// Remove segments whose last record is before this time.
+        #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+        before: String,
+        #[command(flatten)]
+        volume: VolumeArg,
+        /// Say what would be removed, remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        who: Reader,
+    },
+}
+
+/// Which logs, which records, how shown, and who reads them.
+#[derive(Args, Debug, Clone)]
+pub struct Query {
+    /// Log files [default: every log in BACKING/tresor.audit].
+    logs: Vec<PathBuf>,
+    #[command(flatten)]
+    volume: VolumeArg,
+    #[command(flatten)]
+    filter: FilterArgs,
+    #[command(flatten)]
+    format: Format,
+    #[command(flatten)]
+    who: Reader,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -112,6 +138,51 @@ pub struct VolumeArg {
     /// [default: the directory above the logs' tresor.audit].
     #[arg(long, value_name = "BACKING")]
     volume: Option<PathBuf>,
+}
+
+/// Which records: every condition given must hold.
+#[derive(Args, Debug, Clone, Default)]
+pub struct FilterArgs {
+    /// Only records by (or about) this member: name or id.
+    #[arg(long)]
+    member: Option<String>,
+    #[arg(long)]
+    uid: Option<u32>,
+    /// Only records for this plaintext path or below it.
+    #[arg(long, value_name = "PREFIX")]
+    path: Option<String>,
+    /// Only these operations (open, release, create, rename, grant, ...):
+    /// repeat or separate with commas.
+    #[arg(long, value_delimiter = ',')]
+    op: Vec<String>,
+    /// From this time (now, today, yesterday, -1h, -7d, a date, RFC 3339, unix seconds).
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    since: Option<String>,
+    /// Up to this time (same forms).
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    until: Option<String>,
+    /// Only calls that failed (denied, I/O errors, ...).
+    #[arg(long)]
+    failed: bool,
+    /// Only this process name (as /proc/PID/comm had it).
+    #[arg(long, alias = "comm", value_name = "NAME")]
+    process: Option<String>,
+    /// Only records written on this host.
+    #[arg(long)]
+    host: Option<String>,
+    #[arg(long)]
+    pid: Option<u32>,
+}
+
+/// Output: a table by default.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct Format {
+    /// One JSON object per line (for jq).
+    #[arg(long, conflicts_with = "csv")]
+    json: bool,
+    /// CSV with a header line.
+    #[arg(long)]
+    csv: bool,
 }
 
 /// The identity that opens sealed paths: a member or an auditor.
@@ -130,382 +201,312 @@ pub struct Reader {
 pub struct Usage(String);
 
 pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
-    match cmd {
-        AuditCommand::Verify { logs, volume, anchors, json } => verify(logs, volume, anchors, json),
-        AuditCommand::Show { logs, volume, member, uid, path, op, since, until, json, who } => {
-            let (volume, logs) = resolve(&volume, logs)?;
-            let mut filter = Filter { uid, path_prefix: path, ..Filter::default() };
-            if let Some(m) = member {
-                filter.member = Some(member_id(&volume, &m)?.0);
-            }
-            if let Some(op) = op {
-                filter.op = Some(Op::parse(&op).ok_or_else(|| Usage(format!("unknown operation {op:?}")))?);
-            }
-            filter.since_ns = since.map(|t| time::parse(&t)).transpose().map_err(Usage)?;
-            filter.until_ns = until.map(|t| time::parse(&t)).transpose().map_err(Usage)?;
-            let entries = read(&volume, &logs, &who)?;
-            let names = names(&volume);
-            let show_checkpoints = filter.op == Some(Op::Checkpoint);
-            for e in entries.iter().filter(|e| filter.matches(e)) {
-                if e.record.op == Op::Checkpoint && !show_checkpoints {
-                    continue;
-                }
-                print_entry(e, &names, &logs, json);
-            }
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let result = run_to(cmd, &mut out).and_then(|code| {
+        out.flush()?;
+        Ok(code)
+    });
+    match result {
+        // The reader went away (`tresor audit show | head`): not an error.
+        Err(e) if e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) => {
             Ok(ExitCode::SUCCESS)
         }
-        AuditCommand::Who { path, logs, volume, json, who } => {
+        other => other,
+    }
+}
+
+fn run_to(cmd: AuditCommand, out: &mut dyn Write) -> Result<ExitCode> {
+    match cmd {
+        AuditCommand::Verify { logs, volume, anchors, state, json } => {
+            verify::verify(logs, volume, anchors, state, json, out)
+        }
+        AuditCommand::Prune { before, volume, dry_run, who } => verify::prune(&before, &volume, dry_run, &who, out),
+        AuditCommand::Show(Query { logs, volume, filter, format, who }) => {
             let (volume, logs) = resolve(&volume, logs)?;
-            let entries = read(&volume, &logs, &who)?;
+            let filter = filter.build(&volume)?;
             let names = names(&volume);
-            for e in query::who(&entries, &path) {
-                print_entry(e, &names, &logs, json);
+            let show_checkpoints = filter.ops.contains(&Op::Checkpoint);
+            let sealer = sealer(&volume, &who)?;
+            let mut printer = Printer::new(format, &names, &logs, out);
+            for e in read(&logs, &sealer)?.filter(|e| filter.matches(e)) {
+                if e.record.op != Op::Checkpoint || show_checkpoints {
+                    printer.print(&e)?;
+                }
             }
+            printer.finish()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Who { path, logs, volume, since, until, format, who } => {
+            let filter = Filter { since_ns: when(since)?, until_ns: when(until)?, ..Filter::default() };
+            let (volume, logs) = resolve(&volume, logs)?;
+            let names = names(&volume);
+            let sealer = sealer(&volume, &who)?;
+            let mut printer = Printer::new(format, &names, &logs, out);
+            let path = volume_path(&path);
+            for e in query::who(read(&logs, &sealer)?, &path).filter(|e| filter.matches(e)) {
+                printer.print(&e)?;
+            }
+            printer.finish()?;
             Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Access { path, at, logs, volume, json, who } => {
             let at_ns = time::parse(&at).map_err(Usage)?;
             let (volume, logs) = resolve(&volume, logs)?;
-            let entries = read(&volume, &logs, &who)?;
             let names = names(&volume);
-            let path = query::normalize(&path);
-            match query::access(&entries, &path, at_ns) {
-                Access::Readers(readers) => {
-                    if json {
-                        let list: Vec<Value> =
-                            readers.iter().map(|m| json!({"id": hex(m), "name": names.get(m)})).collect();
-                        println!("{}", json!({"path": path, "at": time::format_ns(at_ns), "readers": list}));
-                    } else {
-                        println!("{path} at {}: {} reader(s)", time::format_ns(at_ns), readers.len());
-                        for m in &readers {
-                            println!(
-                                "  {:<24} {}",
-                                names.get(m).map(String::as_str).unwrap_or("(not a member now)"),
-                                hex(m)
-                            );
-                        }
-                    }
-                    Ok(ExitCode::SUCCESS)
+            let sealer = sealer(&volume, &who)?;
+            let path = volume_path(&path);
+            access(query::access(read(&logs, &sealer)?, &path, at_ns), &path, at_ns, &names, json, out)
+        }
+        AuditCommand::Report(Query { logs, volume, filter, format, who }) => {
+            let (volume, logs) = resolve(&volume, logs)?;
+            let filter = filter.build(&volume)?;
+            let names = names(&volume);
+            let sealer = sealer(&volume, &who)?;
+            let mut tally = Tally::default();
+            for e in read(&logs, &sealer)?.filter(|e| filter.matches(e)) {
+                tally.add(&e, &names);
+            }
+            let rows = tally.rows();
+            if format.csv {
+                let mut csv = Csv::new(&mut *out);
+                for r in &rows {
+                    csv.serialize(r)?;
                 }
-                Access::Unknown(why) => {
-                    if json {
-                        println!("{}", json!({"path": path, "at": time::format_ns(at_ns), "unknown": why}));
-                    } else {
-                        println!("{path} at {}: unknown: {why}", time::format_ns(at_ns));
+                csv.flush()?;
+            } else if format.json {
+                for r in &rows {
+                    json_line(out, r)?;
+                }
+            } else {
+                let mut section = "";
+                for r in &rows {
+                    if r.section != section {
+                        section = r.section;
+                        writeln!(
+                            out,
+                            "{section:<8} {:<40} {:>9} {:>9} {:>9}  first .. last",
+                            "", "records", "failed", "denied"
+                        )?;
                     }
-                    Ok(ExitCode::FAILURE)
+                    writeln!(
+                        out,
+                        "         {:<40} {:>9} {:>9} {:>9}  {} .. {}",
+                        terminal(&r.key),
+                        r.records,
+                        r.failed,
+                        r.denied,
+                        &r.first[..19],
+                        &r.last[..19]
+                    )?;
                 }
             }
+            Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+impl FilterArgs {
+    fn build(self, volume: &Volume) -> Result<Filter> {
+        let mut ops = Vec::new();
+        for op in self.op.iter().filter(|o| !o.is_empty()) {
+            ops.push(Op::parse(op).ok_or_else(|| Usage(format!("unknown operation {op:?}")))?);
+        }
+        Ok(Filter {
+            member: self.member.map(|m| member_id(volume, &m)).transpose()?.map(|m| m.0),
+            uid: self.uid,
+            path_prefix: self.path.as_deref().map(volume_path),
+            ops,
+            since_ns: when(self.since)?,
+            until_ns: when(self.until)?,
+            failed: self.failed,
+            process: self.process,
+            host: self.host,
+            pid: self.pid,
+        })
+    }
+}
+
+fn when(t: Option<String>) -> Result<Option<u64>> {
+    Ok(t.map(|t| time::parse(&t)).transpose().map_err(Usage)?)
+}
+
+/// One JSON object on a line, through serde.
+fn json_line(out: &mut dyn Write, v: &impl Serialize) -> Result<()> {
+    serde_json::to_writer(&mut *out, v)?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
+/// Prints entries as table lines, JSON lines or CSV.
+enum Printer<'a, 'o> {
+    Csv(Box<Csv<&'o mut dyn Write>>, &'a Names, &'a [PathBuf]),
+    Lines(&'o mut dyn Write, bool, &'a Names, &'a [PathBuf]),
+}
+
+impl<'a, 'o> Printer<'a, 'o> {
+    fn new(format: Format, names: &'a Names, logs: &'a [PathBuf], out: &'o mut dyn Write) -> Self {
+        if format.csv {
+            Printer::Csv(Box::new(Csv::new(out)), names, logs)
+        } else {
+            Printer::Lines(out, format.json, names, logs)
+        }
+    }
+
+    fn print(&mut self, e: &Entry) -> Result<()> {
+        let (names, logs) = match self {
+            Printer::Csv(_, n, l) | Printer::Lines(_, _, n, l) => (*n, *l),
+        };
+        let row = Row::new(e, names, logs.get(e.log).map(|p| p.display().to_string()));
+        match self {
+            Printer::Csv(csv, ..) => csv.write(&row)?,
+            Printer::Lines(out, true, ..) => json_line(*out, &row)?,
+            Printer::Lines(out, false, ..) => writeln!(out, "{}", row.table_line())?,
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<()> {
+        if let Printer::Csv(mut csv, ..) = self {
+            csv.flush()?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Serialize)]
+struct ReaderRow {
+    id: String,
+    name: Option<String>,
+}
+
+#[derive(Serialize)]
+struct AccessAnswer<'a> {
+    path: &'a str,
+    at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    readers: Option<Vec<ReaderRow>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unknown: Option<String>,
+}
+
+fn access(answer: Access, path: &str, at_ns: u64, names: &Names, json: bool, out: &mut dyn Write) -> Result<ExitCode> {
+    let at = time::format_ns(at_ns);
+    let (readers, unknown) = match answer {
+        Access::Readers(r) => (Some(r), None),
+        Access::Unknown(why) => (None, Some(why)),
+    };
+    if json {
+        let readers = readers
+            .as_ref()
+            .map(|r| r.iter().map(|m| ReaderRow { id: hex(m), name: names.get(m).cloned() }).collect::<Vec<_>>());
+        json_line(out, &AccessAnswer { path, at, readers, unknown: unknown.clone() })?;
+    } else if let Some(readers) = &readers {
+        writeln!(out, "{} at {at}: {} reader(s)", terminal(path), readers.len())?;
+        for m in readers {
+            let name = names.get(m).map(|n| terminal(n)).unwrap_or_else(|| "(not a member now)".into());
+            writeln!(out, "  {name:<24} {}", hex(m))?;
+        }
+    } else if let Some(why) = &unknown {
+        writeln!(out, "{} at {at}: unknown: {}", terminal(path), terminal(why))?;
+    }
+    Ok(if unknown.is_some() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
 /// The volume and the logs: `--volume`, else inferred from the logs'
 /// directory; the logs given, else every log of the volume.
 fn resolve(volume: &VolumeArg, logs: Vec<PathBuf>) -> Result<(Volume, Vec<PathBuf>)> {
-    let backing = match (&volume.volume, logs.first()) {
-        (Some(b), _) => b.clone(),
-        (None, Some(log)) => {
-            let dir = log.parent().filter(|d| d.file_name().is_some_and(|n| n == tresor_audit::DEFAULT_DIR));
-            match dir.and_then(Path::parent) {
-                Some(b) if b.join(tresor_format::names::VOLUME_FILE).exists() => b.to_owned(),
-                _ => {
-                    return Err(Usage(format!(
-                        "cannot tell which volume {} belongs to: give --volume BACKING",
-                        log.display()
-                    ))
-                    .into())
-                }
-            }
-        }
-        (None, None) => return Err(Usage("give LOG files or --volume BACKING".into()).into()),
-    };
+    let backing = backing(volume, logs.first())?;
     let registry = member::load(&backing)?;
-    let logs = if logs.is_empty() {
-        let dir = backing.join(tresor_audit::DEFAULT_DIR);
-        let mut all: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .with_context(|| format!("no audit logs in {} (give LOG files)", dir.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "log"))
-            .collect();
-        all.sort();
-        all
-    } else {
-        logs
-    };
+    let logs = if logs.is_empty() { volume_logs(&backing)? } else { logs };
     Ok((registry, logs))
 }
 
-fn verify(logs: Vec<PathBuf>, volume: VolumeArg, anchors: Option<PathBuf>, json: bool) -> Result<ExitCode> {
-    // All of the volume's logs: then an anchored mount without a log is a
-    // deleted log.
-    let every_log = logs.is_empty();
-    let (registry, logs) = resolve(&volume, logs)?;
-    let anchors = match anchors {
-        Some(path) => {
-            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-            parse_anchors(&text).map_err(Usage)?
-        }
-        None => Vec::new(),
-    };
-    if logs.is_empty() && anchors.is_empty() {
-        bail!("no audit logs to verify");
-    }
-    let names = names(&registry);
-    let mut all_ok = true;
-    let mut seen = Vec::new();
-    for log in &logs {
-        let report = match std::fs::read(log) {
-            Ok(bytes) => tresor_audit::verify(&bytes, &registry, &anchors),
-            Err(e) => {
-                all_ok = false;
-                eprintln!("{}: cannot read: {e}", log.display());
-                continue;
-            }
-        };
-        all_ok &= report.ok();
-        seen.extend(report.mount_id);
-        if json {
-            println!("{}", report_json(log, &report, &names));
-        } else {
-            print_report(log, &report, &names);
-        }
-    }
-    if every_log {
-        let mut missing: Vec<(&[u8; 16], u64)> = Vec::new();
-        for a in anchors.iter().filter(|a| !seen.contains(&a.mount_id)) {
-            match missing.iter_mut().find(|(m, _)| **m == a.mount_id) {
-                Some((_, s)) => *s = (*s).max(a.seq),
-                None => missing.push((&a.mount_id, a.seq)),
+fn backing(volume: &VolumeArg, first_log: Option<&PathBuf>) -> Result<PathBuf> {
+    match (&volume.volume, first_log) {
+        (Some(b), _) => Ok(b.clone()),
+        (None, Some(log)) => {
+            let dir = log.parent().filter(|d| d.file_name().is_some_and(|n| n == tresor_audit::DEFAULT_DIR));
+            match dir.and_then(Path::parent) {
+                Some(b) if b.join(tresor_format::names::VOLUME_FILE).exists() => Ok(b.to_owned()),
+                _ => {
+                    Err(Usage(format!("cannot tell which volume {} belongs to: give --volume BACKING", log.display()))
+                        .into())
+                }
             }
         }
-        for (mount_id, seq) in missing {
-            all_ok = false;
-            let detail = format!(
-                "the log of mount {} is missing: an anchor records its checkpoint at seq {seq}, but no log of the \
-                 volume has that mount id (deleted?)",
-                hex(mount_id)
-            );
-            if json {
-                println!(
-                    "{}",
-                    json!({"log": null, "ok": false, "mount_id": hex(mount_id),
-                           "problem": {"diagnosis": "removed", "index": null, "offset": null, "seq": seq, "detail": detail}})
-                );
-            } else {
-                println!("mount {}: TAMPERED: removed: {detail}", hex(mount_id));
-            }
-        }
-    }
-    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
-}
-
-fn print_report(log: &Path, r: &Report, names: &HashMap<[u8; 16], String>) {
-    let who = r.member.map(|m| names.get(&m.0).cloned().unwrap_or_else(|| m.to_string())).unwrap_or_default();
-    let seq = |s: Option<u64>| s.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
-    match &r.problem {
-        None => println!(
-            "{}: verified: {} records, signed up to seq {}{} (log {} written on {} by {who})",
-            log.display(),
-            r.records,
-            seq(r.verified_up_to),
-            if r.closed { ", closed" } else { "" },
-            r.mount_id.map(|m| hex(&m)).unwrap_or_default(),
-            r.host.as_deref().unwrap_or("?"),
-        ),
-        Some(p) => println!(
-            "{}: TAMPERED: {}: record {} (seq {}) at offset {}: {}{}",
-            log.display(),
-            p.diagnosis.as_str(),
-            p.index,
-            seq(p.seq),
-            p.offset,
-            p.detail,
-            match r.verified_up_to {
-                Some(v) => format!(" (records up to seq {v} verified)"),
-                None => String::new(),
-            }
-        ),
-    }
-    for w in &r.warnings {
-        println!("{}: warning: {w}", log.display());
+        (None, None) => Err(Usage("give LOG files or --volume BACKING".into()).into()),
     }
 }
 
-fn report_json(log: &Path, r: &Report, names: &HashMap<[u8; 16], String>) -> Value {
-    json!({
-        "log": log.display().to_string(),
-        "ok": r.ok(),
-        "records": r.records,
-        "verified_up_to": r.verified_up_to,
-        "last_seq": r.last_seq,
-        "closed": r.closed,
-        "anchors_matched": r.anchors_matched,
-        "mount_id": r.mount_id.map(|m| hex(&m)),
-        "host": r.host,
-        "member": r.member.map(|m| m.to_string()),
-        "member_name": r.member.and_then(|m| names.get(&m.0).cloned()),
-        "problem": r.problem.as_ref().map(|p| json!({
-            "diagnosis": p.diagnosis.as_str(),
-            "index": p.index,
-            "offset": p.offset,
-            "seq": p.seq,
-            "detail": p.detail,
-        })),
-        "warnings": r.warnings,
-    })
+/// A path as a user may give it, as records hold it: relative to the
+/// volume root, or an absolute path through a live Tresor mount of this
+/// machine (made relative to the mount's root; the file need not exist).
+fn volume_path(path: &str) -> String {
+    let p = Path::new(path);
+    match crate::resolve::tresor_mount_of(p) {
+        Ok(Some((mnt, _))) if p.is_absolute() => {
+            query::normalize(&p.strip_prefix(&mnt).expect("inside the mount").to_string_lossy())
+        }
+        _ => query::normalize(path),
+    }
 }
 
-fn names(volume: &Volume) -> HashMap<[u8; 16], String> {
-    volume.members().iter().map(|m| (m.id().0, m.name.clone())).collect()
+/// Every `*.log` in `BACKING/tresor.audit`, sorted by name.
+fn volume_logs(backing: &Path) -> Result<Vec<PathBuf>> {
+    let dir = backing.join(tresor_audit::DEFAULT_DIR);
+    let mut all: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("no audit logs in {} (give LOG files)", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    all.sort();
+    Ok(all)
+}
+
+/// Member names by id. Looking names up goes through here only, so former
+/// members join when the registry keeps them.
+/// Member ids to names, former members marked as such (they stay
+/// searchable by name and id after their removal).
+fn names(volume: &Volume) -> Names {
+    let former = volume.retired().iter().map(|r| (r.id().0, format!("{} (former)", r.name)));
+    volume.members().iter().map(|m| (m.id().0, m.name.clone())).chain(former).collect::<HashMap<_, _>>()
 }
 
 fn member_id(volume: &Volume, who: &str) -> Result<MemberId> {
-    let found: Vec<_> = volume.members().iter().filter(|m| m.name == who || m.id().to_string() == who).collect();
+    let current = volume.members().iter().map(|m| (m.name.as_str(), m.id()));
+    let former = volume.retired().iter().map(|r| (r.name.as_str(), r.id()));
+    let found: Vec<MemberId> =
+        current.chain(former).filter(|(name, id)| *name == who || id.to_string() == who).map(|(_, id)| id).collect();
     match found.as_slice() {
-        [one] => Ok(one.id()),
+        [one] => Ok(*one),
         [] => Err(Usage(format!("no member named or with id {who:?}")).into()),
         _ => Err(Usage(format!("{who:?} names several members: use the member id")).into()),
     }
 }
 
-/// All records of `logs`, merged by time, with paths opened.
-fn read(volume: &Volume, logs: &[PathBuf], who: &Reader) -> Result<Vec<Entry>> {
+/// The identity's key to the sealed paths.
+fn unlock(volume: &Volume, who: &Reader) -> Result<(Identity, NameKey)> {
     let identity = id::unlock(&who.identity.clone().unwrap_or_else(config::default_identity), &who.pass)?;
     let name_key =
         volume.name_key(&identity).context("unwrapping the name key (paths in the log are sealed with it)")?;
-    let sealer = PathSealer::new(&name_key, &volume.id);
-    let mut all = Vec::new();
+    Ok((identity, name_key))
+}
+
+fn sealer(volume: &Volume, who: &Reader) -> Result<PathSealer> {
+    let (_, name_key) = unlock(volume, who)?;
+    Ok(PathSealer::new(&name_key, &volume.id))
+}
+
+/// All records of `logs` merged by time, paths opened, streamed: one
+/// record per log in memory.
+fn read<'k>(logs: &[PathBuf], sealer: &'k PathSealer) -> Result<Merge<Entries<'k, io::BufReader<std::fs::File>>>> {
+    let mut all = Vec::with_capacity(logs.len());
     for (i, log) in logs.iter().enumerate() {
-        let bytes = std::fs::read(log).with_context(|| format!("reading {}", log.display()))?;
-        all.push(query::read_log(&bytes, Some(&sealer), i).with_context(|| format!("reading {}", log.display()))?);
+        let file = query::open_log(log).with_context(|| format!("reading {}", log.display()))?;
+        all.push(Entries::new(file, Some(sealer), i).with_context(|| format!("reading {}", log.display()))?);
     }
-    Ok(query::merge(all))
-}
-
-fn field(f: &Option<Result<String, query::Unreadable>>) -> Option<String> {
-    f.as_ref().map(|p| p.clone().unwrap_or_else(|_| "<sealed: not readable with this key>".into()))
-}
-
-/// Text from the log as one harmless line: file and process names may
-/// hold newlines or terminal escapes (JSON output escapes them itself).
-fn clean(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
-}
-
-fn print_entry(e: &Entry, names: &HashMap<[u8; 16], String>, logs: &[PathBuf], json: bool) {
-    let r = &e.record;
-    let member = names.get(&r.member).cloned().unwrap_or_else(|| hex(&r.member));
-    let subject = r
-        .subject
-        .as_deref()
-        .map(|s| <[u8; 16]>::try_from(s).ok().and_then(|id| names.get(&id).cloned()).unwrap_or_else(|| hex(s)));
-    let recipients: Option<Vec<String>> = r
-        .recipients
-        .as_ref()
-        .map(|ids| ids.iter().map(|id| names.get(id).cloned().unwrap_or_else(|| hex(id))).collect());
-    if json {
-        let v = json!({
-            "time": time::format_ns(r.time_ns),
-            "time_ns": r.time_ns,
-            "host": r.host,
-            "mount": hex(&r.mount_id),
-            "seq": r.seq,
-            "member": hex(&r.member),
-            "member_name": names.get(&r.member),
-            "uid": r.uid,
-            "gid": r.gid,
-            "pid": r.pid,
-            "process": r.process,
-            "op": r.op.as_str(),
-            "result": errno_name(r.result),
-            "errno": r.result,
-            "path": field(&e.path),
-            "new_path": field(&e.new_path),
-            "xattr": field(&e.xattr),
-            "intent": r.intent,
-            "bytes_read": r.bytes_read,
-            "bytes_written": r.bytes_written,
-            "setattr": r.setattr.as_ref().map(|a| json!({
-                "mode": a.mode, "uid": a.uid, "gid": a.gid, "size": a.size, "atime_ns": a.atime, "mtime_ns": a.mtime,
-            })),
-            "recipients": recipients,
-            "subject": subject,
-            "rekeyed": r.rekeyed,
-            "offset": r.offset,
-            "options": r.options,
-            "log": logs.get(e.log).map(|p| p.display().to_string()),
-        });
-        println!("{v}");
-        return;
-    }
-    let mut detail = Vec::new();
-    if let Some(i) = &r.intent {
-        detail.push(format!("intent={i}"));
-    }
-    if let (Some(rd), Some(wr)) = (r.bytes_read, r.bytes_written) {
-        detail.push(format!("read={rd} written={wr}"));
-    }
-    if let Some(a) = &r.setattr {
-        let mut f = Vec::new();
-        if let Some(m) = a.mode {
-            f.push(format!("mode={m:o}"));
-        }
-        if let Some(u) = a.uid {
-            f.push(format!("uid={u}"));
-        }
-        if let Some(g) = a.gid {
-            f.push(format!("gid={g}"));
-        }
-        if let Some(s) = a.size {
-            f.push(format!("size={s}"));
-        }
-        if a.atime.is_some() {
-            f.push("atime".into());
-        }
-        if a.mtime.is_some() {
-            f.push("mtime".into());
-        }
-        detail.push(f.join(","));
-    }
-    if let Some(x) = field(&e.xattr) {
-        detail.push(format!("xattr={}", clean(&x)));
-    }
-    if let Some(s) = subject {
-        detail.push(format!("member={s}"));
-    }
-    if let Some(rc) = recipients {
-        detail.push(format!("recipients={}", rc.join(",")));
-    }
-    if let Some(k) = r.rekeyed {
-        detail.push(format!("rekeyed={k}"));
-    }
-    if let Some(o) = r.offset {
-        detail.push(format!("offset={o}"));
-    }
-    if let Some(o) = &r.options {
-        detail.push(format!("options={}", clean(o)));
-    }
-    let path = match (field(&e.path).map(|p| clean(&p)), field(&e.new_path).map(|p| clean(&p))) {
-        (Some(p), Some(n)) => format!("{p} -> {n}"),
-        (Some(p), None) => p,
-        _ => String::new(),
-    };
-    println!(
-        "{}  {:<12} {:>6}  {:<10} uid={:<5} pid={:<7} {:<15} {:<12} {:<7} {}{}{}",
-        &time::format_ns(r.time_ns)[..23],
-        clean(&r.host),
-        r.seq,
-        member,
-        r.uid,
-        r.pid,
-        clean(&r.process),
-        r.op.as_str(),
-        errno_name(r.result),
-        path,
-        if detail.is_empty() { "" } else { "  " },
-        detail.join(" ")
-    );
+    Ok(Merge::new(all))
 }
 
 /// A CLI command's own audit log (one file per invocation, in the volume's
@@ -530,8 +531,7 @@ impl Session {
     }
 
     pub fn record(&self, event: Event) -> Result<()> {
-        let event = event.by(unsafe { libc::getuid() }, unsafe { libc::getgid() }, std::process::id());
-        self.log.append(event).context("writing the audit record")?;
+        self.log.append(event.by_self()).context("writing the audit record")?;
         Ok(())
     }
 

@@ -86,7 +86,7 @@ pub fn volume_root(backing: &Path) -> Option<PathBuf> {
 
 /// The live Tresor mount containing `abs` (an absolute, lexical path), as
 /// (mount point, backing root).
-fn tresor_mount_of(abs: &Path) -> Result<Option<(PathBuf, PathBuf)>> {
+pub(crate) fn tresor_mount_of(abs: &Path) -> Result<Option<(PathBuf, PathBuf)>> {
     let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut best: Option<(PathBuf, String, String)> = None;
     for line in info.lines() {

@@ -93,3 +93,36 @@ fn stewards_set_the_audit_policy_and_its_bounds_hold() {
     let out = mount_as_alice(&s, &["audit_sync_ms=100"]);
     assert!(!out.status.success() && stderr(&out).contains("anchor"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_removed_members_logs_still_verify_and_they_stay_searchable() {
+    let s = volume("audit-former", &[]);
+    let out = mount_as_alice(&s, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::fs::write(s.path("mnt/results.csv"), b"alice's").unwrap();
+    common::unmount(&s.path("mnt"));
+    let steward = |args: &[&str]| {
+        let mut cmd = s.tresor();
+        cmd.args(args).arg("-i").arg(s.path("steward.id")).arg("--passfile").arg(s.path("pass"));
+        cmd.output().unwrap()
+    };
+    let backing = s.path("backing");
+    let backing = backing.to_str().unwrap();
+    let out = steward(&["member", "remove", backing, "alice"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Her mount's log is still genuine: verified against her kept keys.
+    let out = s.tresor().args(["audit", "verify", "--volume", backing]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "a removed member's log no longer verifies: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr(&out)
+    );
+    // And she is still found by name, marked as former.
+    let out = steward(&["audit", "show", "--volume", backing, "--member", "alice", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("results.csv") && text.contains("alice (former)"), "{text}");
+    let out = run_ok(s.tresor().args(["member", "list", backing]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("former member"));
+}

@@ -15,6 +15,7 @@
 //! Each wrapper returns `io::Error` with the OS error code; the FUSE layer
 //! turns that into the errno the caller sees. `EINTR` is retried here.
 
+pub mod audit_io;
 mod checked;
 mod xattr;
 
