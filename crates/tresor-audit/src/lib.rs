@@ -33,6 +33,7 @@ mod cbor;
 pub mod chain;
 pub mod event;
 mod files;
+pub use files::open_dir;
 pub mod frame;
 pub mod query;
 pub mod record;

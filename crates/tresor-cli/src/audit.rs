@@ -418,7 +418,7 @@ fn access(answer: Access, path: &str, at_ns: u64, names: &Names, json: bool, out
 fn resolve(volume: &VolumeArg, logs: Vec<PathBuf>) -> Result<(Volume, Vec<PathBuf>)> {
     let backing = backing(volume, logs.first())?;
     let registry = member::load(&backing)?;
-    let logs = if logs.is_empty() { volume_logs(&backing)? } else { logs };
+    let logs = if logs.is_empty() { volume_logs(&backing, &registry)? } else { logs };
     Ok((registry, logs))
 }
 
@@ -452,9 +452,18 @@ fn volume_path(path: &str) -> String {
     }
 }
 
-/// Every `*.log` in `BACKING/tresor.audit`, sorted by name.
-fn volume_logs(backing: &Path) -> Result<Vec<PathBuf>> {
-    let dir = backing.join(tresor_audit::DEFAULT_DIR);
+/// Where the volume's logs are: the directory its audit policy names
+/// (FORMAT.md §5.1), else `BACKING/tresor.audit`.
+pub fn log_dir(backing: &Path, volume: &Volume) -> PathBuf {
+    match &volume.audit.dir {
+        Some(dir) => PathBuf::from(dir),
+        None => backing.join(tresor_audit::DEFAULT_DIR),
+    }
+}
+
+/// Every `*.log` in the volume's log directory, sorted by name.
+fn volume_logs(backing: &Path, volume: &Volume) -> Result<Vec<PathBuf>> {
+    let dir = log_dir(backing, volume);
     let mut all: Vec<PathBuf> = std::fs::read_dir(&dir)
         .with_context(|| format!("no audit logs in {} (give LOG files)", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -524,7 +533,7 @@ impl Session {
         name_key: &NameKey,
         command: &str,
     ) -> Result<Session> {
-        let dir = backing.join(tresor_audit::DEFAULT_DIR);
+        let dir = log_dir(backing, volume);
         let log = AuditLog::open_session(&dir, identity, volume, name_key, command)
             .with_context(|| format!("opening the audit log in {}", dir.display()))?;
         Ok(Session { log })

@@ -270,10 +270,9 @@ pub fn prepare(mut config: MountConfig) -> Result<Prepared, MountError> {
         }
         options.extend(config.options.iter().cloned());
         let audit = config.audit.config(&backing);
-        // Fail here, before any fork, if the directory cannot be made.
-        std::fs::create_dir_all(&audit.dir).map_err(|source| MountError::Audit {
-            source: tresor_audit::writer::AuditError::Dir { path: audit.dir.clone(), source },
-        })?;
+        // Fail here, before any fork, if the directory cannot be made or
+        // something was planted in its place (never followed).
+        tresor_audit::open_dir(&audit.dir).map_err(|source| MountError::Audit { source })?;
         Some(PendingAudit {
             config: audit,
             options: options.join(","),

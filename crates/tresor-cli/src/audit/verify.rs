@@ -260,7 +260,7 @@ pub fn prune(before: &str, volume: &VolumeArg, dry_run: bool, who: &Reader, out:
     let before_ns = time::parse(before).map_err(Usage)?;
     let backing = volume.volume.clone().ok_or_else(|| Usage("give --volume BACKING".into()))?;
     let registry = crate::member::load(&backing)?;
-    let logs = volume_logs(&backing)?;
+    let logs = volume_logs(&backing, &registry)?;
     let reports = verify_all(&logs, &registry, &[], true, &HashMap::new());
     let ok: Vec<&Report> = reports.iter().filter_map(|r| r.as_ref().ok()).collect();
     let index: Vec<usize> = reports.iter().enumerate().filter(|(_, r)| r.is_ok()).map(|(i, _)| i).collect();
@@ -277,7 +277,7 @@ pub fn prune(before: &str, volume: &VolumeArg, dry_run: bool, who: &Reader, out:
         return Ok(ExitCode::SUCCESS);
     }
     let (identity, name_key) = unlock(&registry, who)?;
-    let dir = backing.join(tresor_audit::DEFAULT_DIR);
+    let dir = super::log_dir(&backing, &registry);
     let session = AuditLog::open_session(
         &dir,
         Arc::new(identity),
