@@ -74,7 +74,7 @@ pub fn run(cmd: IdCommand) -> Result<()> {
         IdCommand::Passwd { identity, pass, new_passfile } => {
             let path = identity.unwrap_or_else(config::default_identity);
             let identity = unlock(&path, &pass)?;
-            let new = PassSource { passfile: new_passfile, passfd: None };
+            let new = PassSource { passfile: new_passfile, ..PassSource::default() };
             let passphrase = new.read_new()?;
             let sealed = identity.seal(passphrase.as_bytes(), KdfParams::default(), &mut OsRng)?;
             config::write_private(&path, &sealed)?;
@@ -93,6 +93,8 @@ fn read(path: &std::path::Path) -> Result<Vec<u8>> {
 pub fn unlock(path: &std::path::Path, pass: &PassSource) -> Result<Identity> {
     let file = read(path)?;
     let sealed = SealedIdentity::parse(&file).with_context(|| format!("reading {}", path.display()))?;
-    let passphrase = pass.read(&format!("Passphrase for {} ({}): ", sealed.name, path.display()))?;
-    Identity::unseal(&file, passphrase.as_bytes()).with_context(|| format!("unlocking {}", path.display()))
+    pass.open_with(&format!("Passphrase for {} ({}): ", sealed.name, path.display()), |p| {
+        Identity::unseal(&file, p.as_bytes())
+    })
+    .with_context(|| format!("unlocking {}", path.display()))
 }

@@ -94,6 +94,7 @@ fn main() -> ExitCode {
                     tracing_subscriber::EnvFilter::try_from_env("TRESOR_LOG")
                         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
                 )
+                .with_ansi(mount::stderr_is_terminal())
                 .with_writer(std::io::stderr)
                 .try_init();
         }

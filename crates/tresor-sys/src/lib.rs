@@ -15,6 +15,8 @@
 //! Each wrapper returns `io::Error` with the OS error code; the FUSE layer
 //! turns that into the errno the caller sees. `EINTR` is retried here.
 
+pub mod process;
+
 use std::ffi::{CStr, CString};
 use std::io;
 use std::mem::MaybeUninit;
