@@ -53,6 +53,7 @@ pub enum AuditCommand {
         /// Only records by (or about) this member: name or id.
         #[arg(long)]
         member: Option<String>,
+        /// Only records of processes running as this numeric user id.
         #[arg(long)]
         uid: Option<u32>,
         /// Only records for this plaintext path or below it.
@@ -64,6 +65,7 @@ pub enum AuditCommand {
         /// From this time (RFC 3339 or unix seconds).
         #[arg(long, value_name = "TIME")]
         since: Option<String>,
+        /// Up to this time (RFC 3339 or unix seconds).
         #[arg(long, value_name = "TIME")]
         until: Option<String>,
         /// One JSON object per record (for jq).

@@ -15,9 +15,9 @@ pub enum IdCommand {
     ///
     /// Prints the public identity string (tresor1…) to give to a steward.
     New {
-        /// Your name as stewards will see it in the member registry.
-        #[arg(long, default_value_t = default_name())]
-        name: String,
+        /// Your name as stewards will see it in the member registry [default: $USER].
+        #[arg(long)]
+        name: Option<String>,
         /// Where to write the identity file [default: ~/.config/tresor/identity].
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
@@ -29,11 +29,13 @@ pub enum IdCommand {
     },
     /// Print the public identity string and member id (no passphrase needed).
     Show {
+        /// The identity file [default: ~/.config/tresor/identity].
         #[arg(long, short, value_name = "FILE", env = "TRESOR_IDENTITY")]
         identity: Option<PathBuf>,
     },
     /// Re-seal the identity file under a new passphrase.
     Passwd {
+        /// The identity file [default: ~/.config/tresor/identity].
         #[arg(long, short, value_name = "FILE", env = "TRESOR_IDENTITY")]
         identity: Option<PathBuf>,
         /// Current passphrase source.
@@ -56,7 +58,7 @@ pub fn run(cmd: IdCommand) -> Result<()> {
             if path.exists() && !force {
                 bail!("{} exists; use --force to replace it (the old identity is lost)", path.display());
             }
-            let identity = Identity::generate(&name, &mut OsRng)?;
+            let identity = Identity::generate(&name.unwrap_or_else(default_name), &mut OsRng)?;
             let passphrase = pass.read_new()?;
             let sealed = identity.seal(passphrase.as_bytes(), KdfParams::default(), &mut OsRng)?;
             config::write_private(&path, &sealed)?;

@@ -42,6 +42,60 @@ audit_on_error=continue.
 As in fstab, the command's own options: identity=FILE, passfile=FILE, passfd=N, extpass=CMD, \
 steward=KEY, log=FILE.";
 
+/// How the helper is used from fstab, systemd and job schedulers, for
+/// `mount.fuse.tresor(8)`.
+const HELPER_HELP: &str = "\
+fstab (mount -t fuse.tresor runs /sbin/mount.fuse.tresor, a link to tresor):
+
+  /data/project1.backing  /mnt/project1  fuse.tresor  \
+identity=/etc/tresor/node.id,passfile=/etc/tresor/node.pass,allow_other,noatime,_netdev,nofail  0 0
+
+The identity and passphrase options (identity=FILE, passfile=FILE, passfd=N, extpass=CMD) and steward=KEY, \
+log=FILE are the helper's own; every other option is a mount option of tresor-mount(1). \
+mount -o remount,ro MOUNTPOINT and remount,rw change a live mount: the kernel then refuses writes with EROFS \
+(and the remount fails with EBUSY while a file is open for writing).
+
+The helper is silent on success, except for the fingerprint of a steward key pinned on first use. The daemon \
+detaches once the mount is live (chdir /, standard descriptors on /dev/null, inherited descriptors closed) \
+and logs to syslog, each message at its level. SIGTERM, SIGINT and SIGHUP unmount it as umount does (a mount \
+still in use is detached and served until its last file is closed), and its audit log ends with the unmount \
+record; with NOTIFY_SOCKET set (systemd Type=notify) it sends READY=1 once the mount is live.
+
+Without HOME, pinned steward keys are kept in /var/lib/tresor/pinned and the default identity is \
+/etc/tresor/identity; TRESOR_DIR overrides both. See docs/OPERATIONS.md for a systemd unit and a Slurm \
+prolog/epilog.";
+
+/// The `mount.fuse.tresor` helper's command line, for its man page
+/// (section 8); [`helper`] parses it as mount(8) passes it.
+pub fn helper_command() -> clap::Command {
+    use clap::{Arg, ArgAction};
+    let flag = |name: &'static str, short: char, help: &'static str| {
+        Arg::new(name).short(short).action(ArgAction::SetTrue).help(help)
+    };
+    clap::Command::new("mount.fuse.tresor")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("Mount a Tresor volume from fstab or mount(8)")
+        .long_about(
+            "Called by mount(8) for file systems of type fuse.tresor: mounts the Tresor volume whose \
+             backing directory is SOURCE at MOUNTPOINT, as `tresor mount` does, taking everything else \
+             from -o.",
+        )
+        .arg(Arg::new("source").value_name("SOURCE").required(true).help("The backing directory (tresor.volume at its root)"))
+        .arg(Arg::new("mountpoint").value_name("MOUNTPOINT").required(true).help("An empty directory"))
+        .arg(
+            Arg::new("options")
+                .short('o')
+                .value_name("OPTIONS")
+                .action(ArgAction::Append)
+                .help("Mount options, comma-separated: those of tresor-mount(1), and identity=, passfile=, passfd=, extpass=, steward=, log="),
+        )
+        .arg(flag("no-mtab", 'n', "Accepted for mount(8); there is no mtab to write"))
+        .arg(flag("sloppy", 's', "Accepted for mount(8); unknown options are still refused"))
+        .arg(flag("verbose", 'v', "Accepted for mount(8)"))
+        .arg(flag("fake", 'f', "Do everything but mount (mount -f)"))
+        .after_long_help(format!("{HELPER_HELP}\n\n{OPTIONS_HELP}"))
+}
+
 #[derive(Args, Debug, Default)]
 #[command(after_long_help = OPTIONS_HELP)]
 pub struct MountArgs {
