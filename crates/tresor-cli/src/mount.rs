@@ -191,6 +191,12 @@ pub fn run(mut args: MountArgs) -> Result<()> {
         return serve(prepared.mount()?);
     }
     let log_file = args.log_file.map(std::path::absolute).transpose().context("--log-file")?;
+    if log_file.is_none() && !log::syslog_reachable() {
+        eprintln!(
+            "tresor: warning: syslog is unreachable (nothing listens on /dev/log): the daemon's messages will be \
+             lost; use --log-file FILE or -o log=FILE"
+        );
+    }
     daemonize(prepared, log_file)
 }
 
@@ -204,6 +210,10 @@ fn daemonize(prepared: Prepared, log_file: Option<PathBuf>) -> Result<()> {
             let _ = process::setsid();
             // Keep no directory busy (every path is absolute by now).
             let _ = std::env::set_current_dir("/");
+            log::init(match log_file {
+                Some(path) => log::To::File(path),
+                None => log::To::Syslog,
+            });
             let mounted = match prepared.mount() {
                 Ok(m) => m,
                 Err(e) => {
@@ -211,10 +221,6 @@ fn daemonize(prepared: Prepared, log_file: Option<PathBuf>) -> Result<()> {
                     std::process::exit(1);
                 }
             };
-            log::init(match log_file {
-                Some(path) => log::To::File(path),
-                None => log::To::Syslog,
-            });
             let _ = process::stdio_to_null();
             let _ = to_parent.write_all(b"ok");
             drop(to_parent);

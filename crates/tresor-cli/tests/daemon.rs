@@ -164,7 +164,9 @@ fn a_normal_unmount_logs_no_warning_and_no_colour_off_a_terminal() {
 fn a_mount_is_silent_on_success_but_for_the_first_use_pin() {
     let s = volume("silent");
     // A node that has not mounted this volume before (`init` pinned it for its steward).
-    let node = |cmd: &mut Command| run_ok(cmd.env("TRESOR_DIR", s.path("node")));
+    // (With its log in a file: where syslog is unreachable, a mount says so.)
+    let node =
+        |cmd: &mut Command| run_ok(cmd.env("TRESOR_DIR", s.path("node")).arg("--log-file").arg(s.path("daemon.log")));
     let first = node(&mut s.mount_cmd("backing", "mnt", "alice"));
     assert!(stderr(&first).contains("pinned now on first use"), "{}", stderr(&first));
     assert!(first.stdout.is_empty());
@@ -294,4 +296,71 @@ fn the_detached_daemon_keeps_no_inherited_descriptor_and_leaves_its_directory() 
     );
     let pid = daemon_pid(&mnt);
     assert_eq!(fs::read_link(format!("/proc/{pid}/cwd")).unwrap(), PathBuf::from("/"));
+}
+
+/// Runs `script` with sh in a private mount namespace whose /dev holds
+/// only null and fuse, and /dev/log only if `log` is given (bound to it).
+fn with_private_dev(s: &Scratch, log: Option<&Path>, script: &str) -> std::process::Output {
+    let setup = r#"set -e
+        mount -t tmpfs tresor-test-dev /dev
+        mknod -m 666 /dev/null c 1 3
+        mknod -m 666 /dev/fuse c 10 229
+        if [ -n "$LOG" ]; then touch /dev/log; mount --bind "$LOG" /dev/log; fi
+        "#;
+    Command::new("unshare")
+        .args(["-m", "sh", "-c", &format!("{setup}{script}")])
+        .env("LOG", log.map(|l| l.as_os_str().to_owned()).unwrap_or_default())
+        .env("TRESOR", env!("CARGO_BIN_EXE_tresor"))
+        .env("TRESOR_DIR", s.path("config"))
+        .env("TRESOR_LOG", "debug")
+        .env("BACKING", s.path("backing"))
+        .env("MNT", s.path("mnt"))
+        .env("ID", s.path("alice.id"))
+        .env("PASS", s.path("pass"))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_daemon_logs_to_syslog_at_each_message_level_and_warns_when_syslog_is_unreachable() {
+    let s = Scratch::short("syslog");
+    s.identity("alice");
+    s.init("backing", "alice", &[]);
+    fs::create_dir_all(s.path("mnt")).unwrap();
+    let mount_and_unmount = r#"
+        "$TRESOR" mount "$BACKING" "$MNT" -i "$ID" --passfile "$PASS"
+        ls "$MNT" >/dev/null
+        umount "$MNT"
+        "#;
+
+    let unreachable = with_private_dev(&s, None, mount_and_unmount);
+    assert!(unreachable.status.success(), "{}", stderr(&unreachable));
+    assert!(stderr(&unreachable).contains("syslog is unreachable"), "{}", stderr(&unreachable));
+
+    let log = s.path("log.sock");
+    let syslog = std::os::unix::net::UnixDatagram::bind(&log).unwrap();
+    syslog.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    // Read as journald does, all along: syslog(3) blocks on a full socket.
+    let reader = std::thread::spawn(move || {
+        let mut messages = Vec::new();
+        let mut buf = vec![0u8; 8192];
+        while !messages.iter().any(|m: &String| m.contains("unmounted")) {
+            let n = syslog.recv(&mut buf).expect("the daemon's messages reach syslog");
+            messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        messages
+    });
+    let reachable = with_private_dev(&s, Some(&log), mount_and_unmount);
+    assert!(reachable.status.success(), "{}", stderr(&reachable));
+    assert_eq!(stderr(&reachable), "", "silent when syslog is there");
+    let messages = reader.join().unwrap();
+    // <PRI> is facility daemon (3) * 8 + severity: 6 info, 7 debug.
+    let at = |pri: &str, text: &str| messages.iter().any(|m| m.starts_with(pri) && m.contains(text));
+    assert!(at("<30>", "mounted at"), "info at LOG_INFO: {messages:#?}");
+    assert!(at("<31>", ""), "debug at LOG_DEBUG: {messages:#?}");
+    assert!(messages.iter().all(|m| m.contains("tresor[") && !m.contains('\x1b')), "{messages:#?}");
+    assert!(
+        !messages.iter().any(|m| m.starts_with("<28>") || m.starts_with("<27>")),
+        "no warning or error: {messages:#?}"
+    );
 }

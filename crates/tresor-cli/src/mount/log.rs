@@ -39,6 +39,12 @@ pub fn init(to: To) {
     let _ = fmt().with_ansi(false).without_time().with_level(false).with_writer(Syslog).try_init();
 }
 
+/// Whether syslog(3) can deliver: something listens on /dev/log
+/// (journald, rsyslog). Without it the daemon's messages are lost.
+pub fn syslog_reachable() -> bool {
+    std::os::unix::net::UnixDatagram::unbound().and_then(|s| s.connect("/dev/log")).is_ok()
+}
+
 /// Makes one [`SyslogLine`] per event, at the event's level.
 pub struct Syslog;
 
