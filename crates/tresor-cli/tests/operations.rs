@@ -240,3 +240,173 @@ fn the_slurm_prolog_mounts_for_the_job_and_the_epilog_unmounts() {
     assert!(!is_mountpoint(&mnt) && !mnt.exists(), "the epilog unmounts and removes the mount point");
     assert_logs_closed(&s);
 }
+
+/// A one-node Slurm (slurmctld, slurmd, and munged if none runs), started
+/// for one test from its own configuration and stopped on drop.
+struct Slurm {
+    conf: PathBuf,
+    daemons: Vec<std::process::Child>,
+    munged_pid: Option<i32>,
+}
+
+impl Slurm {
+    /// None, with a notice, where Slurm or munge is not installed.
+    fn start(s: &Scratch, prolog: &Path, epilog: &Path) -> Option<Slurm> {
+        let have = |p: &str| Path::new(p).exists();
+        if !(have("/usr/sbin/slurmctld") && have("/usr/sbin/slurmd") && have("/usr/sbin/munged")) {
+            eprintln!("notice: slurm-wlm and munge are not installed: the test on a real Slurm is skipped");
+            return None;
+        }
+        let mut slurm = Slurm { conf: s.path("slurm.conf"), daemons: Vec::new(), munged_pid: None };
+        let munge_works =
+            || Command::new("sh").args(["-c", "munge -n | unmunge"]).output().is_ok_and(|o| o.status.success());
+        if !munge_works() {
+            fs::create_dir_all("/run/munge").unwrap();
+            run_ok(Command::new("chown").args(["munge:munge", "/run/munge"]));
+            run_ok(Command::new("/usr/sbin/munged").arg("--force"));
+            slurm.munged_pid = fs::read_to_string("/run/munge/munged.pid").ok().and_then(|p| p.trim().parse().ok());
+            wait_until("munge works", munge_works);
+        }
+        let host = String::from_utf8(run_ok(&mut Command::new("hostname")).stdout).unwrap().trim().to_owned();
+        let port = 20000 + (std::process::id() % 10000) as u16 * 2;
+        for d in ["state", "spool"] {
+            fs::create_dir_all(s.path(d)).unwrap();
+        }
+        let conf = format!(
+            "ClusterName=tresortest\nSlurmctldHost={host}\nSlurmUser=root\nSlurmdUser=root\nAuthType=auth/munge\n\
+             CredType=cred/munge\nStateSaveLocation={state}\nSlurmdSpoolDir={spool}\nSlurmctldPidFile={dir}/ctld.pid\n\
+             SlurmdPidFile={dir}/d.pid\nSlurmctldPort={port}\nSlurmdPort={dport}\nSlurmctldLogFile={dir}/ctld.log\n\
+             SlurmdLogFile={dir}/d.log\nProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\n\
+             JobAcctGatherType=jobacct_gather/none\nSelectType=select/cons_tres\nSelectTypeParameters=CR_Core\n\
+             SchedulerType=sched/builtin\nJobCompType=jobcomp/none\nAccountingStorageType=accounting_storage/none\n\
+             MpiDefault=none\nReturnToService=2\nKillWait=5\nProlog={prolog}\nEpilog={epilog}\n\
+             NodeName={host} CPUs=2 State=UNKNOWN\nPartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP\n",
+            state = s.path("state").display(),
+            spool = s.path("spool").display(),
+            dir = s.dir.display(),
+            dport = port + 1,
+            prolog = prolog.display(),
+            epilog = epilog.display(),
+        );
+        fs::write(&slurm.conf, conf).unwrap();
+        for daemon in [&["/usr/sbin/slurmctld", "-D", "-c"][..], &["/usr/sbin/slurmd", "-D"][..]] {
+            let child = Command::new(daemon[0])
+                .args(&daemon[1..])
+                .env("SLURM_CONF", &slurm.conf)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            slurm.daemons.push(child);
+        }
+        wait_until("the Slurm node is idle", || {
+            slurm.cmd("sinfo").args(["-h", "-o", "%t"]).output().is_ok_and(|o| o.stdout.starts_with(b"idle"))
+        });
+        Some(slurm)
+    }
+
+    fn cmd(&self, program: &str) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env("SLURM_CONF", &self.conf);
+        cmd
+    }
+
+    /// Submits `script` (`sbatch --parsable`) and returns the job id.
+    fn submit(&self, s: &Scratch, script: &Path, home: &Path) -> String {
+        let out = run_ok(
+            self.cmd("sbatch")
+                .args(["--parsable", "--output"])
+                .arg(s.path("job-%j.out"))
+                .arg(script)
+                .env("HOME", home)
+                .env(
+                    "PATH",
+                    format!("{}:{}", Path::new(TRESOR).parent().unwrap().display(), std::env::var("PATH").unwrap()),
+                ),
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    fn scancel(&self, job: &str) {
+        run_ok(self.cmd("scancel").arg(job));
+    }
+}
+
+impl Drop for Slurm {
+    fn drop(&mut self) {
+        for d in &mut self.daemons {
+            let _ = Command::new("kill").args(["-TERM", &d.id().to_string()]).output();
+            let _ = d.wait();
+        }
+        if let Some(pid) = self.munged_pid {
+            let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).output();
+        }
+    }
+}
+
+/// Pins of volumes mounted without HOME land in /var/lib/tresor: the ones
+/// this test added are removed afterwards.
+struct SystemPins(Vec<PathBuf>);
+
+impl SystemPins {
+    fn now() -> SystemPins {
+        SystemPins(
+            fs::read_dir("/var/lib/tresor/pinned").map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default(),
+        )
+    }
+}
+
+impl Drop for SystemPins {
+    fn drop(&mut self) {
+        for e in fs::read_dir("/var/lib/tresor/pinned").into_iter().flatten().flatten() {
+            if !self.0.contains(&e.path()) {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+#[test]
+fn on_a_real_slurm_both_patterns_mount_for_the_job_and_scancel_unmounts_cleanly() {
+    let s = volume("ops-slurm");
+    let _pins = SystemPins::now();
+    let scripts: Vec<String> =
+        blocks("sh").into_iter().filter(|b| b.contains("SLURM_JOB_ID")).map(|b| localise(&b, &s)).collect();
+    for (name, text) in ["prolog.sh", "epilog.sh"].iter().zip(&scripts) {
+        fs::write(s.path(name), text).unwrap();
+        fs::set_permissions(s.path(name), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let Some(slurm) = Slurm::start(&s, &s.path("prolog.sh"), &s.path("epilog.sh")) else { return };
+
+    // Prolog/epilog: the job finds the volume at /run/tresor/$SLURM_JOB_ID.
+    fs::write(s.path("uses-prolog.sh"), "#!/bin/sh\necho from-job > /run/tresor/$SLURM_JOB_ID/out.txt\nsleep 300\n")
+        .unwrap();
+    let job = slurm.submit(&s, &s.path("uses-prolog.sh"), &s.path("."));
+    let mnt = PathBuf::from(format!("/run/tresor/{job}"));
+    wait_until("the prolog's mount holds the job's output", || {
+        fs::read(mnt.join("out.txt")).is_ok_and(|c| c == b"from-job\n")
+    });
+    slurm.scancel(&job);
+    wait_until("the epilog unmounted and removed the mount point", || !mnt.exists());
+    assert_logs_closed(&s);
+
+    // The job script's own mount, held by the job and ended by scancel.
+    let home = s.path("home");
+    fs::create_dir_all(home.join(".config/tresor")).unwrap();
+    fs::copy(s.path("alice.id"), home.join(".config/tresor/identity")).unwrap();
+    fs::copy(s.path("pass"), home.join(".config/tresor/pass")).unwrap();
+    let script = localise(&blocks("slurm-job")[0], &s);
+    let workload = script.lines().find(|l| l.starts_with("python ")).unwrap();
+    fs::write(s.path("job.sh"), script.replace(workload, r#"echo result > "$mnt/out.csv"; sleep 300"#)).unwrap();
+    let job = slurm.submit(&s, &s.path("job.sh"), &home);
+    wait_until("the job's own mount is up", || mount_of(&s).is_some());
+    let own = mount_of(&s).unwrap();
+    wait_until("the job wrote through it", || fs::read(own.join("out.csv")).is_ok_and(|c| c == b"result\n"));
+    slurm.scancel(&job);
+    wait_until("scancel ended the job's mount", || mount_of(&s).is_none());
+    if let Err(e) = fs::read_dir(&own) {
+        assert_eq!(e.kind(), std::io::ErrorKind::NotFound, "no dead mount left behind: {e}");
+    }
+    assert_logs_closed(&s);
+    let _ = fs::remove_dir(&own);
+}
