@@ -11,12 +11,15 @@
 //!   `crates/tresor-format/tests/vectors.rs` (and `audit.json` from
 //!   `crates/tresor-audit/tests/vectors.rs`). Only for a format change, which
 //!   also bumps the version and changes docs/FORMAT.md (docs/AUDIT.md).
+//! - `man`: rewrites `man/` (man pages and shell completions) from the
+//!   `tresor` command line; a test fails while `man/` is stale.
 //! - `access-bench [--files N] [--mib M] [--tresor PATH]`: recursive grant
 //!   (files/s) and re-key (MB/s) figures with the real `tresor` binary.
 
 mod access_bench;
 mod bench;
 mod demo;
+mod man;
 
 use std::{
     path::{Path, PathBuf},
@@ -33,10 +36,11 @@ fn main() -> ExitCode {
             &workspace(),
         ),
         Some("vectors") => vectors(),
+        Some("man") => man::run(),
         Some("bench") => bench::run(&args[1..]),
         Some("access-bench") => access_bench::run(&args[1..], &workspace()),
         _ => {
-            eprintln!("usage: cargo xtask demo [DIR] | cargo xtask bench [--quick] [--only LIST] [--help] | cargo xtask vectors | cargo xtask access-bench [--help]");
+            eprintln!("usage: cargo xtask demo [DIR] | cargo xtask bench [--quick] [--only LIST] [--help] | cargo xtask vectors | cargo xtask man | cargo xtask access-bench [--help]");
             return ExitCode::from(2);
         }
     };

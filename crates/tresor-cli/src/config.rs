@@ -1,6 +1,15 @@
-//! Where the CLI keeps a user's files: the identity file and the steward
-//! keys pinned per volume. `$TRESOR_DIR` overrides the default
-//! `$XDG_CONFIG_HOME/tresor` (or `~/.config/tresor`).
+//! Where the CLI keeps its files: the identity file, and the steward keys
+//! and registry generations pinned per volume.
+//!
+//! | | identity | pins |
+//! |---|---|---|
+//! | `$TRESOR_DIR` set | `$TRESOR_DIR/identity` | `$TRESOR_DIR/pinned/` |
+//! | a user (`$HOME` set) | `$XDG_CONFIG_HOME/tresor/identity` (`~/.config/tresor/identity`) | `…/tresor/pinned/` |
+//! | no `$HOME` (mount(8) helpers at boot, system units) | `/etc/tresor/identity` | `/var/lib/tresor/pinned/` |
+//!
+//! Never the current directory: a helper started by mount(8) or systemd
+//! runs wherever it was started, and a pin written there is lost (and the
+//! next mount trusts the volume's signer afresh).
 
 use std::{
     fs,
@@ -12,15 +21,33 @@ use std::{
 use anyhow::{Context, Result};
 use tresor_format::{PublicIdentity, Volume};
 
-pub fn dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("TRESOR_DIR") {
-        return PathBuf::from(d);
+/// System-wide configuration (node identities) when there is no user.
+pub const SYSTEM_CONFIG_DIR: &str = "/etc/tresor";
+/// System-wide state (pinned keys, generations) when there is no user.
+pub const SYSTEM_STATE_DIR: &str = "/var/lib/tresor";
+
+/// The user's own directory, if there is a user: `$TRESOR_DIR`, else
+/// `$XDG_CONFIG_HOME/tresor`, else `$HOME/.config/tresor` (a `$HOME` of
+/// `/`, as some service managers set, counts as none).
+fn user_dir() -> Option<PathBuf> {
+    let set = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(d) = set("TRESOR_DIR") {
+        return Some(d);
     }
-    let config = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
-        .unwrap_or_else(|| PathBuf::from("."));
-    config.join("tresor")
+    set("XDG_CONFIG_HOME")
+        .filter(|d| d.is_absolute())
+        .or_else(|| set("HOME").filter(|h| h.is_absolute() && h != Path::new("/")).map(|h| h.join(".config")))
+        .map(|c| c.join("tresor"))
+}
+
+/// Where the identity file lives by default.
+pub fn dir() -> PathBuf {
+    user_dir().unwrap_or_else(|| PathBuf::from(SYSTEM_CONFIG_DIR))
+}
+
+/// Where pinned steward keys and registry generations are kept.
+pub fn state_dir() -> PathBuf {
+    user_dir().unwrap_or_else(|| PathBuf::from(SYSTEM_STATE_DIR))
 }
 
 pub fn default_identity() -> PathBuf {
@@ -49,7 +76,7 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
 
 fn pin_path(volume_id: &[u8; 16]) -> PathBuf {
     let hex: String = volume_id.iter().map(|b| format!("{b:02x}")).collect();
-    dir().join("pinned").join(hex)
+    state_dir().join("pinned").join(hex)
 }
 
 /// How the steward key for a volume came to be trusted.

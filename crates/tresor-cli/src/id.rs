@@ -15,9 +15,9 @@ pub enum IdCommand {
     ///
     /// Prints the public identity string (tresor1…) to give to a steward.
     New {
-        /// Your name as stewards will see it in the member registry.
-        #[arg(long, default_value_t = default_name())]
-        name: String,
+        /// Your name as stewards will see it in the member registry [default: $USER].
+        #[arg(long)]
+        name: Option<String>,
         /// Where to write the identity file [default: ~/.config/tresor/identity].
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
@@ -29,11 +29,13 @@ pub enum IdCommand {
     },
     /// Print the public identity string and member id (no passphrase needed).
     Show {
+        /// The identity file [default: ~/.config/tresor/identity].
         #[arg(long, short, value_name = "FILE", env = "TRESOR_IDENTITY")]
         identity: Option<PathBuf>,
     },
     /// Re-seal the identity file under a new passphrase.
     Passwd {
+        /// The identity file [default: ~/.config/tresor/identity].
         #[arg(long, short, value_name = "FILE", env = "TRESOR_IDENTITY")]
         identity: Option<PathBuf>,
         /// Current passphrase source.
@@ -56,7 +58,7 @@ pub fn run(cmd: IdCommand) -> Result<()> {
             if path.exists() && !force {
                 bail!("{} exists; use --force to replace it (the old identity is lost)", path.display());
             }
-            let identity = Identity::generate(&name, &mut OsRng)?;
+            let identity = Identity::generate(&name.unwrap_or_else(default_name), &mut OsRng)?;
             let passphrase = pass.read_new()?;
             let sealed = identity.seal(passphrase.as_bytes(), KdfParams::default(), &mut OsRng)?;
             config::write_private(&path, &sealed)?;
@@ -74,7 +76,7 @@ pub fn run(cmd: IdCommand) -> Result<()> {
         IdCommand::Passwd { identity, pass, new_passfile } => {
             let path = identity.unwrap_or_else(config::default_identity);
             let identity = unlock(&path, &pass)?;
-            let new = PassSource { passfile: new_passfile, passfd: None };
+            let new = PassSource { passfile: new_passfile, ..PassSource::default() };
             let passphrase = new.read_new()?;
             let sealed = identity.seal(passphrase.as_bytes(), KdfParams::default(), &mut OsRng)?;
             config::write_private(&path, &sealed)?;
@@ -93,6 +95,8 @@ fn read(path: &std::path::Path) -> Result<Vec<u8>> {
 pub fn unlock(path: &std::path::Path, pass: &PassSource) -> Result<Identity> {
     let file = read(path)?;
     let sealed = SealedIdentity::parse(&file).with_context(|| format!("reading {}", path.display()))?;
-    let passphrase = pass.read(&format!("Passphrase for {} ({}): ", sealed.name, path.display()))?;
-    Identity::unseal(&file, passphrase.as_bytes()).with_context(|| format!("unlocking {}", path.display()))
+    pass.open_with(&format!("Passphrase for {} ({}): ", sealed.name, path.display()), |p| {
+        Identity::unseal(&file, p.as_bytes())
+    })
+    .with_context(|| format!("unlocking {}", path.display()))
 }

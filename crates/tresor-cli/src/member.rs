@@ -42,8 +42,10 @@ pub enum MemberCommand {
         backing: PathBuf,
         /// Their public identity string, tresor1…
         public: PublicIdentity,
+        /// Their name as the registry shows it (unique in the volume).
         #[arg(long)]
         name: String,
+        /// Their role in the volume.
         #[arg(long, value_enum, default_value_t = RoleArg::Member)]
         role: RoleArg,
         /// Your identity file (a steward's) [default: ~/.config/tresor/identity].
@@ -64,6 +66,7 @@ pub enum MemberCommand {
         /// interrupt and rerun; the member is removed from the registry last).
         #[arg(long)]
         rekey: bool,
+        /// Your identity file (a steward's) [default: ~/.config/tresor/identity].
         #[arg(long, short, value_name = "FILE", env = "TRESOR_IDENTITY")]
         identity: Option<PathBuf>,
         #[command(flatten)]

@@ -2,16 +2,18 @@
 //!
 //! `parse_options` takes the comma-separated option string that `mount`,
 //! fstab and `mount.fuse3` hand a FUSE file system, and sets the fields of a
-//! [`MountConfig`]: `ro`/`rw`, `allow_other`, `cache_timeout=SECS`,
-//! `threads=N`; kernel mount flags (`noatime`, `nodev`, `nosuid`, `noexec`,
-//! `dev`, `suid`, `exec`, `atime`, `sync`, `async`, `dirsync`) and
-//! `fsname=...` are kept in [`MountConfig::options`] and passed to the
-//! kernel. Options that only mean something to `mount` itself (`defaults`,
-//! `_netdev`, `user`, `users`, `nouser`, `nofail`, `auto`, `noauto`,
-//! `x-*`, `comment=*`, `relatime`, the kernel default) are ignored, as
-//! `mount.fuse3` does; `subtype=` is ignored (the subtype is always
-//! `tresor`). Anything else is an error, so a typo never mounts with an
-//! option silently dropped.
+//! [`MountConfig`]: `ro`/`rw`, `allow_other`, `nonempty`,
+//! `cache_timeout=SECS`, `threads=N`. The generic VFS flags mount(8) knows
+//! (`noatime`, `atime`, `relatime`, `strictatime`, `nodiratime`,
+//! `diratime`, `nodev`, `dev`, `nosuid`, `suid`, `noexec`, `exec`, `sync`,
+//! `async`, `dirsync`) and `fsname=...` are kept in
+//! [`MountConfig::options`] and passed to the kernel. Options that only
+//! mean something to `mount` itself (`defaults`, `_netdev`, `user`,
+//! `users`, `nouser`, `nofail`, `auto`, `noauto`, `x-*`, `comment=*`) are
+//! ignored, as `mount.fuse3` does; `subtype=` is ignored (the type is
+//! always `fuse.tresor`). `remount` is refused here: a live mount changes
+//! its flags with [`remount`](crate::remount). Anything else is an error,
+//! so a typo never mounts with an option silently dropped.
 //!
 //! The audit log (`docs/AUDIT.md`): `audit=on|off`, `audit_dir=PATH`,
 //! `audit_sync=always`, `audit_sync_ms=N`, `audit_checkpoint_records=N`,
@@ -23,6 +25,7 @@ use std::time::Duration;
 
 use ed25519_dalek::VerifyingKey;
 use fuser::MountOption;
+use rustix::mount::MountFlags;
 use tresor_audit::{OnError, SyncMode};
 use tresor_format::Identity;
 
@@ -60,6 +63,11 @@ pub struct MountConfig {
     pub cache_timeout: Duration,
     /// Threads serving FUSE requests.
     pub threads: usize,
+    /// Mount over a directory that has entries (`nonempty`), hiding them.
+    /// Refused by default: an fstab line pointing at the wrong directory
+    /// would otherwise hide data, and writes meant for the volume could
+    /// land on the local disk beneath whenever the mount is down.
+    pub nonempty: bool,
     /// Kernel mount options passed through (`noatime`, `nodev`, ...,
     /// `fsname=...`).
     pub options: Vec<String>,
@@ -122,6 +130,7 @@ impl MountConfig {
             default_permissions: false,
             cache_timeout: Duration::ZERO,
             threads: 2,
+            nonempty: false,
             options: Vec::new(),
             audit: AuditOptions::default(),
             min_generation: 0,
@@ -149,6 +158,13 @@ pub fn parse_options(opts: &str, config: &mut MountConfig) -> Result<(), MountEr
                 return Err(invalid(opt, "not supported; use allow_other (which implies default_permissions)"))
             }
             ("default_permissions", None) => config.default_permissions = true,
+            ("nonempty", None) => config.nonempty = true,
+            ("remount", None) => {
+                return Err(invalid(
+                    opt,
+                    "changes a live mount: use `mount -o remount,ro MOUNTPOINT` (tresor_mount::remount)",
+                ))
+            }
             ("cache_timeout", Some(v)) => {
                 let secs: f64 = v.parse().map_err(|_| invalid(opt, "expected a number of seconds"))?;
                 config.cache_timeout = Duration::try_from_secs_f64(secs)
@@ -165,10 +181,7 @@ pub fn parse_options(opts: &str, config: &mut MountConfig) -> Result<(), MountEr
             ("min_generation", Some(v)) => {
                 config.min_generation = v.parse().map_err(|_| invalid(opt, "expected a registry generation"))?;
             }
-            (
-                "defaults" | "_netdev" | "user" | "users" | "nouser" | "nofail" | "auto" | "noauto" | "relatime",
-                None,
-            ) => {}
+            ("defaults" | "_netdev" | "user" | "users" | "nouser" | "nofail" | "auto" | "noauto", None) => {}
             (k, _) if k.starts_with("x-") || k == "comment" => {}
             ("subtype", Some(_)) => {}
             _ => {
@@ -225,12 +238,54 @@ pub(crate) fn kernel_option(opt: &str) -> Result<MountOption, MountError> {
         "sync" => MountOption::Sync,
         "async" => MountOption::Async,
         "dirsync" => MountOption::DirSync,
+        // No fuser variant: fusermount3 knows them, and a root mount turns
+        // them into flags itself (`vfs_flags`).
+        "relatime" | "norelatime" | "strictatime" | "nodiratime" | "diratime" => MountOption::CUSTOM(opt.to_owned()),
         _ => match opt.strip_prefix("fsname=") {
             Some(name) if !name.is_empty() && !name.contains(',') => MountOption::FSName(name.to_owned()),
             Some(_) => return Err(invalid(opt, "fsname must be non-empty and without commas")),
             None => return Err(invalid(opt, "unknown mount option")),
         },
     })
+}
+
+/// Applies generic VFS option `opt` to mount(2) `flags`; false if `opt`
+/// is not one. The atime modes replace each other, as in mount(8).
+pub(crate) fn apply_vfs_option(opt: &str, flags: &mut MountFlags) -> bool {
+    let atime = MountFlags::NOATIME | MountFlags::RELATIME | MountFlags::STRICTATIME;
+    let (set, clear) = match opt {
+        "ro" => (MountFlags::RDONLY, MountFlags::empty()),
+        "rw" => (MountFlags::empty(), MountFlags::RDONLY),
+        "nosuid" => (MountFlags::NOSUID, MountFlags::empty()),
+        "suid" => (MountFlags::empty(), MountFlags::NOSUID),
+        "nodev" => (MountFlags::NODEV, MountFlags::empty()),
+        "dev" => (MountFlags::empty(), MountFlags::NODEV),
+        "noexec" => (MountFlags::NOEXEC, MountFlags::empty()),
+        "exec" => (MountFlags::empty(), MountFlags::NOEXEC),
+        "sync" => (MountFlags::SYNCHRONOUS, MountFlags::empty()),
+        "async" => (MountFlags::empty(), MountFlags::SYNCHRONOUS),
+        "dirsync" => (MountFlags::DIRSYNC, MountFlags::empty()),
+        "noatime" => (MountFlags::NOATIME, atime),
+        "relatime" => (MountFlags::RELATIME, atime),
+        "strictatime" => (MountFlags::STRICTATIME, atime),
+        "atime" | "norelatime" => (MountFlags::empty(), MountFlags::NOATIME | MountFlags::RELATIME),
+        "nodiratime" => (MountFlags::NODIRATIME, MountFlags::empty()),
+        "diratime" => (MountFlags::empty(), MountFlags::NODIRATIME),
+        _ => return false,
+    };
+    *flags = (*flags - clear) | set;
+    true
+}
+
+/// The mount(2) flags of a root mount made by Tresor itself: `nosuid` and
+/// `nodev` unless asked otherwise (as fusermount3 does), then the options.
+pub(crate) fn root_mount_flags(config: &MountConfig) -> MountFlags {
+    let mut flags = MountFlags::NOSUID | MountFlags::NODEV;
+    apply_vfs_option(if config.read_only { "ro" } else { "rw" }, &mut flags);
+    for opt in &config.options {
+        apply_vfs_option(opt, &mut flags);
+    }
+    flags
 }
 
 /// The full fuser option list for `config`.
@@ -265,6 +320,7 @@ pub(crate) fn fuse_options(config: &MountConfig, backing: &std::path::Path) -> R
         (MountOption::Suid, MountOption::NoSuid, "suid and nosuid"),
         (MountOption::Exec, MountOption::NoExec, "exec and noexec"),
         (MountOption::Sync, MountOption::Async, "sync and async"),
+        (MountOption::CUSTOM("nodiratime".into()), MountOption::CUSTOM("diratime".into()), "nodiratime and diratime"),
     ] {
         if conflict(&a, &b) {
             return Err(invalid(name, "conflicting options"));
@@ -334,6 +390,24 @@ mod tests {
         parse_options("audit=off", &mut c).unwrap();
         assert!(!c.audit.enabled);
         assert_eq!(config().audit.config(std::path::Path::new("/b")).dir, PathBuf::from("/b/tresor.audit"));
+    }
+
+    #[test]
+    fn generic_vfs_options_become_mount_flags_and_atime_modes_replace_each_other() {
+        let mut c = config();
+        parse_options("ro,nodiratime,noatime,strictatime,sync,dirsync,noexec,dev,_netdev,x-mount.mkdir", &mut c)
+            .unwrap();
+        let f = root_mount_flags(&c);
+        assert!(f.contains(MountFlags::RDONLY | MountFlags::NODIRATIME | MountFlags::STRICTATIME));
+        assert!(f.contains(MountFlags::SYNCHRONOUS | MountFlags::DIRSYNC | MountFlags::NOEXEC | MountFlags::NOSUID));
+        assert!(!f.contains(MountFlags::NOATIME) && !f.contains(MountFlags::NODEV), "{f:?}");
+        let mut flags = MountFlags::RDONLY | MountFlags::NOATIME;
+        for o in ["rw", "relatime"] {
+            assert!(apply_vfs_option(o, &mut flags));
+        }
+        assert_eq!(flags, MountFlags::RELATIME);
+        assert!(!apply_vfs_option("identity=/etc/tresor/node.id", &mut flags));
+        assert!(parse_options("remount,ro", &mut config()).is_err(), "remount changes a live mount, never mounts");
     }
 
     #[test]

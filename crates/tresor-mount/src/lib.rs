@@ -20,6 +20,7 @@
 //! | `lock` | OFD byte-range locks: internal (ciphertext) and forwarded user locks |
 //! | `parallel` | the blocks of one large request sealed or opened on all cores |
 //! | `attr` | backing `stat` to FUSE attributes (sizes from lengths alone) |
+//! | `kmount` | the kernel mount: made as root (`fuse.tresor`), remounted, unmounted on request |
 //! | `fs` | the `fuser::Filesystem` implementation: errno mapping, logging, audit records |
 //! | `sys` | safe wrappers over the libc calls used |
 //!
@@ -44,13 +45,16 @@
 //!
 //! # How the mount is made
 //!
-//! `fuser` 0.18 is built without libfuse (its "pure-rust" mount): as root it
-//! calls `mount(2)` itself (`fuse` type; the `subtype` option is not passed
-//! that way, so `/proc/mounts` shows type `fuse` with source `tresor:<backing>`
-//! or the `fsname` given); as any other user `mount(2)` fails with EPERM and
-//! it runs the setuid `fusermount3` helper from the Debian `fuse3` package
-//! (which needs `user_allow_other` in /etc/fuse.conf for `allow_other`).
-//! Unmount with `fusermount3 -u MOUNTPOINT` or `umount MOUNTPOINT`.
+//! As root, Tresor calls `mount(2)` itself with type `fuse.tresor` (see
+//! `kmount`), so `findmnt -t fuse.tresor` and `umount -a -t fuse.tresor`
+//! find it, with source `tresor:<backing>` or the `fsname` given, and hands
+//! the descriptor to `fuser` 0.18 (built without libfuse). As any other
+//! user `mount(2)` is not allowed and fuser runs the setuid `fusermount3`
+//! helper from the Debian `fuse3` package (which needs `user_allow_other`
+//! in /etc/fuse.conf for `allow_other`). Unmount with `fusermount3 -u
+//! MOUNTPOINT`, `umount MOUNTPOINT`, or a signal to the daemon
+//! ([`Unmounter`]); `mount -o remount,ro|rw` changes a live root mount's
+//! flags ([`remount`]).
 //!
 //! # Not done yet
 //!
@@ -65,6 +69,7 @@ mod audit_policy;
 mod config;
 mod file;
 mod fs;
+mod kmount;
 /// Public for `tresor grant/revoke/rekey`, which take the daemon's internal
 /// locks on the files they rewrite (docs/FORMAT.md §6.5).
 pub mod lock;
@@ -78,13 +83,13 @@ mod xattr;
 
 use std::fs::Metadata;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use config::{parse_options, AuditOptions, MountConfig};
 pub use file::MOVED_MAGIC;
+pub use kmount::{remount, Unmounter, FS_TYPE};
 use tresor_format::{MemberId, Role};
 
 /// The readahead window the mount asks for: one largest request
@@ -149,6 +154,15 @@ pub enum MountError {
     )]
     MountpointBusy { path: PathBuf },
 
+    #[error("mount point {path} is not empty: mounting would hide its files (mount elsewhere, or add -o nonempty)")]
+    MountpointNotEmpty { path: PathBuf },
+
+    #[error("{path} is not a Tresor mount")]
+    NotMounted { path: PathBuf },
+
+    #[error("remounting {path} failed: {source}")]
+    Remount { path: PathBuf, source: std::io::Error },
+
     #[error("mount point {path} is inside the backing directory {backing}")]
     MountpointInsideBacking { path: PathBuf, backing: PathBuf },
 
@@ -174,6 +188,8 @@ pub struct Prepared {
     fs: fs::TresorFs,
     mountpoint: PathBuf,
     fuse: fuser::Config,
+    /// Set when running as root: the mount is made here (`kmount`).
+    root_mount: Option<kmount::RootMount>,
     audit: Option<PendingAudit>,
 }
 
@@ -191,6 +207,7 @@ struct PendingAudit {
 pub struct Mounted {
     session: fuser::Session<fs::TresorFs>,
     mountpoint: PathBuf,
+    unmounter: Unmounter,
 }
 
 impl std::fmt::Debug for Prepared {
@@ -250,7 +267,7 @@ pub fn prepare(mut config: MountConfig) -> Result<Prepared, MountError> {
         .map_err(|e| MountError::RootDirIv { path: iv_path, reason: e.to_string() })?;
 
     // Mount point.
-    let mountpoint = check_mountpoint(&config.mountpoint, &backing)?;
+    let mountpoint = check_mountpoint(&config.mountpoint, &backing, config.nonempty)?;
     std::fs::metadata("/dev/fuse")
         .map_err(|source| MountError::FuseUnavailable { path: PathBuf::from("/dev/fuse"), source })?;
 
@@ -259,6 +276,24 @@ pub fn prepare(mut config: MountConfig) -> Result<Prepared, MountError> {
     fuse.acl = if config.allow_other { fuser::SessionACL::All } else { fuser::SessionACL::Owner };
     fuse.n_threads = Some(config.threads);
     fuse.clone_fd = config.threads > 1;
+    let root_mount = (rustix::process::geteuid().is_root()).then(|| kmount::RootMount {
+        source: fuse
+            .mount_options
+            .iter()
+            .find_map(|o| match o {
+                fuser::MountOption::FSName(name) => Some(name.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| "tresor".into()),
+        flags: config::root_mount_flags(&config),
+        options: [
+            (config.default_permissions || config.allow_other, "default_permissions"),
+            (config.allow_other, "allow_other"),
+        ]
+        .into_iter()
+        .filter_map(|(on, o)| on.then_some(o))
+        .collect(),
+    });
 
     let root_ino =
         sys::fstat(root.as_fd()).map_err(|source| MountError::BackingMissing { path: backing.clone(), source })?.st_ino;
@@ -295,14 +330,14 @@ pub fn prepare(mut config: MountConfig) -> Result<Prepared, MountError> {
         read_only: config.read_only,
         ttl: config.cache_timeout,
     });
-    Ok(Prepared { fs, mountpoint, fuse, audit })
+    Ok(Prepared { fs, mountpoint, fuse, root_mount, audit })
 }
 
 fn open_dir(path: &Path) -> std::io::Result<OwnedFd> {
     sys::open_dir_path(path)
 }
 
-fn check_mountpoint(path: &Path, backing: &Path) -> Result<PathBuf, MountError> {
+fn check_mountpoint(path: &Path, backing: &Path, nonempty: bool) -> Result<PathBuf, MountError> {
     let meta: Metadata =
         std::fs::metadata(path).map_err(|source| MountError::MountpointMissing { path: path.to_owned(), source })?;
     if !meta.is_dir() {
@@ -324,33 +359,17 @@ fn check_mountpoint(path: &Path, backing: &Path) -> Result<PathBuf, MountError> 
         return Err(busy());
     }
     // Bind mounts of the same file system keep st_dev: ask the kernel.
-    if let Ok(info) = std::fs::read("/proc/self/mountinfo") {
-        let target = canonical.as_os_str().as_bytes();
-        for line in info.split(|&b| b == b'\n') {
-            if let Some(mp) = line.split(|&b| b == b' ').nth(4) {
-                if unescape_mountinfo(mp) == target {
-                    return Err(busy());
-                }
-            }
-        }
+    if kmount::mount_at(&canonical).is_some() {
+        return Err(busy());
+    }
+    let has_entries = std::fs::read_dir(&canonical)
+        .map_err(|source| MountError::MountpointMissing { path: canonical.clone(), source })?
+        .next()
+        .is_some();
+    if has_entries && !nonempty {
+        return Err(MountError::MountpointNotEmpty { path: canonical });
     }
     Ok(canonical)
-}
-
-/// Undoes the octal escapes (`\040` for a space, ...) of /proc/self/mountinfo.
-fn unescape_mountinfo(field: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(field.len());
-    let mut i = 0;
-    while i < field.len() {
-        if field[i] == b'\\' && i + 4 <= field.len() && field[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
-            out.push((field[i + 1] - b'0') * 64 + (field[i + 2] - b'0') * 8 + (field[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(field[i]);
-            i += 1;
-        }
-    }
-    out
 }
 
 impl Prepared {
@@ -358,7 +377,7 @@ impl Prepared {
     /// system; it is live (answering requests is up to [`Mounted::run`])
     /// when this returns.
     pub fn mount(self) -> Result<Mounted, MountError> {
-        let Prepared { mut fs, mountpoint, fuse, audit } = self;
+        let Prepared { mut fs, mountpoint, fuse, root_mount, audit } = self;
         if let Some(a) = audit {
             let start = tresor_audit::writer::Start {
                 identity: fs.identity(),
@@ -371,10 +390,27 @@ impl Prepared {
             tracing::info!("audit log: {}", log.path().display());
             fs.set_audit(log);
         }
-        let session = fuser::Session::new(fs, &mountpoint, &fuse)
-            .map_err(|source| MountError::Fuse { mountpoint: mountpoint.clone(), source })?;
+        let fuse_error = |source| MountError::Fuse { mountpoint: mountpoint.clone(), source };
+        let (session, unmounter) = match root_mount {
+            Some(root) => {
+                let fd = root.mount(&mountpoint).map_err(fuse_error)?;
+                let unmounter = Unmounter::root(mountpoint.clone());
+                match fuser::Session::from_fd(fs, fd, fuse.acl, fuse.clone()) {
+                    Ok(session) => (session, unmounter),
+                    Err(e) => {
+                        let _ = unmounter.unmount();
+                        return Err(fuse_error(e));
+                    }
+                }
+            }
+            None => {
+                let mut session = fuser::Session::new(fs, &mountpoint, &fuse).map_err(fuse_error)?;
+                let unmounter = Unmounter::fuser(session.unmount_callable());
+                (session, unmounter)
+            }
+        };
         tracing::info!("mounted at {}", mountpoint.display());
-        Ok(Mounted { session, mountpoint })
+        Ok(Mounted { session, mountpoint, unmounter })
     }
 }
 
@@ -383,9 +419,16 @@ impl Mounted {
         &self.mountpoint
     }
 
+    /// Unmounts this mount from another thread (a signal handler's): `run`
+    /// then returns once the kernel has let go, after the audit log's
+    /// unmount record is written.
+    pub fn unmounter(&self) -> Unmounter {
+        self.unmounter.clone()
+    }
+
     /// Serves requests until the file system is unmounted.
     pub fn run(self) -> Result<(), MountError> {
-        let Mounted { session, mountpoint } = self;
+        let Mounted { session, mountpoint, unmounter: _ } = self;
         // Once the kernel has the INIT answer (the stat inside waits for
         // it), widen readahead to one full request (see
         // `sys::raise_readahead`). Best effort: without root the window
@@ -408,7 +451,7 @@ impl Mounted {
 mod tests {
     #[test]
     fn mountinfo_escapes_are_undone() {
-        assert_eq!(super::unescape_mountinfo(br"/mnt/a\040b\134c"), b"/mnt/a b\\c");
-        assert_eq!(super::unescape_mountinfo(br"/x\0"), b"/x\\0");
+        assert_eq!(super::kmount::unescape_mountinfo(br"/mnt/a\040b\134c"), b"/mnt/a b\\c");
+        assert_eq!(super::kmount::unescape_mountinfo(br"/x\0"), b"/x\\0");
     }
 }

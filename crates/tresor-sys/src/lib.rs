@@ -24,6 +24,7 @@ pub use checked::{
     require, sync_dir, type_name, Want, WrongType,
 };
 pub use xattr::{fgetxattr, flistxattr, fremovexattr, fsetxattr};
+pub mod process;
 
 use std::ffi::{CStr, CString};
 use std::io;

@@ -49,6 +49,8 @@ impl Scratch {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         fs::write(dir.join("pass"), format!("{PASS}\n")).unwrap();
+        // Private, as a passphrase file must be (others get a warning).
+        fs::set_permissions(dir.join("pass"), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
         Scratch { dir }
     }
 
