@@ -181,7 +181,7 @@ fn a_mount_is_silent_on_success_but_for_the_first_use_pin() {
 fn mount_line(mnt: &Path) -> (String, String) {
     let canon = mnt.canonicalize().unwrap();
     let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let line = info.lines().filter(|l| l.split(' ').nth(4) == canon.to_str()).last().expect("mounted");
+    let line = info.lines().rfind(|l| l.split(' ').nth(4) == canon.to_str()).expect("mounted");
     let fields: Vec<&str> = line.split(' ').collect();
     let dash = fields.iter().position(|f| *f == "-").unwrap();
     (format!("{},{}", fields[5], fields.last().unwrap()), fields[dash + 1].to_owned())

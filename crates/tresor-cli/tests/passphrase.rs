@@ -130,7 +130,7 @@ fn without_home_a_mount_pins_in_var_lib_tresor_never_in_the_current_directory() 
 /// (exit success, what the terminal showed).
 fn on_a_terminal(s: &Scratch, answers: &[&str]) -> (bool, String) {
     use std::io::Read;
-    let mut passwd = unlock(s, &[]);
+    let passwd = unlock(s, &[]);
     let line: Vec<String> = std::iter::once(passwd.get_program())
         .chain(passwd.get_args())
         .map(|a| format!("'{}'", a.to_str().unwrap()))
