@@ -181,7 +181,7 @@ fn a_mount_is_silent_on_success_but_for_the_first_use_pin() {
 fn mount_line(mnt: &Path) -> (String, String) {
     let canon = mnt.canonicalize().unwrap();
     let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let line = info.lines().filter(|l| l.split(' ').nth(4) == canon.to_str()).last().expect("mounted");
+    let line = info.lines().rfind(|l| l.split(' ').nth(4) == canon.to_str()).expect("mounted");
     let fields: Vec<&str> = line.split(' ').collect();
     let dash = fields.iter().position(|f| *f == "-").unwrap();
     (format!("{},{}", fields[5], fields.last().unwrap()), fields[dash + 1].to_owned())
@@ -363,4 +363,41 @@ fn the_daemon_logs_to_syslog_at_each_message_level_and_warns_when_syslog_is_unre
         !messages.iter().any(|m| m.starts_with("<28>") || m.starts_with("<27>")),
         "no warning or error: {messages:#?}"
     );
+}
+
+#[test]
+fn sigterm_ends_an_unprivileged_users_fusermount3_mount_cleanly_too() {
+    let usable = fs::metadata("/dev/fuse").is_ok_and(|m| {
+        use std::os::unix::fs::PermissionsExt;
+        m.permissions().mode() & 0o006 == 0o006
+    });
+    let tests_user = Command::new("id").arg("tests").output().is_ok_and(|o| o.status.success());
+    if !usable || !tests_user || unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipping: needs root, the tests user and a /dev/fuse every user may open (see .ci/run)");
+        return;
+    }
+    let s = Scratch::short("sigterm-user");
+    s.identity("alice");
+    s.init("backing", "alice", &[]);
+    fs::create_dir(s.path("mnt")).unwrap();
+    run_ok(Command::new("chmod").arg("755").arg(&s.dir));
+    run_ok(Command::new("chown").args(["-R", "tests:tests"]).arg(&s.dir));
+    let mount = s.mount_cmd("backing", "mnt", "alice");
+    run_ok(
+        Command::new("setpriv")
+            .args(["--reuid", "tests", "--regid", "tests", "--init-groups", "env"])
+            .arg(format!("TRESOR_DIR={}", s.path("config").display()))
+            .arg(mount.get_program())
+            .args(mount.get_args()),
+    );
+    let mnt = s.path("mnt");
+    assert_eq!(mount_line(&mnt).1, "fuse.tresor", "fusermount3 passes the subtype");
+    let pid = daemon_pid(&mnt);
+    kill(pid, "TERM");
+    wait_gone(pid);
+    assert!(!is_mountpoint(&mnt));
+    fs::read_dir(&mnt).expect("no dead mount left behind");
+    let (code, reports) = verify(&s);
+    assert_eq!(code, Some(0), "{reports:?}");
+    assert!(reports.iter().all(|r| r["closed"] == true), "{reports:?}");
 }

@@ -124,3 +124,55 @@ fn without_home_a_mount_pins_in_var_lib_tresor_never_in_the_current_directory() 
         let _ = fs::remove_file(p);
     }
 }
+
+/// Runs `tresor id passwd` on a terminal (script(1) gives it a pty) and
+/// answers each passphrase prompt with the next of `answers`; returns
+/// (exit success, what the terminal showed).
+fn on_a_terminal(s: &Scratch, answers: &[&str]) -> (bool, String) {
+    use std::io::Read;
+    let passwd = unlock(s, &[]);
+    let line: Vec<String> = std::iter::once(passwd.get_program())
+        .chain(passwd.get_args())
+        .map(|a| format!("'{}'", a.to_str().unwrap()))
+        .collect();
+    let mut child = Command::new("script")
+        .args(["-qfec", &line.join(" "), "/dev/null"])
+        .env("TRESOR_DIR", s.path("config"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut shown = String::new();
+    let mut answered = 0;
+    let mut buf = [0u8; 256];
+    loop {
+        let n = stdout.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        shown.push_str(&String::from_utf8_lossy(&buf[..n]));
+        // Answer each prompt once it is shown (input typed earlier would be flushed).
+        while shown.matches("Passphrase for").count() > answered && answered < answers.len() {
+            stdin.write_all(format!("{}\n", answers[answered]).as_bytes()).unwrap();
+            answered += 1;
+        }
+    }
+    drop(stdin);
+    (child.wait().unwrap().success(), shown)
+}
+
+#[test]
+fn the_terminal_prompt_asks_again_after_a_wrong_passphrase_three_times_in_all() {
+    let s = Scratch::new("prompt");
+    s.identity("alice");
+    let (ok, shown) = on_a_terminal(&s, &["wrong", "also wrong", PASS]);
+    assert!(ok, "{shown}");
+    assert_eq!(shown.matches("try again").count(), 2, "{shown}");
+
+    let (ok, shown) = on_a_terminal(&s, &["wrong", "wrong", "wrong"]);
+    assert!(!ok, "{shown}");
+    assert_eq!(shown.matches("Passphrase for").count(), 3, "{shown}");
+    assert!(shown.contains("wrong passphrase for this identity file"), "{shown}");
+}
