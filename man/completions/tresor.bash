@@ -37,6 +37,9 @@ _tresor() {
             tresor,member)
                 cmd="tresor__subcmd__member"
                 ;;
+            tresor,migrate)
+                cmd="tresor__subcmd__migrate"
+                ;;
             tresor,mount)
                 cmd="tresor__subcmd__mount"
                 ;;
@@ -55,6 +58,12 @@ _tresor() {
             tresor__subcmd__audit,help)
                 cmd="tresor__subcmd__audit__subcmd__help"
                 ;;
+            tresor__subcmd__audit,prune)
+                cmd="tresor__subcmd__audit__subcmd__prune"
+                ;;
+            tresor__subcmd__audit,report)
+                cmd="tresor__subcmd__audit__subcmd__report"
+                ;;
             tresor__subcmd__audit,show)
                 cmd="tresor__subcmd__audit__subcmd__show"
                 ;;
@@ -69,6 +78,12 @@ _tresor() {
                 ;;
             tresor__subcmd__audit__subcmd__help,help)
                 cmd="tresor__subcmd__audit__subcmd__help__subcmd__help"
+                ;;
+            tresor__subcmd__audit__subcmd__help,prune)
+                cmd="tresor__subcmd__audit__subcmd__help__subcmd__prune"
+                ;;
+            tresor__subcmd__audit__subcmd__help,report)
+                cmd="tresor__subcmd__audit__subcmd__help__subcmd__report"
                 ;;
             tresor__subcmd__audit__subcmd__help,show)
                 cmd="tresor__subcmd__audit__subcmd__help__subcmd__show"
@@ -100,6 +115,9 @@ _tresor() {
             tresor__subcmd__help,member)
                 cmd="tresor__subcmd__help__subcmd__member"
                 ;;
+            tresor__subcmd__help,migrate)
+                cmd="tresor__subcmd__help__subcmd__migrate"
+                ;;
             tresor__subcmd__help,mount)
                 cmd="tresor__subcmd__help__subcmd__mount"
                 ;;
@@ -114,6 +132,12 @@ _tresor() {
                 ;;
             tresor__subcmd__help__subcmd__audit,access)
                 cmd="tresor__subcmd__help__subcmd__audit__subcmd__access"
+                ;;
+            tresor__subcmd__help__subcmd__audit,prune)
+                cmd="tresor__subcmd__help__subcmd__audit__subcmd__prune"
+                ;;
+            tresor__subcmd__help__subcmd__audit,report)
+                cmd="tresor__subcmd__help__subcmd__audit__subcmd__report"
                 ;;
             tresor__subcmd__help__subcmd__audit,show)
                 cmd="tresor__subcmd__help__subcmd__audit__subcmd__show"
@@ -136,11 +160,17 @@ _tresor() {
             tresor__subcmd__help__subcmd__member,add)
                 cmd="tresor__subcmd__help__subcmd__member__subcmd__add"
                 ;;
+            tresor__subcmd__help__subcmd__member,audit-policy)
+                cmd="tresor__subcmd__help__subcmd__member__subcmd__audit__subcmd__policy"
+                ;;
             tresor__subcmd__help__subcmd__member,list)
                 cmd="tresor__subcmd__help__subcmd__member__subcmd__list"
                 ;;
             tresor__subcmd__help__subcmd__member,remove)
                 cmd="tresor__subcmd__help__subcmd__member__subcmd__remove"
+                ;;
+            tresor__subcmd__help__subcmd__member,renew)
+                cmd="tresor__subcmd__help__subcmd__member__subcmd__renew"
                 ;;
             tresor__subcmd__help__subcmd__policy,set)
                 cmd="tresor__subcmd__help__subcmd__policy__subcmd__set"
@@ -175,6 +205,9 @@ _tresor() {
             tresor__subcmd__member,add)
                 cmd="tresor__subcmd__member__subcmd__add"
                 ;;
+            tresor__subcmd__member,audit-policy)
+                cmd="tresor__subcmd__member__subcmd__audit__subcmd__policy"
+                ;;
             tresor__subcmd__member,help)
                 cmd="tresor__subcmd__member__subcmd__help"
                 ;;
@@ -184,8 +217,14 @@ _tresor() {
             tresor__subcmd__member,remove)
                 cmd="tresor__subcmd__member__subcmd__remove"
                 ;;
+            tresor__subcmd__member,renew)
+                cmd="tresor__subcmd__member__subcmd__renew"
+                ;;
             tresor__subcmd__member__subcmd__help,add)
                 cmd="tresor__subcmd__member__subcmd__help__subcmd__add"
+                ;;
+            tresor__subcmd__member__subcmd__help,audit-policy)
+                cmd="tresor__subcmd__member__subcmd__help__subcmd__audit__subcmd__policy"
                 ;;
             tresor__subcmd__member__subcmd__help,help)
                 cmd="tresor__subcmd__member__subcmd__help__subcmd__help"
@@ -195,6 +234,9 @@ _tresor() {
                 ;;
             tresor__subcmd__member__subcmd__help,remove)
                 cmd="tresor__subcmd__member__subcmd__help__subcmd__remove"
+                ;;
+            tresor__subcmd__member__subcmd__help,renew)
+                cmd="tresor__subcmd__member__subcmd__help__subcmd__renew"
                 ;;
             tresor__subcmd__policy,help)
                 cmd="tresor__subcmd__policy__subcmd__help"
@@ -221,7 +263,7 @@ _tresor() {
 
     case "${cmd}" in
         tresor)
-            opts="-h -V --help --version id init member mount grant revoke rekey acl policy audit help"
+            opts="-h -V --help --version id init member mount grant revoke rekey acl policy audit migrate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -269,7 +311,7 @@ _tresor() {
             return 0
             ;;
         tresor__subcmd__audit)
-            opts="-h --help verify show who access help"
+            opts="-h --help verify show who access report prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -325,7 +367,7 @@ _tresor() {
             return 0
             ;;
         tresor__subcmd__audit__subcmd__help)
-            opts="verify show who access help"
+            opts="verify show who access report prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -353,6 +395,34 @@ _tresor() {
             return 0
             ;;
         tresor__subcmd__audit__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tresor__subcmd__audit__subcmd__help__subcmd__prune)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tresor__subcmd__audit__subcmd__help__subcmd__report)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -408,8 +478,50 @@ _tresor() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        tresor__subcmd__audit__subcmd__show)
-            opts="-i -h --volume --member --uid --path --op --since --until --json --identity --passfile --passfd --extpass --help"
+        tresor__subcmd__audit__subcmd__prune)
+            opts="-i -h --before --volume --dry-run --identity --passfile --passfd --extpass --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --before)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --volume)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --passfile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --passfd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --extpass)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tresor__subcmd__audit__subcmd__report)
+            opts="-i -h --volume --member --uid --path --op --since --until --failed --process --host --pid --json --csv --identity --passfile --passfd --extpass --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -443,6 +555,92 @@ _tresor() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --process)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --passfile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --passfd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --extpass)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tresor__subcmd__audit__subcmd__show)
+            opts="-i -h --volume --member --uid --path --op --since --until --failed --process --host --pid --json --csv --identity --passfile --passfd --extpass --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --volume)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --member)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --op)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --process)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --identity)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -471,7 +669,7 @@ _tresor() {
             return 0
             ;;
         tresor__subcmd__audit__subcmd__verify)
-            opts="-h --volume --anchors --json --help"
+            opts="-h --volume --anchors --state --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -485,6 +683,10 @@ _tresor() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -493,13 +695,21 @@ _tresor() {
             return 0
             ;;
         tresor__subcmd__audit__subcmd__who)
-            opts="-i -h --volume --json --identity --passfile --passfd --extpass --help"
+            opts="-i -h --volume --since --until --json --csv --identity --passfile --passfd --extpass --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --volume)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -569,7 +779,7 @@ _tresor() {
             return 0
             ;;
         tresor__subcmd__help)
-            opts="id init member mount grant revoke rekey acl policy audit help"
+            opts="id init member mount grant revoke rekey acl policy audit migrate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -597,7 +807,7 @@ _tresor() {
             return 0
             ;;
         tresor__subcmd__help__subcmd__audit)
-            opts="verify show who access"
+            opts="verify show who access report prune"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -611,6 +821,34 @@ _tresor() {
             return 0
             ;;
         tresor__subcmd__help__subcmd__audit__subcmd__access)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tresor__subcmd__help__subcmd__audit__subcmd__prune)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tresor__subcmd__help__subcmd__audit__subcmd__report)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -765,7 +1003,7 @@ _tresor() {
             return 0
             ;;
         tresor__subcmd__help__subcmd__member)
-            opts="add remove list"
+            opts="add remove renew audit-policy list"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -779,6 +1017,20 @@ _tresor() {
             return 0
             ;;
         tresor__subcmd__help__subcmd__member__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tresor__subcmd__help__subcmd__member__subcmd__audit__subcmd__policy)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -809,6 +1061,34 @@ _tresor() {
         tresor__subcmd__help__subcmd__member__subcmd__remove)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tresor__subcmd__help__subcmd__member__subcmd__renew)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tresor__subcmd__help__subcmd__migrate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1083,7 +1363,7 @@ _tresor() {
             return 0
             ;;
         tresor__subcmd__init)
-            opts="-h --steward --cipher --block-size --header-size --passfile --passfd --extpass --help"
+            opts="-h --steward --cipher --block-size --header-size --registry-valid-days --audit-optional --passfile --passfd --extpass --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1102,6 +1382,10 @@ _tresor() {
                     return 0
                     ;;
                 --header-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registry-valid-days)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1125,7 +1409,7 @@ _tresor() {
             return 0
             ;;
         tresor__subcmd__member)
-            opts="-h --help add remove list help"
+            opts="-h --help add remove renew audit-policy list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1180,8 +1464,54 @@ _tresor() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        tresor__subcmd__member__subcmd__audit__subcmd__policy)
+            opts="-i -h --required --optional --anchors-required --max-sync-ms --dir --identity --passfile --passfd --extpass --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --anchors-required)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
+                    return 0
+                    ;;
+                --max-sync-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --passfile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --passfd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --extpass)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         tresor__subcmd__member__subcmd__help)
-            opts="add remove list help"
+            opts="add remove renew audit-policy list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1195,6 +1525,20 @@ _tresor() {
             return 0
             ;;
         tresor__subcmd__member__subcmd__help__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tresor__subcmd__member__subcmd__help__subcmd__audit__subcmd__policy)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1250,6 +1594,20 @@ _tresor() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        tresor__subcmd__member__subcmd__help__subcmd__renew)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         tresor__subcmd__member__subcmd__list)
             opts="-h --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1271,6 +1629,82 @@ _tresor() {
                 return 0
             fi
             case "${prev}" in
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --passfile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --passfd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --extpass)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tresor__subcmd__member__subcmd__renew)
+            opts="-i -h --valid-days --identity --passfile --passfd --extpass --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --valid-days)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --passfile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --passfd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --extpass)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tresor__subcmd__migrate)
+            opts="-i -h --registry-valid-days --identity --passfile --passfd --extpass --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --registry-valid-days)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --identity)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
