@@ -95,7 +95,7 @@ complete -c tresor -n "__fish_tresor_using_subcommand member; and __fish_seen_su
 complete -c tresor -n "__fish_tresor_using_subcommand member; and __fish_seen_subcommand_from remove" -l rekey -d 'First walk the whole volume: revoke the member and re-key every file they could read, and re-sign every header they wrote (safe to interrupt and rerun; the member is removed from the registry last)'
 complete -c tresor -n "__fish_tresor_using_subcommand member; and __fish_seen_subcommand_from remove" -s h -l help -d 'Print help'
 complete -c tresor -n "__fish_tresor_using_subcommand member; and __fish_seen_subcommand_from renew" -l valid-days -d 'Days the registry stays valid from now, for this and later signatures [default: as before]' -r
-complete -c tresor -n "__fish_tresor_using_subcommand member; and __fish_seen_subcommand_from renew" -s i -l identity -r -F
+complete -c tresor -n "__fish_tresor_using_subcommand member; and __fish_seen_subcommand_from renew" -s i -l identity -d 'Your identity file (a steward\'s) [default: ~/.config/tresor/identity]' -r -F
 complete -c tresor -n "__fish_tresor_using_subcommand member; and __fish_seen_subcommand_from renew" -l passfile -d 'Read the passphrase from the first line of FILE (`-`: standard input). A file that group or others can read gets a warning' -r -F
 complete -c tresor -n "__fish_tresor_using_subcommand member; and __fish_seen_subcommand_from renew" -l passfd -d 'Read the passphrase from the first line of file descriptor N (inherited from the caller)' -r
 complete -c tresor -n "__fish_tresor_using_subcommand member; and __fish_seen_subcommand_from renew" -l extpass -d 'Run CMD (with /bin/sh -c) and read the passphrase from the first line of its output, e.g. `systemd-creds cat tresor-pass` or `secret-tool lookup tresor node`. A non-zero exit is an error' -r
@@ -104,7 +104,7 @@ complete -c tresor -n "__fish_tresor_using_subcommand member; and __fish_seen_su
 false\t''"
 complete -c tresor -n "__fish_tresor_using_subcommand member; and __fish_seen_subcommand_from audit-policy" -l max-sync-ms -d 'The longest audit_sync_ms a mount may choose (0: no bound)' -r
 complete -c tresor -n "__fish_tresor_using_subcommand member; and __fish_seen_subcommand_from audit-policy" -l dir -d 'Logs go to this absolute directory, which every node mounts (`--dir ""`: the volume\'s own tresor.audit)' -r
-complete -c tresor -n "__fish_tresor_using_subcommand member; and __fish_seen_subcommand_from audit-policy" -s i -l identity -r -F
+complete -c tresor -n "__fish_tresor_using_subcommand member; and __fish_seen_subcommand_from audit-policy" -s i -l identity -d 'Your identity file (a steward\'s) [default: ~/.config/tresor/identity]' -r -F
 complete -c tresor -n "__fish_tresor_using_subcommand member; and __fish_seen_subcommand_from audit-policy" -l passfile -d 'Read the passphrase from the first line of FILE (`-`: standard input). A file that group or others can read gets a warning' -r -F
 complete -c tresor -n "__fish_tresor_using_subcommand member; and __fish_seen_subcommand_from audit-policy" -l passfd -d 'Read the passphrase from the first line of file descriptor N (inherited from the caller)' -r
 complete -c tresor -n "__fish_tresor_using_subcommand member; and __fish_seen_subcommand_from audit-policy" -l extpass -d 'Run CMD (with /bin/sh -c) and read the passphrase from the first line of its output, e.g. `systemd-creds cat tresor-pass` or `secret-tool lookup tresor node`. A non-zero exit is an error' -r
@@ -192,14 +192,14 @@ complete -c tresor -n "__fish_tresor_using_subcommand audit; and __fish_seen_sub
 complete -c tresor -n "__fish_tresor_using_subcommand audit; and __fish_seen_subcommand_from verify" -s h -l help -d 'Print help'
 complete -c tresor -n "__fish_tresor_using_subcommand audit; and __fish_seen_subcommand_from show" -l volume -d 'The volume\'s backing directory (its registry verifies the logs) [default: the directory above the logs\' tresor.audit]' -r -F
 complete -c tresor -n "__fish_tresor_using_subcommand audit; and __fish_seen_subcommand_from show" -l member -d 'Only records by (or about) this member: name or id' -r
-complete -c tresor -n "__fish_tresor_using_subcommand audit; and __fish_seen_subcommand_from show" -l uid -r
+complete -c tresor -n "__fish_tresor_using_subcommand audit; and __fish_seen_subcommand_from show" -l uid -d 'Only records of processes running as this numeric user id' -r
 complete -c tresor -n "__fish_tresor_using_subcommand audit; and __fish_seen_subcommand_from show" -l path -d 'Only records for this plaintext path or below it' -r
 complete -c tresor -n "__fish_tresor_using_subcommand audit; and __fish_seen_subcommand_from show" -l op -d 'Only these operations (open, release, create, rename, grant, ...): repeat or separate with commas' -r
 complete -c tresor -n "__fish_tresor_using_subcommand audit; and __fish_seen_subcommand_from show" -l since -d 'From this time (now, today, yesterday, -1h, -7d, a date, RFC 3339, unix seconds)' -r
 complete -c tresor -n "__fish_tresor_using_subcommand audit; and __fish_seen_subcommand_from show" -l until -d 'Up to this time (same forms)' -r
 complete -c tresor -n "__fish_tresor_using_subcommand audit; and __fish_seen_subcommand_from show" -l process -d 'Only this process name (as /proc/PID/comm had it)' -r
 complete -c tresor -n "__fish_tresor_using_subcommand audit; and __fish_seen_subcommand_from show" -l host -d 'Only records written on this host' -r
-complete -c tresor -n "__fish_tresor_using_subcommand audit; and __fish_seen_subcommand_from show" -l pid -r
+complete -c tresor -n "__fish_tresor_using_subcommand audit; and __fish_seen_subcommand_from show" -l pid -d 'Only records of this process id' -r
 complete -c tresor -n "__fish_tresor_using_subcommand audit; and __fish_seen_subcommand_from show" -s i -l identity -d 'Your identity file [default: ~/.config/tresor/identity]' -r -F
 complete -c tresor -n "__fish_tresor_using_subcommand audit; and __fish_seen_subcommand_from show" -l passfile -d 'Read the passphrase from the first line of FILE (`-`: standard input). A file that group or others can read gets a warning' -r -F
 complete -c tresor -n "__fish_tresor_using_subcommand audit; and __fish_seen_subcommand_from show" -l passfd -d 'Read the passphrase from the first line of file descriptor N (inherited from the caller)' -r
@@ -228,14 +228,14 @@ complete -c tresor -n "__fish_tresor_using_subcommand audit; and __fish_seen_sub
 complete -c tresor -n "__fish_tresor_using_subcommand audit; and __fish_seen_subcommand_from access" -s h -l help -d 'Print help'
 complete -c tresor -n "__fish_tresor_using_subcommand audit; and __fish_seen_subcommand_from report" -l volume -d 'The volume\'s backing directory (its registry verifies the logs) [default: the directory above the logs\' tresor.audit]' -r -F
 complete -c tresor -n "__fish_tresor_using_subcommand audit; and __fish_seen_subcommand_from report" -l member -d 'Only records by (or about) this member: name or id' -r
-complete -c tresor -n "__fish_tresor_using_subcommand audit; and __fish_seen_subcommand_from report" -l uid -r
+complete -c tresor -n "__fish_tresor_using_subcommand audit; and __fish_seen_subcommand_from report" -l uid -d 'Only records of processes running as this numeric user id' -r
 complete -c tresor -n "__fish_tresor_using_subcommand audit; and __fish_seen_subcommand_from report" -l path -d 'Only records for this plaintext path or below it' -r
 complete -c tresor -n "__fish_tresor_using_subcommand audit; and __fish_seen_subcommand_from report" -l op -d 'Only these operations (open, release, create, rename, grant, ...): repeat or separate with commas' -r
 complete -c tresor -n "__fish_tresor_using_subcommand audit; and __fish_seen_subcommand_from report" -l since -d 'From this time (now, today, yesterday, -1h, -7d, a date, RFC 3339, unix seconds)' -r
 complete -c tresor -n "__fish_tresor_using_subcommand audit; and __fish_seen_subcommand_from report" -l until -d 'Up to this time (same forms)' -r
 complete -c tresor -n "__fish_tresor_using_subcommand audit; and __fish_seen_subcommand_from report" -l process -d 'Only this process name (as /proc/PID/comm had it)' -r
 complete -c tresor -n "__fish_tresor_using_subcommand audit; and __fish_seen_subcommand_from report" -l host -d 'Only records written on this host' -r
-complete -c tresor -n "__fish_tresor_using_subcommand audit; and __fish_seen_subcommand_from report" -l pid -r
+complete -c tresor -n "__fish_tresor_using_subcommand audit; and __fish_seen_subcommand_from report" -l pid -d 'Only records of this process id' -r
 complete -c tresor -n "__fish_tresor_using_subcommand audit; and __fish_seen_subcommand_from report" -s i -l identity -d 'Your identity file [default: ~/.config/tresor/identity]' -r -F
 complete -c tresor -n "__fish_tresor_using_subcommand audit; and __fish_seen_subcommand_from report" -l passfile -d 'Read the passphrase from the first line of FILE (`-`: standard input). A file that group or others can read gets a warning' -r -F
 complete -c tresor -n "__fish_tresor_using_subcommand audit; and __fish_seen_subcommand_from report" -l passfd -d 'Read the passphrase from the first line of file descriptor N (inherited from the caller)' -r

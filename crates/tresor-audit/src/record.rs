@@ -150,6 +150,8 @@ impl Op {
             "member-add" => Op::MemberAdd,
             "member-remove" => Op::MemberRemove,
             "resign" => Op::Resign,
+            "renew" => Op::Renew,
+            "migrate" => Op::Migrate,
             _ => return None,
         })
     }

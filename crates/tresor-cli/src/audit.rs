@@ -146,6 +146,7 @@ pub struct FilterArgs {
     /// Only records by (or about) this member: name or id.
     #[arg(long)]
     member: Option<String>,
+    /// Only records of processes running as this numeric user id.
     #[arg(long)]
     uid: Option<u32>,
     /// Only records for this plaintext path or below it.
@@ -170,6 +171,7 @@ pub struct FilterArgs {
     /// Only records written on this host.
     #[arg(long)]
     host: Option<String>,
+    /// Only records of this process id.
     #[arg(long)]
     pid: Option<u32>,
 }

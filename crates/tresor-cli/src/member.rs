@@ -83,6 +83,7 @@ pub enum MemberCommand {
         /// signatures [default: as before].
         #[arg(long, value_name = "DAYS")]
         valid_days: Option<u64>,
+        /// Your identity file (a steward's) [default: ~/.config/tresor/identity].
         #[arg(long, short, value_name = "FILE", env = "TRESOR_IDENTITY")]
         identity: Option<PathBuf>,
         #[command(flatten)]
@@ -112,6 +113,7 @@ pub enum MemberCommand {
         /// (`--dir ""`: the volume's own tresor.audit).
         #[arg(long, value_name = "DIR")]
         dir: Option<String>,
+        /// Your identity file (a steward's) [default: ~/.config/tresor/identity].
         #[arg(long, short, value_name = "FILE", env = "TRESOR_IDENTITY")]
         identity: Option<PathBuf>,
         #[command(flatten)]

@@ -76,7 +76,10 @@ fn assert_ended_cleanly(s: &Scratch, mnt: &Path) -> common::Mounted {
     fs::read_dir(mnt).expect("the mount point is usable again");
     let (code, reports) = verify(s);
     assert_eq!(code, Some(0), "{reports:?}");
-    assert!(!reports.is_empty() && reports.iter().all(|r| r["closed"] == true), "{reports:?}");
+    assert!(
+        !reports.is_empty() && reports.iter().filter(|r| r["summary"] != true).all(|r| r["closed"] == true),
+        "{reports:?}"
+    );
     let m = s.mount("backing", "mnt", "alice", &[]);
     fs::write(m.path.join("again"), b"x").unwrap();
     m
@@ -399,5 +402,5 @@ fn sigterm_ends_an_unprivileged_users_fusermount3_mount_cleanly_too() {
     fs::read_dir(&mnt).expect("no dead mount left behind");
     let (code, reports) = verify(&s);
     assert_eq!(code, Some(0), "{reports:?}");
-    assert!(reports.iter().all(|r| r["closed"] == true), "{reports:?}");
+    assert!(reports.iter().filter(|r| r["summary"] != true).all(|r| r["closed"] == true), "{reports:?}");
 }
