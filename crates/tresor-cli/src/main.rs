@@ -9,7 +9,9 @@
 mod access;
 mod audit;
 mod config;
+mod fsck;
 mod id;
+mod info;
 mod init;
 mod member;
 mod migrate;
@@ -86,6 +88,10 @@ enum Command {
     /// and device nodes into records, and signs the registry as the new
     /// version with an expiry. Safe to rerun after an interruption.
     Migrate(migrate::MigrateArgs),
+    /// Check a volume without mounting it; exit 0 clean, 1 corrected, 4 left uncorrected, 8 operational error.
+    Fsck(fsck::FsckArgs),
+    /// Show a volume's parameters, registry, policies and audit settings, and this client's pin.
+    Info(info::InfoArgs),
 }
 
 fn main() -> ExitCode {
@@ -116,6 +122,8 @@ fn main() -> ExitCode {
             Command::Acl(args) => access::acl(args),
             Command::Policy(cmd) => access::policy(cmd),
             Command::Migrate(args) => migrate::run(args),
+            Command::Fsck(args) => fsck::run(args),
+            Command::Info(args) => info::run(args),
             Command::Audit(cmd) => match audit::run(cmd) {
                 Ok(code) => return code,
                 Err(e) if e.downcast_ref::<audit::Usage>().is_some() => {
