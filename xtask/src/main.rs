@@ -13,10 +13,13 @@
 //!   also bumps the version and changes docs/FORMAT.md (docs/AUDIT.md).
 //! - `access-bench [--files N] [--mib M] [--tresor PATH]`: recursive grant
 //!   (files/s) and re-key (MB/s) figures with the real `tresor` binary.
+//! - `fsck-bench [--files N] [--big-mib M] [--tresor PATH]`: `tresor fsck`
+//!   files/s (headers only) and MB/s (full content), and its peak memory.
 
 mod access_bench;
 mod bench;
 mod demo;
+mod fsck_bench;
 
 use std::{
     path::{Path, PathBuf},
@@ -35,8 +38,9 @@ fn main() -> ExitCode {
         Some("vectors") => vectors(),
         Some("bench") => bench::run(&args[1..]),
         Some("access-bench") => access_bench::run(&args[1..], &workspace()),
+        Some("fsck-bench") => fsck_bench::run(&args[1..], &workspace()),
         _ => {
-            eprintln!("usage: cargo xtask demo [DIR] | cargo xtask bench [--quick] [--only LIST] [--help] | cargo xtask vectors | cargo xtask access-bench [--help]");
+            eprintln!("usage: cargo xtask demo [DIR] | cargo xtask bench [--quick] [--only LIST] [--help] | cargo xtask vectors | cargo xtask access-bench [--help] | cargo xtask fsck-bench [--files N]");
             return ExitCode::from(2);
         }
     };

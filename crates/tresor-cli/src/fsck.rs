@@ -63,6 +63,15 @@ struct Output<'a> {
     #[serde(flatten)]
     report: &'a Report,
     exit_code: u8,
+    /// Peak resident memory of this process (VmHWM), KiB.
+    vm_hwm_kib: Option<u64>,
+}
+
+/// VmHWM from /proc/self/status (Linux): the peak resident set.
+fn vm_hwm_kib() -> Option<u64> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 pub fn run(args: FsckArgs) -> Result<u8> {
@@ -167,7 +176,12 @@ fn check(args: &FsckArgs) -> Result<u8> {
     let code = report.exit_code();
     let mut out = std::io::stdout().lock();
     if args.json {
-        let doc = Output { backing: args.backing.display().to_string(), report: &report, exit_code: code };
+        let doc = Output {
+            backing: args.backing.display().to_string(),
+            report: &report,
+            exit_code: code,
+            vm_hwm_kib: vm_hwm_kib(),
+        };
         serde_json::to_writer_pretty(&mut out, &doc)?;
         writeln!(out)?;
     } else {
