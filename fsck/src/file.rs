@@ -8,6 +8,7 @@ use std::{
     sync::atomic::Ordering,
 };
 
+use rayon::prelude::*;
 use tresor_format::{
     content::BLOCK_OVERHEAD,
     content::TRAILER_LEN,
@@ -178,7 +179,6 @@ fn blocks(
     let per_read = (READ_CHUNK / b).max(1) as u64;
     let io = |e: std::io::Error| (Class::Unreadable, format!("reading content: {e}"));
     let mut buf = Vec::new();
-    let mut out = vec![0u8; b];
     let mut i = 0u64;
     while i < n {
         let count = per_read.min(n - i);
@@ -187,15 +187,20 @@ fn blocks(
         buf.resize((end - start) as usize, 0);
         file.read_exact_at(&mut buf, start).map_err(io)?;
         ctx.progress.bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
-        for (k, block) in buf.chunks(ct).enumerate() {
-            let no = i + k as u64;
-            let r = if no + 1 == n {
-                cipher.open_last_block(no, block, &mut out)
-            } else {
-                cipher.open_block(no, block, &mut out)
-            };
-            r.map_err(|e| (Class::Block, e.to_string()))?;
-        }
+        // Blocks of one read are opened in parallel: a large file is not
+        // bound to one core.
+        buf.par_chunks(ct).enumerate().try_for_each_init(
+            || vec![0u8; b],
+            |out, (k, block)| {
+                let no = i + k as u64;
+                let r = if no + 1 == n {
+                    cipher.open_last_block(no, block, out)
+                } else {
+                    cipher.open_block(no, block, out)
+                };
+                r.map(drop).map_err(|e| (Class::Block, e.to_string()))
+            },
+        )?;
         i += count;
     }
     let mut trailer = [0u8; TRAILER_LEN];

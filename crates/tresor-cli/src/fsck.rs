@@ -222,9 +222,25 @@ fn show_progress(p: &Progress, done: &AtomicBool) {
     }
 }
 
+/// A name for a terminal: control and bidi-override characters escaped, so
+/// a hostile plaintext name cannot rewrite the lines around it.
+pub fn shown(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control()
+                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}')
+            {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 fn print_text(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
     for f in &report.findings {
-        write!(out, "{:<18} {}: {}", f.class.as_str(), f.path, f.message)?;
+        write!(out, "{:<18} {}: {}", f.class.as_str(), shown(&f.path), shown(&f.message))?;
         if f.path != f.backing {
             write!(out, " [backing {}]", f.backing)?;
         }
@@ -263,7 +279,7 @@ fn print_text(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
                 r.member, r.role, r.files_readable, r.bytes_readable, r.sole_reader_files, r.sole_reader_bytes
             )?;
             for p in &r.sole_reader_examples {
-                writeln!(out, "    only {} can read {p}", r.member)?;
+                writeln!(out, "    only {} can read {}", r.member, shown(p))?;
             }
         }
     }

@@ -271,7 +271,7 @@ fn read_small(dir: BorrowedFd<'_>, name: &str, max: usize) -> Option<Vec<u8>> {
 
 fn print_text(i: &Info) {
     println!("backing          {}", i.backing);
-    println!("format           version {} ({} volume file)", 1, i.format_version);
+    println!("format           volume file version {}", i.format_version);
     println!("suite            {} ({})", i.suite, i.suite_id);
     println!("block size       {} bytes", i.block_size);
     println!("header size      {} bytes (up to {} readers per file)", i.header_len, i.max_recipients);
