@@ -39,7 +39,7 @@ fn fsck(s: &Scratch, extra: &[&str]) -> (i32, Value) {
     (out.status.code().expect("exit code"), doc)
 }
 
-fn with_alice<'a>(s: &Scratch, extra: &[&'a str]) -> Vec<String> {
+fn with_alice(s: &Scratch, extra: &[&str]) -> Vec<String> {
     let mut v = vec![
         "-i".to_string(),
         s.path("alice.id").display().to_string(),
@@ -73,7 +73,6 @@ fn rel(s: &Scratch, p: &Path) -> String {
 /// Creates through a real mount everything a volume holds, and returns
 /// the backing path of each named thing.
 struct Made {
-    small: PathBuf,
     blocks: PathBuf,
     cut: PathBuf,
     trailer: PathBuf,
@@ -98,7 +97,7 @@ fn make_volume(s: &Scratch) -> Made {
         let bytes: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
         tamper::backing_of(&back, || fs::write(mnt.join(name), &bytes).unwrap())
     };
-    let small = file("small.txt", 10);
+    file("small.txt", 10);
     let blocks = file("blocks.bin", 3 * 4096 + 100);
     let cut = file("cut.bin", 2 * 4096 + 5);
     let trailer = file("trailer.bin", 4096 * 2);
@@ -127,21 +126,7 @@ fn make_volume(s: &Scratch) -> Made {
         tamper::backing_of(&back, || assert!(Command::new("mkfifo").arg(mnt.join("pipe")).status().unwrap().success()));
     fs::hard_link(mnt.join("small.txt"), mnt.join("a/small-again")).unwrap();
     drop(m);
-    Made {
-        small,
-        blocks,
-        cut,
-        trailer,
-        forged,
-        fifo_at,
-        linked_out,
-        marker,
-        long_name,
-        long_target,
-        node,
-        dir_a,
-        dir_b,
-    }
+    Made { blocks, cut, trailer, forged, fifo_at, linked_out, marker, long_name, long_target, node, dir_a, dir_b }
 }
 
 #[test]
@@ -327,4 +312,13 @@ fn info_shows_the_volume_its_registry_policies_and_this_clients_pin() {
     let (code, doc) = fsck(&s, &[]);
     assert_eq!(code, 4);
     assert!(classes(&doc).contains(&("registry-rollback".into(), "tresor.volume".into())));
+}
+
+#[test]
+fn fsck_of_a_directory_that_is_no_volume_is_an_operational_error() {
+    let s = Scratch::new("fsck-novolume");
+    fs::create_dir(s.path("back")).unwrap();
+    let out = s.tresor().arg("fsck").arg(s.path("back")).output().unwrap();
+    assert_eq!(out.status.code(), Some(8), "e2fsck's operational error: {out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a Tresor volume"), "{out:?}");
 }
