@@ -43,15 +43,18 @@ pub(crate) fn check(ctx: &Ctx<'_>, d: &DirCtx<'_>, name: &CStr, loc: &Loc, st: &
     if st2.st_nlink > 1 {
         walk::note_link(ctx, &st2, &loc.backing);
     }
+    let mut problems = crate::xattr::check(ctx, file.as_fd());
     if st2.st_size == NODE_LEN as i64 {
         ctx.count(|s| s.special_files += 1);
-        return special(ctx, &file);
+        problems.extend(special(ctx, &file));
+        return problems;
     }
     ctx.count(|s| s.files += 1);
     match regular(ctx, d, name, file, loc) {
-        Ok(p) => p,
-        Err(e) => vec![(Class::Unreadable, format!("reading: {e}"))],
+        Ok(p) => problems.extend(p),
+        Err(e) => problems.push((Class::Unreadable, format!("reading: {e}"))),
     }
+    problems
 }
 
 fn special(ctx: &Ctx<'_>, file: &File) -> Problems {

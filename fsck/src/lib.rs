@@ -2,7 +2,7 @@
 //!
 //! Every structure `docs/FORMAT.md` defines is checked: directory IVs and
 //! their place tags (§8.1), names and long-name sidecars (§8.2–8.3),
-//! symlink targets and their sidecars (§8.5), file headers against the
+//! symlink targets and their sidecars (§8.5), extended attributes (§8.6), file headers against the
 //! registry and the member header rule (§6, §9), content blocks and the
 //! trailer (§7), special-file records (§8.7); plus what a crash or the
 //! storage operator leaves behind: temporaries, re-key markers, hard links
@@ -33,6 +33,7 @@ mod audit;
 mod file;
 mod repair;
 mod walk;
+mod xattr;
 
 use std::{
     os::fd::OwnedFd,
@@ -97,6 +98,8 @@ pub enum Class {
     Block,
     /// The end-of-file trailer does not open (blocks cut at a boundary).
     Trailer,
+    /// A `user.tresor.*` extended attribute that is malformed or does not decrypt.
+    Xattr,
     /// A special-file record (FIFO, socket, device) that does not verify.
     SpecialRecord,
     /// A backing FIFO, socket or device node: never made by Tresor.
@@ -134,6 +137,7 @@ impl Class {
             Class::FileLength => "file-length",
             Class::Block => "block",
             Class::Trailer => "trailer",
+            Class::Xattr => "xattr",
             Class::SpecialRecord => "special-record",
             Class::PlantedSpecial => "planted-special",
             Class::StaleTemporary => "stale-temporary",

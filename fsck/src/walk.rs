@@ -168,6 +168,9 @@ fn visit_dir<'v>(ctx: &Ctx<'v>, mut d: DirCtx<'v>, place: Option<(Option<&DirIv>
     ctx.count(|s| s.directories += 1);
     ctx.progress.directories.fetch_add(1, Ordering::Relaxed);
     check_iv(ctx, &mut d, place);
+    for (class, message) in crate::xattr::check(ctx, d.fd.as_fd()) {
+        ctx.report(d.loc.finding(class, message));
+    }
     if d.iv.is_none() {
         d.loc.plain = None;
     }

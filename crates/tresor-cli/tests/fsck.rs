@@ -70,9 +70,16 @@ fn rel(s: &Scratch, p: &Path) -> String {
     p.strip_prefix(s.path("back")).unwrap().display().to_string()
 }
 
+/// Runs a line of Python (std Rust has no xattr calls).
+fn python(code: &str) {
+    let status = Command::new("python3").arg("-c").arg(code).status().expect("python3");
+    assert!(status.success(), "python3 -c {code:?} failed");
+}
+
 /// Creates through a real mount everything a volume holds, and returns
 /// the backing path of each named thing.
 struct Made {
+    noted: PathBuf,
     blocks: PathBuf,
     cut: PathBuf,
     trailer: PathBuf,
@@ -97,7 +104,8 @@ fn make_volume(s: &Scratch) -> Made {
         let bytes: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
         tamper::backing_of(&back, || fs::write(mnt.join(name), &bytes).unwrap())
     };
-    file("small.txt", 10);
+    let noted = file("small.txt", 10);
+    python(&format!("import os; os.setxattr({:?}, 'user.note', b'reviewed by alice')", mnt.join("small.txt")));
     let blocks = file("blocks.bin", 3 * 4096 + 100);
     let cut = file("cut.bin", 2 * 4096 + 5);
     let trailer = file("trailer.bin", 4096 * 2);
@@ -126,7 +134,21 @@ fn make_volume(s: &Scratch) -> Made {
         tamper::backing_of(&back, || assert!(Command::new("mkfifo").arg(mnt.join("pipe")).status().unwrap().success()));
     fs::hard_link(mnt.join("small.txt"), mnt.join("a/small-again")).unwrap();
     drop(m);
-    Made { blocks, cut, trailer, forged, fifo_at, linked_out, marker, long_name, long_target, node, dir_a, dir_b }
+    Made {
+        noted,
+        blocks,
+        cut,
+        trailer,
+        forged,
+        fifo_at,
+        linked_out,
+        marker,
+        long_name,
+        long_target,
+        node,
+        dir_a,
+        dir_b,
+    }
 }
 
 #[test]
@@ -168,6 +190,13 @@ fn a_volume_used_through_a_mount_is_clean_and_every_kind_of_damage_is_reported_w
     let log = fs::read_dir(back.join("tresor.audit")).unwrap().next().unwrap().unwrap().path();
     tamper::flip_bit(&log, tamper::len(&log) / 2, 2);
 
+    // The attribute's sealed value, one bit changed (the storage can; only
+    // the name key holder can seal a valid one).
+    python(&format!(
+        "import os; p={:?}; n=[a for a in os.listxattr(p) if a.startswith('user.tresor.')][0]; v=bytearray(os.getxattr(p, n)); v[-1]^=1; os.setxattr(p, n, bytes(v))",
+        made.noted
+    ));
+
     let (code, doc) = fsck_as_alice(&s, &[]);
     assert_eq!(code, 4, "damage left uncorrected: {doc:#}");
     let found = classes(&doc);
@@ -185,6 +214,7 @@ fn a_volume_used_through_a_mount_is_clean_and_every_kind_of_damage_is_reported_w
         ("hard-link", rel(&s, &made.linked_out)),
         ("stale-temporary", rel(&s, &tmp)),
         ("audit-log", rel(&s, &log)),
+        ("xattr", rel(&s, &made.noted)),
     ];
     for (class, path) in &expect {
         assert!(
