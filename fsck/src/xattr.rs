@@ -15,8 +15,23 @@ const LIST_MAX: usize = 64 << 10;
 const VALUE_MAX: usize = 64 << 10;
 
 pub(crate) fn check(ctx: &Ctx<'_>, fd: BorrowedFd<'_>) -> Vec<(Class, String)> {
-    let mut list = vec![0u8; LIST_MAX];
-    let n = match rustix::fs::flistxattr(fd, &mut list[..]) {
+    // Most entries have no attribute: ask for the size first, allocate
+    // only when there is something to read.
+    let size = match rustix::fs::flistxattr_query(fd) {
+        Ok(0) => return Vec::new(),
+        Ok(n) => n.min(LIST_MAX),
+        Err(e) if e == rustix::io::Errno::NOTSUP => return Vec::new(),
+        Err(e) => return vec![(Class::Unreadable, format!("listing extended attributes: {e}"))],
+    };
+    // Attributes added since the query are caught by ERANGE: then the most there can be.
+    let mut list = vec![0u8; size];
+    let n = match rustix::fs::flistxattr(fd, &mut list[..]).or_else(|e| {
+        if e != rustix::io::Errno::RANGE {
+            return Err(e);
+        }
+        list.resize(LIST_MAX, 0);
+        rustix::fs::flistxattr(fd, &mut list[..])
+    }) {
         Ok(n) => n,
         Err(e) if e == rustix::io::Errno::NOTSUP => return Vec::new(),
         Err(e) => return vec![(Class::Unreadable, format!("listing extended attributes: {e}"))],
