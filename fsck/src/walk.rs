@@ -446,10 +446,24 @@ fn reserved(ctx: &Ctx<'_>, d: &DirCtx<'_>, sidecars: &Mutex<Sidecars>, name: &st
         }
         return;
     }
-    ctx.report(d.loc.child(name, None).finding(
-        Class::UnexpectedEntry,
-        "a reserved name (tresor.*) the format does not define here; mounts never show it",
-    ));
+    let loc = d.loc.child(name, None);
+    let mode = c(name).and_then(|n| tresor_sys::fstatat(d.fd.as_fd(), &n)).map(|st| st.st_mode).unwrap_or(0);
+    let mut f = if matches!(mode & libc::S_IFMT, libc::S_IFIFO | libc::S_IFSOCK | libc::S_IFCHR | libc::S_IFBLK) {
+        ctx.count(|s| s.special_files += 1);
+        loc.finding(Class::PlantedSpecial, format!("a backing {} under a reserved name: planted", type_name(mode)))
+    } else {
+        loc.finding(
+            Class::UnexpectedEntry,
+            format!(
+                "a {} with a reserved name (tresor.*) the format does not define here; mounts never show it",
+                type_name(mode)
+            ),
+        )
+    };
+    if ctx.opts.repair && f.class == Class::PlantedSpecial {
+        f.repaired = repair::quarantine(ctx, d.fd.as_fd(), name, &loc.backing, None);
+    }
+    ctx.report(f);
 }
 
 fn temporary(ctx: &Ctx<'_>, d: &DirCtx<'_>, name: &str) {

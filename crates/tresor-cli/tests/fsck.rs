@@ -174,6 +174,7 @@ fn a_volume_used_through_a_mount_is_clean_and_every_kind_of_damage_is_reported_w
     tamper::flip_bit(&made.trailer, t - 1, 0);
     tamper::flip_bit(&made.forged, 30, 1); // file_id: signed
     tamper::plant_fifo(&made.fifo_at);
+    tamper::plant_fifo(&back.join("tresor.planted")); // where only metadata lives
     tamper::copy_over(&made.dir_a.join("tresor.diriv"), &made.dir_b.join("tresor.diriv"));
     let sidecar = PathBuf::from(format!("{}.name", made.long_name.display()));
     tamper::remove(&made.long_name); // its sidecar stays behind
@@ -206,6 +207,7 @@ fn a_volume_used_through_a_mount_is_clean_and_every_kind_of_damage_is_reported_w
         ("trailer", rel(&s, &made.trailer)),
         ("header", rel(&s, &made.forged)),
         ("planted-special", rel(&s, &made.fifo_at)),
+        ("planted-special", "tresor.planted".to_string()),
         ("dir-iv-place", rel(&s, &made.dir_b.join("tresor.diriv"))),
         ("orphan-sidecar", rel(&s, &sidecar)),
         ("symlink-target", rel(&s, &made.long_target)),
