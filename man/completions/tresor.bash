@@ -22,6 +22,9 @@ _tresor() {
             tresor,audit)
                 cmd="tresor__subcmd__audit"
                 ;;
+            tresor,fsck)
+                cmd="tresor__subcmd__fsck"
+                ;;
             tresor,grant)
                 cmd="tresor__subcmd__grant"
                 ;;
@@ -30,6 +33,9 @@ _tresor() {
                 ;;
             tresor,id)
                 cmd="tresor__subcmd__id"
+                ;;
+            tresor,info)
+                cmd="tresor__subcmd__info"
                 ;;
             tresor,init)
                 cmd="tresor__subcmd__init"
@@ -100,6 +106,9 @@ _tresor() {
             tresor__subcmd__help,audit)
                 cmd="tresor__subcmd__help__subcmd__audit"
                 ;;
+            tresor__subcmd__help,fsck)
+                cmd="tresor__subcmd__help__subcmd__fsck"
+                ;;
             tresor__subcmd__help,grant)
                 cmd="tresor__subcmd__help__subcmd__grant"
                 ;;
@@ -108,6 +117,9 @@ _tresor() {
                 ;;
             tresor__subcmd__help,id)
                 cmd="tresor__subcmd__help__subcmd__id"
+                ;;
+            tresor__subcmd__help,info)
+                cmd="tresor__subcmd__help__subcmd__info"
                 ;;
             tresor__subcmd__help,init)
                 cmd="tresor__subcmd__help__subcmd__init"
@@ -263,7 +275,7 @@ _tresor() {
 
     case "${cmd}" in
         tresor)
-            opts="-h -V --help --version id init member mount grant revoke rekey acl policy audit migrate help"
+            opts="-h -V --help --version id init member mount grant revoke rekey acl policy audit migrate fsck info help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -740,6 +752,40 @@ _tresor() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        tresor__subcmd__fsck)
+            opts="-i -q -h --json --repair --report-access --headers-only --identity --passfile --passfd --extpass --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --passfile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --passfd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --extpass)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         tresor__subcmd__grant)
             opts="-r -i -h --to --recursive --identity --passfile --passfd --extpass --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -779,7 +825,7 @@ _tresor() {
             return 0
             ;;
         tresor__subcmd__help)
-            opts="id init member mount grant revoke rekey acl policy audit migrate help"
+            opts="id init member mount grant revoke rekey acl policy audit migrate fsck info help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -904,6 +950,20 @@ _tresor() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        tresor__subcmd__help__subcmd__fsck)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         tresor__subcmd__help__subcmd__grant)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -977,6 +1037,20 @@ _tresor() {
         tresor__subcmd__help__subcmd__id__subcmd__show)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tresor__subcmd__help__subcmd__info)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1352,6 +1426,40 @@ _tresor() {
                     return 0
                     ;;
                 -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tresor__subcmd__info)
+            opts="-i -h --json --identity --passfile --passfd --extpass --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --passfile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --passfd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --extpass)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

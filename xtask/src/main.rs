@@ -15,10 +15,13 @@
 //!   `tresor` command line; a test fails while `man/` is stale.
 //! - `access-bench [--files N] [--mib M] [--tresor PATH]`: recursive grant
 //!   (files/s) and re-key (MB/s) figures with the real `tresor` binary.
+//! - `fsck-bench [--files N] [--big-mib M] [--tresor PATH]`: `tresor fsck`
+//!   files/s (headers only) and MB/s (full content), and its peak memory.
 
 mod access_bench;
 mod bench;
 mod demo;
+mod fsck_bench;
 mod man;
 
 use std::{
@@ -39,8 +42,9 @@ fn main() -> ExitCode {
         Some("man") => man::run(),
         Some("bench") => bench::run(&args[1..]),
         Some("access-bench") => access_bench::run(&args[1..], &workspace()),
+        Some("fsck-bench") => fsck_bench::run(&args[1..], &workspace()),
         _ => {
-            eprintln!("usage: cargo xtask demo [DIR] | cargo xtask bench [--quick] [--only LIST] [--help] | cargo xtask vectors | cargo xtask man | cargo xtask access-bench [--help]");
+            eprintln!("usage: cargo xtask demo [DIR] | cargo xtask bench [--quick] [--only LIST] [--help] | cargo xtask vectors | cargo xtask man | cargo xtask access-bench [--help] | cargo xtask fsck-bench [--files N]");
             return ExitCode::from(2);
         }
     };

@@ -16,7 +16,9 @@ mod access;
 mod audit;
 mod backing;
 mod config;
+mod fsck;
 mod id;
+mod info;
 mod init;
 mod member;
 mod migrate;
@@ -114,6 +116,16 @@ enum Command {
     /// and device nodes into records, and signs the registry as the new
     /// version with an expiry. Safe to rerun after an interruption.
     Migrate(migrate::MigrateArgs),
+    /// Check a volume without a mount: registry, directory IVs, names,
+    /// headers, blocks, temporaries, links, planted files, audit logs.
+    ///
+    /// Read-only unless --repair (safe while other nodes have it mounted).
+    /// Exit codes as e2fsck: 0 clean, 1 corrected, 4 left uncorrected, 8
+    /// operational error.
+    Fsck(fsck::FsckArgs),
+    /// Show a volume's parameters, registry, members, policies, audit
+    /// settings and this client's pin.
+    Info(info::InfoArgs),
 }
 
 /// `tresor` (or `mount.fuse.tresor`, by the name it was called as).
@@ -146,6 +158,8 @@ pub fn main() -> ExitCode {
             Command::Acl(args) => access::acl(args),
             Command::Policy(cmd) => access::policy(cmd),
             Command::Migrate(args) => migrate::run(args),
+            Command::Fsck(args) => fsck::run(args),
+            Command::Info(args) => info::run(args),
             Command::Audit(cmd) => match audit::run(cmd) {
                 Ok(code) => return code,
                 Err(e) if e.downcast_ref::<audit::Usage>().is_some() => {
