@@ -28,6 +28,8 @@
 //! chunks, and the only state kept across the walk is per finding and per
 //! hard-linked inode: memory does not grow with the number of files.
 
+#![forbid(unsafe_code)]
+
 mod access;
 mod audit;
 mod file;

@@ -6,13 +6,11 @@
 //! named on stderr; the others were done, and a rerun continues); 130 a
 //! run stopped by Ctrl-C (every file done or unchanged; rerun to continue).
 
-// Syscalls on the backing tree go through `tresor-sys`; the modules still
-// allowed `unsafe` make process-level calls (fork, passing descriptors)
-// and are moving there too.
-#![deny(unsafe_code)]
+// Every syscall, on the backing tree or for the process (fork, passing
+// descriptors), goes through `tresor-sys`.
+#![forbid(unsafe_code)]
 
 mod access;
-#[allow(unsafe_code)]
 mod audit;
 mod backing;
 mod config;
@@ -22,9 +20,7 @@ mod info;
 mod init;
 mod member;
 mod migrate;
-#[allow(unsafe_code)]
 mod mount;
-#[allow(unsafe_code)]
 mod passphrase;
 mod resolve;
 mod rewrite;
