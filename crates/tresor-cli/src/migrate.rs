@@ -14,8 +14,8 @@
 //! command names each one it converts).
 
 use std::{
-    fs,
-    os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt},
+    ffi::CStr,
+    os::fd::{AsFd, BorrowedFd},
     path::{Path, PathBuf},
     sync::Arc,
 };
@@ -55,8 +55,7 @@ struct Tally {
 
 pub fn run(args: MigrateArgs) -> Result<u8> {
     let path = args.backing.join(names::VOLUME_FILE);
-    let bytes = fs::read(&path)
-        .with_context(|| format!("{} is not a Tresor volume (no {})", args.backing.display(), names::VOLUME_FILE))?;
+    let bytes = crate::backing::read_volume_file(&args.backing)?;
     let version = Volume::version_of(&bytes).with_context(|| format!("reading {}", path.display()))?;
     if version == VOLUME_VERSION {
         eprintln!("{} is already format version {VOLUME_VERSION}: nothing to do", args.backing.display());
@@ -80,7 +79,8 @@ pub fn run(args: MigrateArgs) -> Result<u8> {
     let session = audit::Session::open(&args.backing, steward.clone(), &volume, &name_key, "migrate")?;
     let key = PlaceKey::new(&name_key);
     let mut tally = Tally::default();
-    migrate_dir(&key, &args.backing, Place::Root, &args.backing, &mut tally)?;
+    let root = crate::backing::Root::open(&args.backing)?;
+    migrate_dir(&key, root.fd(), &args.backing, Place::Root, &mut tally)?;
     if let Some(days) = args.registry_valid_days {
         volume.set_validity(days.saturating_mul(86_400))?;
     }
@@ -101,81 +101,87 @@ pub fn run(args: MigrateArgs) -> Result<u8> {
     Ok(0)
 }
 
-/// Tags `dir`'s IV for `place`, converts its special files, and recurses.
-fn migrate_dir(key: &PlaceKey, dir: &Path, place: Place<'_>, root: &Path, tally: &mut Tally) -> Result<()> {
-    let iv_path = dir.join(names::DIRIV_FILE);
-    let meta = fs::symlink_metadata(&iv_path).with_context(|| format!("{}", iv_path.display()))?;
-    if !meta.is_file() || meta.len() > DIRIV_FILE_MAX as u64 {
-        bail!("{}: not a directory IV file", iv_path.display());
+/// Tags the IV of the directory open as `dir` (shown as `shown`) for
+/// `place`, converts its special files, and recurses. Every entry is opened
+/// from its directory's descriptor without following a symlink, and files
+/// are opened non-blocking and type-checked (tresor-sys): a planted link
+/// or FIFO is never followed or waited on.
+fn migrate_dir(key: &PlaceKey, dir: BorrowedFd<'_>, shown: &Path, place: Place<'_>, tally: &mut Tally) -> Result<()> {
+    let iv_shown = shown.join(names::DIRIV_FILE);
+    let diriv = tresor_sys::cstring(names::DIRIV_FILE.as_bytes())?;
+    let (fd, st) = tresor_sys::open_regular(dir, &diriv, libc::O_RDONLY)
+        .with_context(|| format!("{}: not a directory IV file", iv_shown.display()))?;
+    if st.st_size < 0 || st.st_size as usize > DIRIV_FILE_MAX {
+        bail!("{}: {} bytes, not a directory IV file", iv_shown.display(), st.st_size);
     }
-    let bytes = fs::read(&iv_path).with_context(|| format!("reading {}", iv_path.display()))?;
+    let mut bytes = vec![0u8; st.st_size as usize];
+    tresor_sys::pread_exact(fd.as_fd(), &mut bytes, 0).with_context(|| format!("reading {}", iv_shown.display()))?;
+    drop(fd);
     let iv = if bytes.len() == names::DIRIV_LEN {
         let iv = DirIv::parse(&bytes)?;
-        replace(&iv_path, &key.seal_diriv(&iv, place), &meta)?;
+        replace_at(dir, &diriv, &key.seal_diriv(&iv, place), &st).with_context(|| format!("{}", iv_shown.display()))?;
         tally.dirs_tagged += 1;
         iv
     } else {
         tally.dirs_checked += 1;
-        key.open_diriv(&bytes, place).with_context(|| format!("{}", iv_path.display()))?
+        key.open_diriv(&bytes, place).with_context(|| format!("{}", iv_shown.display()))?
     };
-    let mut entries: Vec<_> = fs::read_dir(dir)?.collect::<std::io::Result<_>>()?;
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let Ok(name) = e.file_name().into_string() else { continue };
+    let listing = tresor_sys::read_dir(tresor_sys::openat(dir, c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?)?;
+    let mut entries: Vec<_> = listing.into_iter().filter_map(|e| String::from_utf8(e.name).ok()).collect();
+    entries.sort();
+    for name in entries {
         if classify(&name) == EntryKind::Reserved {
             continue;
         }
-        let path = e.path();
-        let meta = fs::symlink_metadata(&path)?;
-        let t = meta.file_type();
-        let kind = if t.is_dir() {
-            migrate_dir(key, &path, Place::In { parent: &iv, entry: &name }, root, tally)?;
-            continue;
-        } else if t.is_fifo() {
-            NodeKind::Fifo
-        } else if t.is_socket() {
-            NodeKind::Socket
-        } else if t.is_char_device() {
-            NodeKind::Char
-        } else if t.is_block_device() {
-            NodeKind::Block
-        } else {
-            continue;
+        let cname = tresor_sys::cstring(name.as_bytes())?;
+        let st = match tresor_sys::fstatat(dir, &cname) {
+            Ok(st) => st,
+            Err(e) if tresor_sys::is_errno(&e, libc::ENOENT) => continue,
+            Err(e) => return Err(e).with_context(|| format!("{}", shown.join(&name).display())),
         };
-        let rdev = if matches!(kind, NodeKind::Char | NodeKind::Block) { meta.rdev() } else { 0 };
-        replace(&path, &key.seal_node(Node { kind, rdev }), &meta)?;
-        eprintln!("special file {} ({kind:?}) is now a record", path.strip_prefix(root).unwrap_or(&path).display());
+        let kind = match st.st_mode & libc::S_IFMT {
+            libc::S_IFDIR => {
+                let child = tresor_sys::open_dir_beneath(dir, name.as_bytes())
+                    .with_context(|| format!("{}", shown.join(&name).display()))?;
+                migrate_dir(key, child.as_fd(), &shown.join(&name), Place::In { parent: &iv, entry: &name }, tally)?;
+                continue;
+            }
+            libc::S_IFIFO => NodeKind::Fifo,
+            libc::S_IFSOCK => NodeKind::Socket,
+            libc::S_IFCHR => NodeKind::Char,
+            libc::S_IFBLK => NodeKind::Block,
+            _ => continue,
+        };
+        let rdev = if matches!(kind, NodeKind::Char | NodeKind::Block) { st.st_rdev } else { 0 };
+        replace_at(dir, &cname, &key.seal_node(Node { kind, rdev }), &st)
+            .with_context(|| format!("{}", shown.join(&name).display()))?;
+        eprintln!("special file {} ({kind:?}) is now a record", shown.join(&name).display());
         tally.nodes += 1;
     }
     Ok(())
 }
 
-/// Replaces `path` with a regular file holding `bytes`, keeping the owner,
-/// mode bits and times of `was`: written under an exclusive temporary name
-/// beside it, synced, and renamed over it.
-fn replace(path: &Path, bytes: &[u8], was: &fs::Metadata) -> Result<()> {
-    use std::io::Write;
-    let dir = path.parent().context("no parent directory")?;
-    let tmp = dir.join(format!("tresor.tmp.migrate.{}", std::process::id()));
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("creating {}", tmp.display()))?;
+/// Replaces entry `name` of directory `dir` with a regular file holding
+/// `bytes`, keeping the owner, mode bits and times of `was`: written under
+/// an exclusive temporary name beside it, synced, and renamed over it.
+fn replace_at(dir: BorrowedFd<'_>, name: &CStr, bytes: &[u8], was: &libc::stat) -> Result<()> {
+    let tmp = crate::backing::tmp_name();
+    tresor_sys::write_new(dir, &tmp, bytes, 0o600)?;
     let done = (|| -> std::io::Result<()> {
-        f.write_all(bytes)?;
-        std::os::unix::fs::fchown(&f, Some(was.uid()), Some(was.gid()))?;
-        f.set_permissions(fs::Permissions::from_mode(was.mode() & 0o7777))?;
-        let times = fs::FileTimes::new().set_accessed(was.accessed()?).set_modified(was.modified()?);
-        f.set_times(times)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
+        let fd = tresor_sys::openat(dir, &tmp, libc::O_RDWR | libc::O_NOFOLLOW | libc::O_NONBLOCK, 0)?;
+        tresor_sys::fchown(fd.as_fd(), was.st_uid, was.st_gid)?;
+        tresor_sys::fchmod(fd.as_fd(), was.st_mode & 0o7777)?;
+        let times = [
+            libc::timespec { tv_sec: was.st_atime, tv_nsec: was.st_atime_nsec },
+            libc::timespec { tv_sec: was.st_mtime, tv_nsec: was.st_mtime_nsec },
+        ];
+        tresor_sys::futimens(fd.as_fd(), &times)?;
+        tresor_sys::fsync(fd.as_fd(), false)?;
+        tresor_sys::renameat2(dir, &tmp, dir, name, 0)
     })();
     if let Err(e) = done {
-        let _ = fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("replacing {}", path.display()));
+        let _ = tresor_sys::unlinkat(dir, &tmp, false);
+        return Err(e.into());
     }
     Ok(())
 }
