@@ -102,6 +102,8 @@ pub fn run(dir: PathBuf, workspace: &Path) -> Res {
     fs::create_dir_all(&dir)?;
     let d = Demo { dir: dir.canonicalize()?, tresor: workspace.join("target/release/tresor") };
     fs::write(d.path("pass"), "demo passphrase\n")?;
+    // A passphrase file readable by others draws a warning (rightly).
+    fs::set_permissions(d.path("pass"), std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     fs::create_dir_all(d.path("alice-mnt"))?;
     fs::create_dir_all(d.path("bob-mnt"))?;
     let pass = d.path("pass");
@@ -115,7 +117,9 @@ pub fn run(dir: PathBuf, workspace: &Path) -> Res {
     d.tresor(&["member", "list", "backing"])?;
 
     println!("\n2. alice mounts the volume and writes patient data.");
-    d.tresor(&["mount", "backing", "alice-mnt", "-i", "alice.id", "--passfile", pass])?;
+    let alice_log = d.path("alice-mount.log");
+    let alice_log = alice_log.to_str().unwrap();
+    d.tresor(&["mount", "backing", "alice-mnt", "-i", "alice.id", "--passfile", pass, "--log-file", alice_log])?;
     let alice = d.path("alice-mnt");
     fs::create_dir(alice.join("results"))?;
     let cohort = "patient_id,age,outcome\n".to_owned() + &"1001,54,recovered\n1002,61,readmitted\n".repeat(3000);
@@ -125,7 +129,9 @@ pub fn run(dir: PathBuf, workspace: &Path) -> Res {
     println!("  the backing directory holds only ciphertext: {:?}", listing(&d.path("backing"))?);
 
     println!("\n3. bob mounts the same volume (as a second compute node would).");
-    d.tresor(&["mount", "backing", "bob-mnt", "-i", "bob.id", "--passfile", pass])?;
+    let bob_log = d.path("bob-mount.log");
+    let bob_log = bob_log.to_str().unwrap();
+    d.tresor(&["mount", "backing", "bob-mnt", "-i", "bob.id", "--passfile", pass, "--log-file", bob_log])?;
     let bob_mnt = d.path("bob-mnt");
     println!(
         "  bob sees the names and sizes: {:?} ({} bytes)",
