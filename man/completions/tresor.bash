@@ -184,6 +184,9 @@ _tresor() {
             tresor__subcmd__help__subcmd__member,renew)
                 cmd="tresor__subcmd__help__subcmd__member__subcmd__renew"
                 ;;
+            tresor__subcmd__help__subcmd__member,set-role)
+                cmd="tresor__subcmd__help__subcmd__member__subcmd__set__subcmd__role"
+                ;;
             tresor__subcmd__help__subcmd__policy,set)
                 cmd="tresor__subcmd__help__subcmd__policy__subcmd__set"
                 ;;
@@ -232,6 +235,9 @@ _tresor() {
             tresor__subcmd__member,renew)
                 cmd="tresor__subcmd__member__subcmd__renew"
                 ;;
+            tresor__subcmd__member,set-role)
+                cmd="tresor__subcmd__member__subcmd__set__subcmd__role"
+                ;;
             tresor__subcmd__member__subcmd__help,add)
                 cmd="tresor__subcmd__member__subcmd__help__subcmd__add"
                 ;;
@@ -249,6 +255,9 @@ _tresor() {
                 ;;
             tresor__subcmd__member__subcmd__help,renew)
                 cmd="tresor__subcmd__member__subcmd__help__subcmd__renew"
+                ;;
+            tresor__subcmd__member__subcmd__help,set-role)
+                cmd="tresor__subcmd__member__subcmd__help__subcmd__set__subcmd__role"
                 ;;
             tresor__subcmd__policy,help)
                 cmd="tresor__subcmd__policy__subcmd__help"
@@ -1077,7 +1086,7 @@ _tresor() {
             return 0
             ;;
         tresor__subcmd__help__subcmd__member)
-            opts="add remove renew audit-policy list"
+            opts="add set-role remove renew audit-policy list"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1147,6 +1156,20 @@ _tresor() {
             return 0
             ;;
         tresor__subcmd__help__subcmd__member__subcmd__renew)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tresor__subcmd__help__subcmd__member__subcmd__set__subcmd__role)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1517,7 +1540,7 @@ _tresor() {
             return 0
             ;;
         tresor__subcmd__member)
-            opts="-h --help add remove renew audit-policy list help"
+            opts="-h --help add set-role remove renew audit-policy list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1619,7 +1642,7 @@ _tresor() {
             return 0
             ;;
         tresor__subcmd__member__subcmd__help)
-            opts="add remove renew audit-policy list help"
+            opts="add set-role remove renew audit-policy list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1716,6 +1739,20 @@ _tresor() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        tresor__subcmd__member__subcmd__help__subcmd__set__subcmd__role)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         tresor__subcmd__member__subcmd__list)
             opts="-h --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1775,6 +1812,40 @@ _tresor() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --passfile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --passfd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --extpass)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tresor__subcmd__member__subcmd__set__subcmd__role)
+            opts="-i -h --identity --passfile --passfd --extpass --help steward member auditor"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --identity)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -63,6 +63,8 @@ pub enum Op {
     Renew,
     /// A steward converted the volume to the current format (`tresor migrate`).
     Migrate,
+    /// A steward changed a member's role (`who`; the new role in `intent`).
+    SetRole,
 }
 
 impl Op {
@@ -107,6 +109,7 @@ impl Op {
             Op::Resign => "resign",
             Op::Renew => "renew",
             Op::Migrate => "migrate",
+            Op::SetRole => "set-role",
         }
     }
 
@@ -152,6 +155,7 @@ impl Op {
             "resign" => Op::Resign,
             "renew" => Op::Renew,
             "migrate" => Op::Migrate,
+            "set-role" => Op::SetRole,
             _ => return None,
         })
     }
@@ -212,6 +216,7 @@ pub const ALL_OPS: &[Op] = &[
     Op::Resign,
     Op::Renew,
     Op::Migrate,
+    Op::SetRole,
 ];
 
 /// The attributes a `setattr` changed (new values; absent = unchanged).

@@ -54,6 +54,23 @@ pub enum MemberCommand {
         #[command(flatten)]
         pass: PassSource,
     },
+    /// Change a member's role. A member made an auditor is dropped from every
+    /// directory policy (auditors hold no content keys); the registry keeps
+    /// at least one steward.
+    SetRole {
+        /// The volume's backing directory.
+        backing: PathBuf,
+        /// Member id or name.
+        member: String,
+        /// The new role.
+        #[arg(value_enum)]
+        role: RoleArg,
+        /// Your identity file (a steward's) [default: ~/.config/tresor/identity].
+        #[arg(long, short, value_name = "FILE", env = "TRESOR_IDENTITY")]
+        identity: Option<PathBuf>,
+        #[command(flatten)]
+        pass: PassSource,
+    },
     /// Remove a member from the registry. Without --rekey their keys stay in
     /// file headers until revoked (`tresor revoke -r`).
     Remove {
@@ -200,6 +217,20 @@ pub fn run(cmd: MemberCommand) -> Result<u8> {
                 Role::from(role).as_str(),
                 volume.generation
             );
+            Ok(0)
+        }
+        MemberCommand::SetRole { backing, member, role, identity, pass } => {
+            let mut volume = load(&backing)?;
+            let id = find(&volume, &member)?.id();
+            let steward = Arc::new(id::unlock(&identity.unwrap_or_else(config::default_identity), &pass)?);
+            let name_key = volume.name_key(&steward).context("unwrapping the name key")?;
+            let session = audit::Session::open(&backing, steward.clone(), &volume, &name_key, "member set-role")?;
+            volume.set_role(&id, role.into())?;
+            volume.sign(&steward)?;
+            store(&backing, &volume)?;
+            session.record(Event::new(Op::SetRole).subject(id.0).intent(Role::from(role).as_str()))?;
+            session.close()?;
+            eprintln!("{id} is now {}; registry generation {}", Role::from(role).as_str(), volume.generation);
             Ok(0)
         }
         MemberCommand::Remove { backing, member, rekey, identity, pass } => {

@@ -275,6 +275,11 @@ impl Volume {
         if self.member(&public.id()).is_some() {
             return Err(Error::InvalidArgument(format!("{} is already a member", public.id())));
         }
+        // Names are how stewards and auditors name members on the command
+        // line: two members of one name would make every such use ambiguous.
+        if self.members.iter().any(|m| m.name == name) {
+            return Err(Error::InvalidArgument(format!("a member is already named {name:?}: choose another name")));
+        }
         if self.members.len() >= MAX_MEMBERS {
             return Err(Error::InvalidArgument("too many members".into()));
         }
