@@ -63,9 +63,7 @@ impl Project {
 
     /// `tresor ARGS -i steward.id --passfile pass`.
     fn cmd_as(&self, who: &str, args: &[&str]) -> Command {
-        let mut cmd = self.s.tresor();
-        cmd.args(args).arg("-i").arg(self.s.path(&format!("{who}.id"))).arg("--passfile").arg(self.s.path("pass"));
-        cmd
+        self.s.tresor_as(who, args)
     }
 
     fn ok(&self, args: &[&str]) -> Output {

@@ -16,16 +16,8 @@ fn volume(name: &str, init: &[&str]) -> Scratch {
     s.identity("steward");
     s.init("backing", "steward", init);
     let public = s.identity("alice");
-    run_ok(
-        s.tresor()
-            .args(["member", "add"])
-            .arg(s.path("backing"))
-            .arg(&public)
-            .args(["--name", "alice", "-i"])
-            .arg(s.path("steward.id"))
-            .arg("--passfile")
-            .arg(s.path("pass")),
-    );
+    let backing = s.path("backing");
+    run_ok(&mut s.tresor_as("steward", &["member", "add", backing.to_str().unwrap(), &public, "--name", "alice"]));
     s
 }
 
@@ -64,11 +56,7 @@ fn a_volume_whose_log_is_optional_warns_and_records_weaker_options() {
 #[test]
 fn stewards_set_the_audit_policy_and_its_bounds_hold() {
     let s = volume("audit-bounds", &["--audit-optional"]);
-    let steward = |args: &[&str]| {
-        let mut cmd = s.tresor();
-        cmd.args(args).arg("-i").arg(s.path("steward.id")).arg("--passfile").arg(s.path("pass"));
-        cmd.output().unwrap()
-    };
+    let steward = |args: &[&str]| s.tresor_as("steward", args).output().unwrap();
     let backing = s.path("backing");
     let backing = backing.to_str().unwrap();
     let out = steward(&["member", "audit-policy", backing, "--required", "--max-sync-ms", "200"]);
@@ -79,14 +67,7 @@ fn stewards_set_the_audit_policy_and_its_bounds_hold() {
     let out = mount_as_alice(&s, &["audit=off"]);
     assert!(!out.status.success(), "audit=off after the policy became required");
     // A member cannot change it.
-    let out = {
-        let mut cmd = s.tresor();
-        cmd.args(["member", "audit-policy", backing, "--optional", "-i"])
-            .arg(s.path("alice.id"))
-            .arg("--passfile")
-            .arg(s.path("pass"));
-        cmd.output().unwrap()
-    };
+    let out = s.tresor_as("alice", &["member", "audit-policy", backing, "--optional"]).output().unwrap();
     assert!(!out.status.success());
     let out = steward(&["member", "audit-policy", backing, "--anchors-required"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -101,11 +82,7 @@ fn a_removed_members_logs_still_verify_and_they_stay_searchable() {
     assert!(out.status.success(), "{}", stderr(&out));
     std::fs::write(s.path("mnt/results.csv"), b"alice's").unwrap();
     common::unmount(&s.path("mnt"));
-    let steward = |args: &[&str]| {
-        let mut cmd = s.tresor();
-        cmd.args(args).arg("-i").arg(s.path("steward.id")).arg("--passfile").arg(s.path("pass"));
-        cmd.output().unwrap()
-    };
+    let steward = |args: &[&str]| s.tresor_as("steward", args).output().unwrap();
     let backing = s.path("backing");
     let backing = backing.to_str().unwrap();
     let out = steward(&["member", "remove", backing, "alice"]);

@@ -57,9 +57,7 @@ impl Project {
     }
 
     fn cmd_as(&self, who: &str, args: &[&str]) -> Command {
-        let mut cmd = self.s.tresor();
-        cmd.args(args).arg("-i").arg(self.s.path(&format!("{who}.id"))).arg("--passfile").arg(self.s.path("pass"));
-        cmd
+        self.s.tresor_as(who, args)
     }
 
     fn ok(&self, args: &[&str]) -> Output {
@@ -291,11 +289,7 @@ fn tresor_migrate_brings_a_version_2_volume_to_the_current_format() {
     fs::write(sub.join("tresor.diriv"), sub_iv.0).unwrap();
     tamper::plant_fifo(&sub.join(names.encrypt_name(&sub_iv, b"pipe").unwrap().entry()));
 
-    let as_alice = |args: &[&str]| {
-        let mut cmd = s.tresor();
-        cmd.args(args).arg("-i").arg(s.path("alice.id")).arg("--passfile").arg(s.path("pass"));
-        cmd.output().unwrap()
-    };
+    let as_alice = |args: &[&str]| s.tresor_as("alice", args).output().unwrap();
     let out = s.mount_cmd("backing", "mnt", "alice").output().unwrap();
     assert!(!out.status.success() && stderr(&out).contains("tresor migrate"), "{}", stderr(&out));
 

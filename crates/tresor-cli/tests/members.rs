@@ -12,9 +12,7 @@ fn stderr(out: &Output) -> String {
 }
 
 fn as_steward(s: &Scratch, args: &[&str]) -> Output {
-    let mut cmd = s.tresor();
-    cmd.args(args).arg("-i").arg(s.path("steward.id")).arg("--passfile").arg(s.path("pass"));
-    cmd.output().unwrap()
+    s.tresor_as("steward", args).output().unwrap()
 }
 
 #[test]

@@ -73,9 +73,7 @@ fn volume(name: &str) -> (Scratch, PathBuf) {
 
 /// `tresor ARGS -i steward.id --passfile pass`.
 fn as_steward(s: &Scratch, args: &[&str]) -> Command {
-    let mut cmd = s.tresor();
-    cmd.args(args).arg("-i").arg(s.path("steward.id")).arg("--passfile").arg(s.path("pass"));
-    cmd
+    s.tresor_as("steward", args)
 }
 
 fn member_list(s: &Scratch, backing: &Path) -> Command {

@@ -65,6 +65,13 @@ impl Scratch {
         cmd
     }
 
+    /// `tresor ARGS -i WHO.id --passfile pass`: a command run as `who`.
+    pub fn tresor_as(&self, who: &str, args: &[&str]) -> Command {
+        let mut cmd = self.tresor();
+        cmd.args(args).arg("-i").arg(self.path(&format!("{who}.id"))).arg("--passfile").arg(self.path("pass"));
+        cmd
+    }
+
     /// Creates an identity file `NAME.id` and returns its public identity.
     pub fn identity(&self, name: &str) -> String {
         let out = run_ok(
