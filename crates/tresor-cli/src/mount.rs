@@ -181,7 +181,8 @@ pub fn run(mut args: MountArgs) -> Result<()> {
             first_use = Some(pin.describe());
         }
         if let Ok(v) = tresor_format::Volume::open_self_signed_any_version(&bytes) {
-            generation_file = Some(config::generation_path(&v.id));
+            // Absolute: the daemon writes it again after it has moved to /.
+            generation_file = Some(std::path::absolute(config::generation_path(&v.id))?);
         }
     }
     let mut config = MountConfig::new(args.backing.clone(), args.mountpoint.clone(), identity, pinned);
