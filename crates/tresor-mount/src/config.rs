@@ -3,7 +3,7 @@
 //! `parse_options` takes the comma-separated option string that `mount`,
 //! fstab and `mount.fuse3` hand a FUSE file system, and sets the fields of a
 //! [`MountConfig`]: `ro`/`rw`, `allow_other`, `nonempty`,
-//! `cache_timeout=SECS`, `threads=N`. The generic VFS flags mount(8) knows
+//! `cache_timeout=SECS`, `threads=N`, `allow_incoherent` (see backing.rs). The generic VFS flags mount(8) knows
 //! (`noatime`, `atime`, `relatime`, `strictatime`, `nodiratime`,
 //! `diratime`, `nodev`, `dev`, `nosuid`, `suid`, `noexec`, `exec`, `sync`,
 //! `async`, `dirsync`) and `fsname=...` are kept in
@@ -76,6 +76,9 @@ pub struct MountConfig {
     /// older than this generation (`min_generation=N`, for nodes with no
     /// state of their own) or than the one in `generation_file`.
     pub min_generation: u64,
+    /// Mount even where the backing file system cannot keep nodes coherent
+    /// (backing.rs): for a volume only this node ever writes.
+    pub allow_incoherent: bool,
     /// Where this node remembers the highest registry generation it has
     /// accepted for the volume (read at mount, raised on every reload), so
     /// a restart cannot be shown an older registry. The CLI points it at
@@ -135,6 +138,7 @@ impl MountConfig {
             audit: AuditOptions::default(),
             min_generation: 0,
             generation_file: None,
+            allow_incoherent: false,
         }
     }
 }
@@ -159,6 +163,7 @@ pub fn parse_options(opts: &str, config: &mut MountConfig) -> Result<(), MountEr
             }
             ("default_permissions", None) => config.default_permissions = true,
             ("nonempty", None) => config.nonempty = true,
+            ("allow_incoherent", None) => config.allow_incoherent = true,
             ("remount", None) => {
                 return Err(invalid(
                     opt,

@@ -367,8 +367,7 @@ impl OpenFile {
                 return Lane { file: self, st: Some(st) };
             }
             if lanes.made < max_lanes() {
-                let flags = if self.writable { libc::O_RDWR } else { libc::O_RDONLY };
-                match sys::reopen(self.fd(), flags) {
+                match sys::reopen_same(self.fd()) {
                     Ok(fd) => {
                         lanes.made += 1;
                         return Lane { file: self, st: Some(Scratch::new(Arc::new(fd))) };

@@ -154,6 +154,8 @@ pub struct Setup {
     pub seen: crate::volume::Seen,
     pub read_only: bool,
     pub ttl: Duration,
+    /// Open backing files' data with `O_DIRECT` (backing.rs).
+    pub direct_io: bool,
 }
 
 struct DirEntry {
@@ -200,6 +202,8 @@ pub struct TresorFs {
     /// The daemon's effective uid: root makes new entries the caller's.
     euid: u32,
     audit: Audit,
+    /// `O_DIRECT` or 0: added to every open of a file's data (backing.rs).
+    data_flags: i32,
 }
 
 fn os(b: &[u8]) -> &OsStr {
@@ -274,6 +278,7 @@ impl TresorFs {
             read_only: s.read_only,
             euid: sys::geteuid(),
             audit: Audit::off(),
+            data_flags: if s.direct_io { libc::O_DIRECT } else { 0 },
         }
     }
 
@@ -641,7 +646,7 @@ impl TresorFs {
         let wants_write = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
         // Never follow a symlink; never block on (or wake) a FIFO or device
         // planted where a file should be.
-        let base = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
+        let base = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | self.data_flags;
         let dir = loc.dir.fd();
         let (fd, writable) = if self.read_only {
             if wants_write {
@@ -823,7 +828,8 @@ impl TresorFs {
 
         let tmp = paths::tmp_name();
         let wanted = mode & !umask & 0o7777;
-        let fd = sys::openat(dir, &tmp, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW, wanted)?;
+        let data = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | self.data_flags;
+        let fd = sys::openat(dir, &tmp, data, wanted)?;
         let made = (|| -> FsResult<()> {
             sys::pwrite_all(fd.as_fd(), &bytes, 0)?;
             // The daemon's umask or a default ACL may have narrowed the mode,
@@ -1525,14 +1531,21 @@ fn remove_tree(dir: OwnedFd, depth: u32, path: &[u8]) {
     }
 }
 
-/// `O_APPEND` handles bypass the page cache: the kernel then sends each
-/// `write(2)` as one request (split only at `max_write`, 1 MiB) instead of
-/// splitting it at page boundaries, and the mount appends each request
-/// whole at the real end of the file, found under the lock. So appends of
-/// up to 1 MiB from any number of nodes never overwrite or split each
-/// other. Other handles use the page cache.
-fn fopen_flags(open_flags: i32) -> FopenFlags {
-    if open_flags & libc::O_APPEND != 0 {
+/// Which handles bypass the kernel's page cache (`FOPEN_DIRECT_IO`).
+///
+/// Then the kernel sends each `write(2)` as one request (split only at
+/// `max_write`, 1 MiB) instead of cutting it at the first partial page not
+/// in the cache, and the mount applies each request under one lock: a
+/// write is atomic against overlapping writes from any node, as on the
+/// backing clients of a parallel file system, and reads never come from a
+/// cache another node's write made stale. So in the shared-storage default
+/// (`cache_timeout=0`) every handle bypasses it; with a cache timeout (one
+/// node, or a volume read more than written) only `O_APPEND` handles do,
+/// whose writes go whole to the real end of the file, found under the lock.
+/// Shared mappings still work (the kernel keeps their pages coherent with
+/// direct I/O where it offers `FUSE_DIRECT_IO_ALLOW_MMAP`, 6.6+).
+fn fopen_flags(open_flags: i32, ttl: Duration) -> FopenFlags {
+    if open_flags & libc::O_APPEND != 0 || ttl.is_zero() {
         FopenFlags::FOPEN_DIRECT_IO
     } else {
         FopenFlags::empty()
@@ -1579,6 +1592,8 @@ impl Filesystem for TresorFs {
             F::FUSE_ATOMIC_O_TRUNC,
             F::FUSE_AUTO_INVAL_DATA,
             F::FUSE_PARALLEL_DIROPS,
+            // Shared mappings of direct-I/O handles (fopen_flags).
+            F::FUSE_DIRECT_IO_ALLOW_MMAP,
             // The daemon clears set-id bits (drop_set_id), so the kernel
             // need not ask for security.capability before every write.
             F::FUSE_HANDLE_KILLPRIV_V2,
@@ -1748,7 +1763,7 @@ impl Filesystem for TresorFs {
             let _ = f.opened_by.set((req.uid(), req.gid(), req.pid()));
         }
         match result {
-            Ok(fh) => reply.opened(FileHandle(fh), fopen_flags(flags.0)),
+            Ok(fh) => reply.opened(FileHandle(fh), fopen_flags(flags.0, self.ttl)),
             Err(e) => reply.error(errno(e)),
         }
     }
@@ -2012,7 +2027,9 @@ impl Filesystem for TresorFs {
             let _ = f.opened_by.set((req.uid(), req.gid(), req.pid()));
         }
         match result {
-            Ok((attr, fh)) => reply.created(&self.ttl, &attr, Generation(0), FileHandle(fh), fopen_flags(flags)),
+            Ok((attr, fh)) => {
+                reply.created(&self.ttl, &attr, Generation(0), FileHandle(fh), fopen_flags(flags, self.ttl))
+            }
             Err(e) => reply.error(errno(e)),
         }
     }

@@ -66,6 +66,7 @@
 mod attr;
 mod audit;
 mod audit_policy;
+mod backing;
 mod config;
 mod file;
 mod fs;
@@ -104,6 +105,9 @@ pub enum MountError {
 
     #[error("backing directory {path} is not a directory")]
     BackingNotDirectory { path: PathBuf },
+
+    #[error("refusing to mount {backing}: {reason}")]
+    IncoherentBacking { backing: PathBuf, reason: String },
 
     #[error(
         "{backing} is not a Tresor volume: it has no tresor.volume (create one with `tresor init`, or check the path)"
@@ -266,6 +270,31 @@ pub fn prepare(mut config: MountConfig) -> Result<Prepared, MountError> {
         .open_diriv(&iv, tresor_format::Place::Root)
         .map_err(|e| MountError::RootDirIv { path: iv_path, reason: e.to_string() })?;
 
+    // What the backing file system keeps coherent between nodes.
+    let root_dev =
+        sys::fstat(root.as_fd()).map_err(|source| MountError::BackingMissing { path: backing.clone(), source })?.st_dev;
+    let backing_fs = backing::probe(root.as_fd(), root_dev, c"tresor.volume");
+    match &backing_fs.verdict {
+        backing::Verdict::Coherent => {}
+        backing::Verdict::Warn(what) => {
+            tracing::warn!("{what}");
+            eprintln!("tresor: warning: {what}");
+        }
+        backing::Verdict::Incoherent(reason) if config.allow_incoherent => {
+            tracing::warn!("allow_incoherent: mounting anyway: {reason}");
+            eprintln!("tresor: warning (allow_incoherent): {reason}");
+        }
+        backing::Verdict::Incoherent(reason) => {
+            return Err(MountError::IncoherentBacking { backing: backing.clone(), reason: reason.clone() })
+        }
+    }
+    if backing_fs.direct_io {
+        tracing::info!(
+            "backing file system {}: file data read and written with O_DIRECT (past its client's caches)",
+            backing_fs.fs_type
+        );
+    }
+
     // Mount point.
     let mountpoint = check_mountpoint(&config.mountpoint, &backing, config.nonempty)?;
     std::fs::metadata("/dev/fuse")
@@ -329,6 +358,7 @@ pub fn prepare(mut config: MountConfig) -> Result<Prepared, MountError> {
         seen,
         read_only: config.read_only,
         ttl: config.cache_timeout,
+        direct_io: backing_fs.direct_io,
     });
     Ok(Prepared { fs, mountpoint, fuse, root_mount, audit })
 }

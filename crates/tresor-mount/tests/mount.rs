@@ -404,6 +404,35 @@ fn a_mount_run_as_root_reads_ahead_a_full_mebibyte() {
     assert_eq!(kib, "1024", "{knob}");
 }
 
+/// A shared writable mapping of a file reads and writes its plaintext:
+/// what it stores is what read(2) and another mount then see.
+#[test]
+fn a_shared_mapping_reads_and_writes_the_plaintext() {
+    let vol = Vol::new();
+    let m = vol.mount("alice");
+    let data = pattern(5, 3 * BLOCK as usize + 100);
+    fs::write(m.p("mapped"), &data).unwrap();
+    let f = OpenOptions::new().read(true).write(true).open(m.p("mapped")).unwrap();
+    let len = data.len();
+    // SAFETY: a fresh shared mapping of a file this test holds open; only
+    // this thread touches it, within its length, and it is unmapped below.
+    let map = unsafe {
+        libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, f.as_raw_fd(), 0)
+    };
+    assert_ne!(map, libc::MAP_FAILED, "mmap(MAP_SHARED): {}", std::io::Error::last_os_error());
+    let bytes = unsafe { std::slice::from_raw_parts_mut(map.cast::<u8>(), len) };
+    assert!(bytes[..] == data[..], "the mapping shows the plaintext");
+    bytes[4000..4200].fill(b'm');
+    assert_eq!(unsafe { libc::msync(map, len, libc::MS_SYNC) }, 0, "msync: {}", std::io::Error::last_os_error());
+    assert_eq!(unsafe { libc::munmap(map, len) }, 0);
+    drop(f);
+    let mut want = data.clone();
+    want[4000..4200].fill(b'm');
+    assert!(read_all(&m.p("mapped")) == want, "read(2) sees what the mapping wrote");
+    let other = vol.mount("alice");
+    assert!(read_all(&other.p("mapped")) == want, "another mount reads it from the backing file");
+}
+
 #[test]
 fn appends_land_at_the_end_even_from_two_mounts() {
     let vol = Vol::new();

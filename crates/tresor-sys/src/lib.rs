@@ -24,7 +24,9 @@ pub use checked::{
     require, sync_dir, type_name, Want, WrongType,
 };
 pub use xattr::{fgetxattr, flistxattr, fremovexattr, fsetxattr};
+mod probe;
 pub mod process;
+pub use probe::{page_cache_in_use, reads_direct_at_any_alignment};
 
 use std::ffi::{CStr, CString};
 use std::io;
@@ -137,6 +139,15 @@ fn walk_beneath(root: BorrowedFd<'_>, path: &[u8]) -> io::Result<OwnedFd> {
     Ok(cur)
 }
 
+/// A new open file description of `fd`'s file with the same access mode
+/// and `O_DIRECT` setting (a lane of its own for OFD locks: `tresor-mount`'s
+/// file.rs). `O_DIRECT` cannot be set later with `F_SETFL`: a FUSE backing
+/// client learns the flags at open only.
+pub fn reopen_same(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    let flags = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })?;
+    reopen(fd, flags & (libc::O_ACCMODE | libc::O_DIRECT))
+}
+
 /// Opens `/proc/self/fd/N`: a new open file description for the file that
 /// `fd` refers to, wherever it is now (used for per-owner lock descriptors).
 pub fn reopen(fd: BorrowedFd<'_>, flags: i32) -> io::Result<OwnedFd> {
@@ -201,7 +212,7 @@ impl Stamp {
 }
 
 /// A byte count from pread/pwrite, or the error they set.
-fn cvt_len(n: isize) -> io::Result<usize> {
+pub(crate) fn cvt_len(n: isize) -> io::Result<usize> {
     if n < 0 {
         Err(io::Error::last_os_error())
     } else {
