@@ -196,6 +196,9 @@ mon_allow_pool_size_one = true
 mon_allow_pool_delete = true
 mon_warn_on_pool_no_redundancy = false
 mon_warn_on_insecure_global_id_reclaim_allowed = false
+# A test cluster on a shared disk: never stop for a nearly full root file system.
+mon_data_avail_crit = 1
+mon_data_avail_warn = 2
 osd_crush_chooseleaf_type = 0
 run_dir = $BASE/run
 admin_socket = $BASE/run/\$name.\$pid.asok

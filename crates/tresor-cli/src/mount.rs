@@ -33,7 +33,9 @@ user, users, nouser, comment=..., x-* (for mount(8) and systemd; ignored here).
 Tresor: allow_other (other users may use the mount; implies default_permissions), \
 default_permissions (the kernel checks modes; otherwise a private mount leaves that to the \
 backing file system), nonempty (mount over a directory that has entries), cache_timeout=SECS \
-(kernel cache TTL; 0, the default, is safe on shared storage), threads=N, fsname=NAME.
+(kernel cache TTL; 0, the default, is safe on shared storage), threads=N, fsname=NAME, \
+allow_incoherent (mount even on a backing file system whose client caches file data and refuses \
+direct I/O, which can lose updates between nodes: for a volume only this node writes).
 
 Audit log (see docs/AUDIT.md): audit=off, audit_dir=DIR, audit_sync=always, audit_sync_ms=N, \
 audit_checkpoint_records=N, audit_checkpoint_secs=N, audit_anchor=syslog, audit_anchor_cmd=PATH, \
