@@ -157,7 +157,20 @@ pub fn registry(backing: &Path) -> Result<(Volume, Vec<Finding>)> {
 
 fn check(args: &FsckArgs) -> Result<u8> {
     let (volume, registry_findings) = registry(&args.backing)?;
-    let identity = args.identity.as_ref().map(|p| id::unlock(p, &args.pass)).transpose()?;
+    let identity = args.identity.as_ref().map(|p| id::unlock(p, &args.pass).map(Arc::new)).transpose()?;
+    // A repair changes the volume: what it does goes to the audit log,
+    // opened first, so a log that cannot be written stops it beforehand.
+    let session = match (&identity, args.repair) {
+        (Some(me), true) => {
+            let name_key = volume.name_key(me).context("unwrapping the name key (for the audit log)")?;
+            Some(crate::audit::Session::open(&args.backing, me.clone(), &volume, &name_key, "fsck --repair")?)
+        }
+        (None, true) => bail!(
+            "--repair changes the volume, and records what it did in the volume's audit log: give a member's identity \
+             (-i FILE)"
+        ),
+        _ => None,
+    };
     let opts =
         Options { repair: args.repair, report_access: args.report_access, headers_only: args.headers_only, now: now() };
     let progress = Arc::new(Progress::default());
@@ -166,12 +179,16 @@ fn check(args: &FsckArgs) -> Result<u8> {
         let (p, d) = (progress.clone(), done.clone());
         std::thread::spawn(move || show_progress(&p, &d))
     });
-    let result = tresor_fsck::check(&args.backing, &volume, identity.as_ref(), &opts, &progress);
+    let result = tresor_fsck::check(&args.backing, &volume, identity.as_deref(), &opts, &progress);
     done.store(true, Ordering::Relaxed);
     if let Some(t) = shower {
         let _ = t.join();
     }
     let mut report = result.with_context(|| format!("checking {}", args.backing.display()))?;
+    if let Some(session) = session {
+        record_repairs(&session, &report.findings)?;
+        session.close()?;
+    }
     tresor_fsck::add_findings(&mut report, registry_findings);
     let code = report.exit_code();
     let mut out = std::io::stdout().lock();
@@ -188,6 +205,22 @@ fn check(args: &FsckArgs) -> Result<u8> {
         print_text(&mut out, &report)?;
     }
     Ok(code)
+}
+
+/// One audit record per repair: `unlink` for a temporary removed,
+/// `rename` for an entry moved to quarantine; the path is the finding's
+/// (plaintext where the identity decrypts it), the action in `intent`.
+fn record_repairs(session: &crate::audit::Session, findings: &[Finding]) -> Result<()> {
+    use tresor_audit::{Event, Op};
+    for f in findings {
+        let Some(done) = &f.repaired else { continue };
+        let op = if done == "removed" { Op::Unlink } else { Op::Rename };
+        let path = f.path.trim_start_matches('/');
+        session.record(
+            Event::new(op).path(path.as_bytes()).intent(format!("fsck --repair: {}: {done}", f.class.as_str())),
+        )?;
+    }
+    Ok(())
 }
 
 /// A progress line: redrawn on a terminal, every 5 s otherwise.
