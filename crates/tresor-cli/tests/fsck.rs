@@ -295,8 +295,9 @@ fn repair_removes_stale_temporaries_and_quarantines_damaged_files_then_the_volum
     );
     assert!(repairs.iter().all(|r| r["member_name"] == "alice"), "{repairs:#?}");
     // A repair without an identity could not be recorded: refused.
-    let (code, _) = fsck(&s, &["--repair"]);
-    assert_eq!(code, 8, "--repair without -i");
+    let out = s.tresor().arg("fsck").arg(&back).args(["--repair", "--quiet"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(8), "--repair without -i: {out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("audit log"), "{out:?}");
 
     // The steward's report: alice created every file and is its only reader.
     let (_, doc) = fsck_as_alice(&s, &["--report-access"]);
