@@ -39,12 +39,15 @@ impl Progress {
             let (bar, template) = match total {
                 Some(n) => (
                     indicatif::ProgressBar::new(n),
-                    "{prefix} [{bar:25}] {pos}/{len} files ({percent}%), {per_sec}, ETA {eta} {wide_msg}",
+                    "{prefix} [{bar:25}] {pos}/{len} files ({percent}%), {rate}, ETA {eta} {wide_msg}",
                 ),
-                None => (indicatif::ProgressBar::new_spinner(), "{spinner} {prefix} {pos} files, {per_sec} {wide_msg}"),
+                None => (indicatif::ProgressBar::new_spinner(), "{spinner} {prefix} {pos} files, {rate} {wide_msg}"),
             };
             let style = indicatif::ProgressStyle::with_template(template)
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .with_key("rate", |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.1} files/s", s.per_sec());
+                });
             bar.set_style(style.progress_chars("=> "));
             bar.set_prefix(what.to_owned());
             bar.enable_steady_tick(Duration::from_millis(200));
@@ -77,7 +80,7 @@ impl Progress {
     /// `n` more bytes of the current file re-keyed.
     pub fn add_bytes(&self, n: u64) {
         self.bytes.set(self.bytes.get() + n);
-        if !self.bar.is_hidden() {
+        if !self.bar.is_hidden() && self.bytes.get() >= 1 << 20 {
             let mib = self.bytes.get() as f64 / (1 << 20) as f64;
             self.bar.set_message(format!("{} ({mib:.0} MiB re-keyed)", self.current.borrow()));
         }

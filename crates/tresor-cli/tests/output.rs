@@ -142,3 +142,35 @@ fn policy_set_says_what_it_sets_and_paths_and_identities_are_taken_as_everywhere
         json_lines(&run_ok(s.tresor().args(["policy", "show", "--json", dir.to_str().unwrap(), "--passfile", pass])));
     assert_eq!(shown[0]["dir"], "outputs");
 }
+
+#[test]
+fn a_recursive_run_on_a_terminal_shows_total_percentage_rate_and_eta() {
+    if std::process::Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: script(1) (util-linux) is not installed to give the command a terminal");
+        return;
+    }
+    let s = volume("output-progress");
+    {
+        let m = s.mount("backing", "mnt", "steward", &[]);
+        for i in 0..40 {
+            fs::write(m.path.join(format!("f{i}")), vec![7u8; 20_000]).unwrap();
+        }
+    }
+    let tresor = env!("CARGO_BIN_EXE_tresor");
+    let run = format!(
+        "{tresor} rekey -r {} -i {} --passfile {}",
+        s.path("backing").display(),
+        s.path("steward.id").display(),
+        s.path("pass").display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &run, "/dev/null"])
+        .env("TRESOR_DIR", s.path("config"))
+        .env("COLUMNS", "160")
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("/40 files ("), "the total and the percentage: {shown}");
+    assert!(shown.contains("files/s") && shown.contains("ETA"), "the rate and the time left: {shown}");
+}
