@@ -174,7 +174,8 @@ pub(crate) fn walk(
     each: &mut dyn FnMut(&Path, &str),
 ) -> Result<()> {
     rewrite::clean_stale_tmp(root, dir);
-    let iv = resolve::read_iv(root, dir)?;
+    // The IV only names entries: a walk without the name key skips it.
+    let iv = names.map(|_| resolve::read_iv(root, dir)).transpose()?;
     let mut entries: Vec<_> = fs::read_dir(dir)?.flatten().collect();
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
@@ -183,7 +184,8 @@ pub(crate) fn walk(
             continue;
         }
         let plain = names
-            .and_then(|n| resolve::plain_name(n, root, dir, &iv, &entry))
+            .zip(iv.as_ref())
+            .and_then(|(n, iv)| resolve::plain_name(n, root, dir, iv, &entry))
             .map(|p| String::from_utf8_lossy(&p).into_owned())
             .unwrap_or_else(|| format!("<{entry}>"));
         let shown = if shown == "/" || shown.is_empty() { plain } else { format!("{shown}/{plain}") };

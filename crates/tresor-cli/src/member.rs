@@ -419,5 +419,6 @@ fn replace(
         new.id(),
         volume.generation
     );
+    warn_if_single_steward(&volume);
     Ok(code)
 }
