@@ -484,16 +484,21 @@ fn rewrap(
         drop(locked); // resign takes the lock itself
         return resign(vol, me, path, shown, |h| h.writer() == *old);
     }
-    let key = locked.header.file_key(me).map_err(|_| {
-        anyhow::anyhow!(
+    let Ok(key) = locked.header.file_key(me) else {
+        // Still signed again if the old key wrote it: once the old key
+        // leaves the registry, its signature would lock out every reader.
+        drop(locked);
+        resign(vol, me, path, shown, |h| h.writer() == *old)?;
+        bail!(
             "only the old key can read it (you are not a recipient), so it cannot be wrapped for the new one: the \
              member can copy it inside a mount with their old identity (a copy follows the directory's policy)"
-        )
-    })?;
+        );
+    };
     let mut header = locked.header.clone();
+    // The old stanza out first: a header full of readers still takes the new one.
+    header.remove_recipient(old);
     header.add_recipient(&key, new, &mut rand_core::OsRng)?;
     drop(key);
-    header.remove_recipient(old);
     header.sign(me, now())?;
     rewrite::write_header(&locked, &header, path)?;
     let readers: Vec<[u8; 16]> = header.recipients().map(|r| r.0).collect();

@@ -121,10 +121,10 @@ pub fn steward_session(backing: &Path, me: &Arc<Identity>, volume: &Volume, comm
             _ => "not a member",
         },
     };
-    if let Ok(key) = name_key {
-        record_denied(backing, me, volume, &key, command, op)?;
+    match name_key.map(|key| record_denied(backing, me, volume, &key, command, op)) {
+        Ok(Err(e)) => bail!("{refused} (and the attempt could not be recorded in the audit log: {e:#})"),
+        _ => Err(refused.into()),
     }
-    Err(refused.into())
 }
 
 fn record_denied(

@@ -218,3 +218,37 @@ fn a_member_running_a_steward_command_gets_one_refusal_and_it_is_audited_as_deni
         .collect();
     assert_eq!(denied, ["grant", "revoke", "rekey", "policy-set", "set-role", "member-remove"]);
 }
+
+#[test]
+fn a_file_only_the_old_key_reads_keeps_the_old_identity_until_the_steward_gives_it_up() {
+    let s = Scratch::new("members-replace-unreadable");
+    s.identity("steward");
+    let alice = s.identity("alice");
+    s.init("backing", "steward", &[]);
+    let backing = s.path("backing");
+    let b = backing.to_str().unwrap();
+    run_ok(&mut s.tresor_as("steward", &["member", "add", b, &alice, "--name", "alice"]));
+    let private = {
+        let m = s.mount("backing", "mnt", "alice", &[]);
+        let dir = tamper::backing_of(&backing, || fs::create_dir(m.path.join("private")).unwrap());
+        run_ok(&mut s.tresor_as("steward", &["policy", "set", dir.to_str().unwrap(), "--none"]));
+        std::thread::sleep(std::time::Duration::from_millis(1100)); // the mount reloads the registry
+        tamper::backing_of(&dir, || fs::write(m.path.join("private/diary"), b"mine alone").unwrap())
+    };
+    let old = unseal(&s, "alice");
+    let new_public = s.identity("alice-new");
+
+    let out = as_steward(&s, &["member", "replace", b, "alice", &new_public]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("diary") && stderr(&out).contains("--leave-unreadable"), "{}", stderr(&out));
+    let list = json_lines(&run_ok(s.tresor().args(["member", "list", "--json", b])));
+    assert!(list.iter().any(|r| r["id"] == old.id().to_string() && r["former"] == false), "alice keeps her key");
+    assert!(header_of(&backing, &private).file_key(&old).is_ok(), "and her file");
+
+    // The old identity is lost: the steward gives those files up.
+    let out = as_steward(&s, &["member", "replace", b, "alice", &new_public, "--leave-unreadable"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let list = json_lines(&run_ok(s.tresor().args(["member", "list", "--json", b])));
+    assert!(list.iter().any(|r| r["id"] == old.id().to_string() && r["former"] == true), "{list:?}");
+    assert_eq!(header_of(&backing, &private).writer(), unseal(&s, "steward").id(), "re-signed, still verifiable");
+}
