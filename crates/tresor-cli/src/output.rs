@@ -11,30 +11,13 @@ use anyhow::Result;
 use serde::{Serialize, Serializer};
 use tresor_format::{MemberId, Volume};
 
-/// `name` fit for a terminal: control characters (newline, escape, ...),
-/// bidi controls (U+202A to U+202E, U+2066 to U+2069, marks) and invisible
-/// characters (zero-width space, joiners, BOM) shown as `\u{…}`; a
-/// backslash as `\\`, so an escape is never ambiguous.
+/// `name` fit for a terminal: control characters (escape sequences,
+/// newlines), bidi controls and invisible characters (zero-width space,
+/// joiners, BOM) shown as escapes, a backslash as `\\`, so a name can
+/// neither move the cursor nor pass for another. One rule for every
+/// command: the audit reader's (`tresor_audit::rows::terminal`).
 pub fn terminal(name: &str) -> Cow<'_, str> {
-    if !name.chars().any(needs_escape) {
-        return Cow::Borrowed(name);
-    }
-    let mut out = String::with_capacity(name.len() + 8);
-    for c in name.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            c if needs_escape(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    Cow::Owned(out)
-}
-
-fn needs_escape(c: char) -> bool {
-    c == '\\'
-        || c.is_control()
-        || matches!(c,
-            '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
+    Cow::Owned(tresor_audit::rows::terminal(name))
 }
 
 /// Unix seconds as RFC 3339 in UTC (`2026-12-04T23:55:45Z`).

@@ -72,7 +72,7 @@ fn names_are_exact_in_json_and_escaped_as_text() {
     for raw in ['\u{1b}', '\u{202e}'] {
         assert!(!text.contains(raw), "{raw:?} reached the terminal: {text:?}");
     }
-    assert!(text.contains("clear\\u{1b}[2Jscreen") && text.contains("two\\u{a}lines"), "{text}");
+    assert!(text.contains("clear\\u{1b}[2Jscreen") && text.contains("two\\nlines"), "{text}");
 
     // policy show: the member's name in JSON as it is.
     run_ok(&mut s.tresor_as("steward", &["policy", "set", b, "--default", "steward", "bo\u{200b}b"]));
