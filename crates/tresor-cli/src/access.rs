@@ -23,7 +23,7 @@ use crate::{
     backing::Root,
     config, id,
     passphrase::PassSource,
-    progress::Progress,
+    progress::{note, Progress},
     registry,
     resolve::{self, Target, Vol},
     rewrite::{self, now},
@@ -252,11 +252,13 @@ pub(crate) fn for_each_file(
     }
     progress.finish();
     if !what.is_empty() {
-        eprintln!("{what}: {done} changed, {skipped} already so, {failed} failed");
+        note(format!("{what}: {done} changed, {skipped} already so, {failed} failed"));
     }
     close_audit(vols)?;
     if rewrite::interrupted() {
-        eprintln!("{what}: interrupted; every file is either done or unchanged: rerun the same command to continue");
+        note(format!(
+            "{what}: interrupted; every file is either done or unchanged: rerun the same command to continue"
+        ));
         return Ok(EXIT_INTERRUPTED);
     }
     Ok(if failed > 0 { EXIT_SOME_FAILED } else { 0 })
@@ -426,7 +428,7 @@ fn whole_volume(
     progress.finish();
     let (done, failed) = progress.counts();
     close_audit(vec![(vol, names)])?;
-    eprintln!("{command}: {done} files changed, {failed} failed");
+    note(format!("{command}: {done} files changed, {failed} failed"));
     if rewrite::interrupted() {
         return Ok(EXIT_INTERRUPTED);
     }

@@ -13,7 +13,7 @@ use crate::{
     access::{audit, close_audit, open_vol, resign, steward, walk, Who, EXIT_SOME_FAILED},
     id,
     output::{self, terminal, MemberRef},
-    progress::Progress,
+    progress::{note, Progress},
     registry, resolve,
 };
 
@@ -165,7 +165,7 @@ fn set(dir: PathBuf, defaults: Vec<String>, unset: bool, who: Who) -> Result<u8>
     let (done, failed) = progress.counts();
     close_audit(vec![(vol, names_key)])?;
     if done + failed > 0 {
-        eprintln!("re-signed {done} headers the new policy would not allow, {failed} failed");
+        note(format!("re-signed {done} headers the new policy would not allow, {failed} failed"));
     }
     Ok(if failed > 0 { EXIT_SOME_FAILED } else { 0 })
 }

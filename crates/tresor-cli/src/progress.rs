@@ -93,7 +93,7 @@ impl Progress {
             return;
         }
         self.last_line.set(Instant::now());
-        eprintln!("{}", line(&self.what, self.files.get(), self.total, self.bytes.get(), self.start.elapsed()));
+        note(line(&self.what, self.files.get(), self.total, self.bytes.get(), self.start.elapsed()));
     }
 
     /// Works on one file: `work` says whether it changed it; an error is
@@ -116,7 +116,7 @@ impl Progress {
 
     pub fn println(&self, line: String) {
         if self.bar.is_hidden() {
-            eprintln!("{line}");
+            note(line);
         } else {
             self.bar.println(line);
         }
@@ -125,6 +125,14 @@ impl Progress {
     pub fn finish(&self) {
         self.bar.finish_and_clear();
     }
+}
+
+/// A line on stderr for a run that changes files: if stderr is gone (a
+/// closed pipe), the run goes on to its end and its audit log is closed,
+/// where `eprintln!` would panic midway.
+pub fn note(line: impl std::fmt::Display) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// The line written without a terminal: files done (of the total, with

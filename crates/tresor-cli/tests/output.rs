@@ -104,6 +104,14 @@ fn listing_commands_end_quietly_when_their_reader_goes_away() {
         assert!(!stderr(&out).contains("panicked"), "{args:?}: {}", stderr(&out));
         assert_ne!(out.status.code(), Some(101), "{args:?}: a panic's exit code");
     }
+    // A command that changes files finishes (and closes its audit log)
+    // when the reader of its messages is gone.
+    let mut child =
+        s.tresor_as("steward", &["grant", "-r", b, "--to", "bo\u{200b}b"]).stderr(Stdio::piped()).spawn().unwrap();
+    drop(child.stderr.take());
+    assert!(child.wait().unwrap().success(), "grant -r with its stderr closed");
+    let rows = json_lines(&run_ok(&mut s.tresor_as("steward", &["acl", "-r", "--json", b])));
+    assert_eq!(rows[0]["readers"].as_array().unwrap().len(), 2, "granted: {rows:?}");
 }
 
 #[test]
