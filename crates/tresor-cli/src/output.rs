@@ -119,3 +119,25 @@ impl MemberRow {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize)]
+    struct Row {
+        #[serde(serialize_with = "u64_safe")]
+        n: u64,
+        #[serde(serialize_with = "opt_u64_safe")]
+        m: Option<u64>,
+    }
+
+    #[test]
+    fn integers_above_2_53_are_strings_and_times_are_rfc_3339() {
+        let json = |n, m| serde_json::to_string(&Row { n, m }).unwrap();
+        assert_eq!(json(1 << 53, None), r#"{"n":9007199254740992,"m":null}"#);
+        assert_eq!(json((1 << 53) + 1, Some(u64::MAX)), r#"{"n":"9007199254740993","m":"18446744073709551615"}"#);
+        assert_eq!(rfc3339(1_764_892_545), "2025-12-04T23:55:45Z");
+        assert_eq!(terminal("a\u{200b}b\u{202e}c\x1b"), "a\\u{200b}b\\u{202e}c\\u{1b}");
+    }
+}
