@@ -130,6 +130,8 @@ fn plaintext_below_root(abs: &Path) -> Option<(PathBuf, PathBuf)> {
 }
 
 /// `/proc/self/mountinfo` escapes space, tab, newline and backslash as `\ooo`.
+/// (Kept by hand: the `procfs` crate leaves these escapes in mount points,
+/// eminence/procfs#262, and fails on an empty source field, #333.)
 fn unescape(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -289,5 +291,15 @@ pub fn policy_in_force(vol: &Vol, dir: &Path) -> Result<Option<(PathBuf, Vec<Mem
             Some(p) if p.starts_with(&vol.root) => cur = p.to_owned(),
             _ => return Ok(None),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn mountinfo_escapes_are_undone_and_anything_else_is_kept() {
+        assert_eq!(super::unescape(r"/mnt/a\040b\134c\011d\012e"), "/mnt/a b\\c\td\ne");
+        assert_eq!(super::unescape(r"/x\0"), r"/x\0");
+        assert_eq!(super::unescape(r"tresor:/data/p\0401"), "tresor:/data/p 1");
     }
 }
