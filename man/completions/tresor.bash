@@ -184,6 +184,9 @@ _tresor() {
             tresor__subcmd__help__subcmd__member,renew)
                 cmd="tresor__subcmd__help__subcmd__member__subcmd__renew"
                 ;;
+            tresor__subcmd__help__subcmd__member,replace)
+                cmd="tresor__subcmd__help__subcmd__member__subcmd__replace"
+                ;;
             tresor__subcmd__help__subcmd__member,set-role)
                 cmd="tresor__subcmd__help__subcmd__member__subcmd__set__subcmd__role"
                 ;;
@@ -235,6 +238,9 @@ _tresor() {
             tresor__subcmd__member,renew)
                 cmd="tresor__subcmd__member__subcmd__renew"
                 ;;
+            tresor__subcmd__member,replace)
+                cmd="tresor__subcmd__member__subcmd__replace"
+                ;;
             tresor__subcmd__member,set-role)
                 cmd="tresor__subcmd__member__subcmd__set__subcmd__role"
                 ;;
@@ -255,6 +261,9 @@ _tresor() {
                 ;;
             tresor__subcmd__member__subcmd__help,renew)
                 cmd="tresor__subcmd__member__subcmd__help__subcmd__renew"
+                ;;
+            tresor__subcmd__member__subcmd__help,replace)
+                cmd="tresor__subcmd__member__subcmd__help__subcmd__replace"
                 ;;
             tresor__subcmd__member__subcmd__help,set-role)
                 cmd="tresor__subcmd__member__subcmd__help__subcmd__set__subcmd__role"
@@ -1086,7 +1095,7 @@ _tresor() {
             return 0
             ;;
         tresor__subcmd__help__subcmd__member)
-            opts="add set-role remove renew audit-policy list"
+            opts="add set-role replace remove renew audit-policy list"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1156,6 +1165,20 @@ _tresor() {
             return 0
             ;;
         tresor__subcmd__help__subcmd__member__subcmd__renew)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tresor__subcmd__help__subcmd__member__subcmd__replace)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1494,13 +1517,21 @@ _tresor() {
             return 0
             ;;
         tresor__subcmd__init)
-            opts="-h --steward --cipher --block-size --header-size --registry-valid-days --audit-optional --passfile --passfd --extpass --help"
+            opts="-i -h --identity --steward --cipher --block-size --header-size --registry-valid-days --audit-optional --no-steward-default --passfile --passfd --extpass --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --steward)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1540,7 +1571,7 @@ _tresor() {
             return 0
             ;;
         tresor__subcmd__member)
-            opts="-h --help add set-role remove renew audit-policy list help"
+            opts="-h --help add set-role replace remove renew audit-policy list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1642,7 +1673,7 @@ _tresor() {
             return 0
             ;;
         tresor__subcmd__member__subcmd__help)
-            opts="add set-role remove renew audit-policy list help"
+            opts="add set-role replace remove renew audit-policy list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1739,6 +1770,20 @@ _tresor() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        tresor__subcmd__member__subcmd__help__subcmd__replace)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         tresor__subcmd__member__subcmd__help__subcmd__set__subcmd__role)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -1812,6 +1857,40 @@ _tresor() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --passfile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --passfd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --extpass)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tresor__subcmd__member__subcmd__replace)
+            opts="-i -h --rekey --leave-unreadable --identity --passfile --passfd --extpass --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --identity)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2032,7 +2111,7 @@ _tresor() {
             return 0
             ;;
         tresor__subcmd__policy__subcmd__set)
-            opts="-i -h --default --unset --identity --passfile --passfd --extpass --help"
+            opts="-i -h --default --none --unset --identity --passfile --passfd --extpass --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

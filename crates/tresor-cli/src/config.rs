@@ -75,8 +75,7 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 fn pin_path(volume_id: &[u8; 16]) -> PathBuf {
-    let hex: String = volume_id.iter().map(|b| format!("{b:02x}")).collect();
-    state_dir().join("pinned").join(hex)
+    state_dir().join("pinned").join(hex::encode(volume_id))
 }
 
 /// How the steward key for a volume came to be trusted.

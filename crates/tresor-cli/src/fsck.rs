@@ -21,7 +21,7 @@ use serde::Serialize;
 use tresor_format::{names, volume::MAX_VOLUME_LEN, Volume};
 use tresor_fsck::{Class, Finding, Options, Progress, Report};
 
-use crate::{config, id, passphrase::PassSource};
+use crate::{config, id, output::terminal, passphrase::PassSource};
 
 /// Exit code for an operational error (e2fsck's 8).
 const EXIT_OPERATIONAL: u8 = 8;
@@ -82,10 +82,6 @@ pub fn run(args: FsckArgs) -> Result<u8> {
             Ok(EXIT_OPERATIONAL)
         }
     }
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 fn registry_finding(class: Class, message: String) -> Finding {
@@ -149,7 +145,7 @@ pub fn registry(backing: &Path) -> Result<(Volume, Vec<Finding>)> {
             v
         }
     };
-    if let Err(e) = volume.check_current(now()) {
+    if let Err(e) = volume.check_current(tresor_sys::now_secs()) {
         findings.push(registry_finding(Class::RegistryExpired, e.to_string()));
     }
     Ok((volume, findings))
@@ -157,21 +153,42 @@ pub fn registry(backing: &Path) -> Result<(Volume, Vec<Finding>)> {
 
 fn check(args: &FsckArgs) -> Result<u8> {
     let (volume, registry_findings) = registry(&args.backing)?;
-    let identity = args.identity.as_ref().map(|p| id::unlock(p, &args.pass)).transpose()?;
-    let opts =
-        Options { repair: args.repair, report_access: args.report_access, headers_only: args.headers_only, now: now() };
+    let identity = args.identity.as_ref().map(|p| id::unlock(p, &args.pass).map(Arc::new)).transpose()?;
+    // A repair changes the volume: what it does goes to the audit log,
+    // opened first, so a log that cannot be written stops it beforehand.
+    let session = match (&identity, args.repair) {
+        (Some(me), true) => {
+            let name_key = volume.name_key(me).context("unwrapping the name key (for the audit log)")?;
+            Some(crate::audit::Session::open(&args.backing, me.clone(), &volume, &name_key, "fsck --repair")?)
+        }
+        (None, true) => bail!(
+            "--repair changes the volume, and records what it did in the volume's audit log: give a member's identity \
+             (-i FILE)"
+        ),
+        _ => None,
+    };
+    let opts = Options {
+        repair: args.repair,
+        report_access: args.report_access,
+        headers_only: args.headers_only,
+        now: tresor_sys::now_secs(),
+    };
     let progress = Arc::new(Progress::default());
     let done = Arc::new(AtomicBool::new(false));
     let shower = (!args.quiet).then(|| {
         let (p, d) = (progress.clone(), done.clone());
         std::thread::spawn(move || show_progress(&p, &d))
     });
-    let result = tresor_fsck::check(&args.backing, &volume, identity.as_ref(), &opts, &progress);
+    let result = tresor_fsck::check(&args.backing, &volume, identity.as_deref(), &opts, &progress);
     done.store(true, Ordering::Relaxed);
     if let Some(t) = shower {
         let _ = t.join();
     }
     let mut report = result.with_context(|| format!("checking {}", args.backing.display()))?;
+    if let Some(session) = session {
+        record_repairs(&session, &report.findings)?;
+        session.close()?;
+    }
     tresor_fsck::add_findings(&mut report, registry_findings);
     let code = report.exit_code();
     let mut out = std::io::stdout().lock();
@@ -188,6 +205,22 @@ fn check(args: &FsckArgs) -> Result<u8> {
         print_text(&mut out, &report)?;
     }
     Ok(code)
+}
+
+/// One audit record per repair: `unlink` for a temporary removed,
+/// `rename` for an entry moved to quarantine; the path is the finding's
+/// (plaintext where the identity decrypts it), the action in `intent`.
+fn record_repairs(session: &crate::audit::Session, findings: &[Finding]) -> Result<()> {
+    use tresor_audit::{Event, Op};
+    for f in findings {
+        let Some(done) = &f.repaired else { continue };
+        let op = if done == "removed" { Op::Unlink } else { Op::Rename };
+        let path = f.path.trim_start_matches('/');
+        session.record(
+            Event::new(op).path(path.as_bytes()).intent(format!("fsck --repair: {}: {done}", f.class.as_str())),
+        )?;
+    }
+    Ok(())
 }
 
 /// A progress line: redrawn on a terminal, every 5 s otherwise.
@@ -222,25 +255,9 @@ fn show_progress(p: &Progress, done: &AtomicBool) {
     }
 }
 
-/// A name for a terminal: control and bidi-override characters escaped, so
-/// a hostile plaintext name cannot rewrite the lines around it.
-pub fn shown(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_control()
-                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}')
-            {
-                c.escape_unicode().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
-
 fn print_text(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
     for f in &report.findings {
-        write!(out, "{:<18} {}: {}", f.class.as_str(), shown(&f.path), shown(&f.message))?;
+        write!(out, "{:<18} {}: {}", f.class.as_str(), terminal(&f.path), terminal(&f.message))?;
         if f.path != f.backing {
             write!(out, " [backing {}]", f.backing)?;
         }
@@ -276,10 +293,15 @@ fn print_text(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
             writeln!(
                 out,
                 "{:<24} {:<8} {:>10} {:>14} {:>12} {:>14}",
-                r.member, r.role, r.files_readable, r.bytes_readable, r.sole_reader_files, r.sole_reader_bytes
+                terminal(&r.member),
+                r.role,
+                r.files_readable,
+                r.bytes_readable,
+                r.sole_reader_files,
+                r.sole_reader_bytes
             )?;
             for p in &r.sole_reader_examples {
-                writeln!(out, "    only {} can read {}", r.member, shown(p))?;
+                writeln!(out, "    only {} can read {}", terminal(&r.member), terminal(p))?;
             }
         }
     }

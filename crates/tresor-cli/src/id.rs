@@ -100,3 +100,33 @@ pub fn unlock(path: &std::path::Path, pass: &PassSource) -> Result<Identity> {
     })
     .with_context(|| format!("unlocking {}", path.display()))
 }
+
+/// The identity of a command that works without one but shows more with
+/// it (plaintext names).
+#[derive(clap::Args, Debug)]
+pub struct Viewer {
+    /// Your identity, to show plaintext names (needed for a path in a
+    /// mount) [default: ~/.config/tresor/identity, if there is one].
+    #[arg(long, short, value_name = "FILE", env = "TRESOR_IDENTITY")]
+    pub identity: Option<PathBuf>,
+    #[command(flatten)]
+    pub pass: PassSource,
+}
+
+impl Viewer {
+    /// `-i`/`TRESOR_IDENTITY` if given, else the default identity if this
+    /// user has one (as every other command uses it), else none.
+    pub fn unlock(&self) -> Result<Option<Identity>> {
+        match &self.identity {
+            Some(path) => unlock(path, &self.pass).map(Some),
+            None => {
+                let default = config::default_identity();
+                if default.exists() {
+                    unlock(&default, &self.pass).map(Some)
+                } else {
+                    Ok(None)
+                }
+            }
+        }
+    }
+}

@@ -15,10 +15,14 @@ use tresor_format::{
     names::{self, classify, EntryKind},
     place::{parse_diriv, DIRIV_FILE_MAX},
     volume::VOLUME_VERSION,
-    DirIv, MemberId, NameCipher, Role, Volume,
+    DirIv, NameCipher, Role, Volume,
 };
 
-use crate::{config, id, passphrase::PassSource};
+use crate::{
+    config, id,
+    output::{self, MemberRef, MemberRow},
+    passphrase::PassSource,
+};
 
 #[derive(Args, Debug)]
 pub struct InfoArgs {
@@ -54,26 +58,13 @@ struct Info {
 
 #[derive(Serialize)]
 struct Registry {
+    #[serde(serialize_with = "output::u64_safe")]
     generation: u64,
     signed_at: String,
     expires_at: String,
     signer: MemberRef,
     /// Problems `tresor fsck` would report for the registry (empty: trusted, current).
     problems: Vec<String>,
-}
-
-#[derive(Serialize)]
-struct MemberRef {
-    name: Option<String>,
-    id: String,
-}
-
-#[derive(Serialize)]
-struct MemberRow {
-    name: String,
-    role: &'static str,
-    id: String,
-    public: String,
 }
 
 #[derive(Serialize)]
@@ -95,19 +86,8 @@ struct Audit {
 struct Client {
     config_dir: String,
     pinned_steward: Option<String>,
+    #[serde(serialize_with = "output::opt_u64_safe")]
     highest_generation_seen: Option<u64>,
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn rfc3339(secs: u64) -> String {
-    tresor_audit::time::format_ns(secs.saturating_mul(1_000_000_000))
-}
-
-fn member_ref(volume: &Volume, id: &MemberId) -> MemberRef {
-    MemberRef { name: volume.member(id).map(|m| m.name.clone()), id: id.to_string() }
 }
 
 pub fn run(args: InfoArgs) -> Result<u8> {
@@ -135,31 +115,22 @@ pub fn run(args: InfoArgs) -> Result<u8> {
         block_size: p.block_size,
         header_len: p.header_len,
         max_recipients: tresor_format::header::max_recipients(p.header_len),
-        volume_id: hex(&volume.id),
+        volume_id: hex::encode(volume.id),
         registry: Registry {
             generation: volume.generation,
-            signed_at: rfc3339(volume.signed_at),
-            expires_at: rfc3339(volume.expires_at),
-            signer: member_ref(&volume, &volume.signer()),
+            signed_at: output::rfc3339(volume.signed_at),
+            expires_at: output::rfc3339(volume.expires_at),
+            signer: MemberRef::of(&volume, &volume.signer()),
             problems: problems.into_iter().map(|f| format!("{}: {}", f.class.as_str(), f.message)).collect(),
         },
-        members: volume
-            .members()
-            .iter()
-            .map(|m| MemberRow {
-                name: m.name.clone(),
-                role: m.role.as_str(),
-                id: m.id().to_string(),
-                public: m.public.to_string(),
-            })
-            .collect(),
+        members: volume.members().iter().map(|m| MemberRow::new(&m.name, m.role, m.public, None)).collect(),
         stewards: volume.members().iter().filter(|m| m.role == Role::Steward).map(|m| m.name.clone()).collect(),
         policies: volume
             .policies()
             .map(|(iv, rcpt)| PolicyRow {
-                dir_iv: hex(&iv.0),
+                dir_iv: hex::encode(iv.0),
                 path: paths.get(iv).cloned(),
-                default_recipients: rcpt.iter().map(|r| member_ref(&volume, r)).collect(),
+                default_recipients: rcpt.iter().map(|r| MemberRef::of(&volume, r)).collect(),
             })
             .collect(),
         audit: audit(&args.backing),
@@ -281,7 +252,7 @@ fn print_text(i: &Info) {
         "registry         generation {}, signed {} by {} ({}), expires {}",
         r.generation,
         r.signed_at,
-        r.signer.name.as_deref().unwrap_or("?"),
+        output::terminal(r.signer.name.as_deref().unwrap_or("?")),
         r.signer.id,
         r.expires_at
     );
@@ -290,14 +261,18 @@ fn print_text(i: &Info) {
     }
     println!("members          {}", i.members.len());
     for m in &i.members {
-        println!("  {:<24} {:<8} {}", m.name, m.role, m.id);
+        println!("  {:<24} {:<8} {}", output::terminal(&m.name), m.role, m.id);
     }
-    println!("stewards         {}", i.stewards.join(", "));
+    let stewards: Vec<_> = i.stewards.iter().map(|s| output::terminal(s)).collect();
+    println!("stewards         {}", stewards.join(", "));
     println!("policies         {}", i.policies.len());
     for p in &i.policies {
-        let who: Vec<String> =
-            p.default_recipients.iter().map(|m| m.name.clone().unwrap_or_else(|| m.id.clone())).collect();
-        let at = p.path.as_deref().unwrap_or("(directory not located: give -i IDENTITY)");
+        let who: Vec<String> = p
+            .default_recipients
+            .iter()
+            .map(|m| m.name.as_deref().map(output::terminal).map_or(m.id.clone(), Into::into))
+            .collect();
+        let at = p.path.as_deref().map_or("(directory not located: give -i IDENTITY)".into(), output::terminal);
         println!(
             "  {} {at}: {}",
             p.dir_iv,

@@ -13,8 +13,9 @@ use crate::{config, id, passphrase::PassSource};
 pub struct InitArgs {
     /// The backing directory (created if missing; must be empty).
     pub backing: PathBuf,
-    /// The steward's identity file: the volume's first member, who signs the registry.
-    #[arg(long, value_name = "FILE", env = "TRESOR_IDENTITY")]
+    /// The steward's identity file: the volume's first member, who signs the
+    /// registry [default: ~/.config/tresor/identity].
+    #[arg(long, short = 'i', visible_alias = "identity", value_name = "FILE", env = "TRESOR_IDENTITY")]
     pub steward: Option<PathBuf>,
     /// Content cipher: aes-256-gcm-siv (default; nonce-misuse resistant),
     /// aes-256-gcm, or chacha20-poly1305 (for hosts without AES instructions).
@@ -37,6 +38,14 @@ pub struct InitArgs {
     /// keep its log in the volume; `tresor member audit-policy` changes it.
     #[arg(long)]
     pub audit_optional: bool,
+    /// Do not make the steward a default recipient of the root directory.
+    /// By default every file created in the volume is also readable by the
+    /// steward, so a member's lost passphrase loses no file they created and
+    /// a steward can grant, revoke and re-key any file; with this flag, a
+    /// new file is readable by its creator only until someone sets a policy
+    /// (`tresor policy set`).
+    #[arg(long)]
+    pub no_steward_default: bool,
     #[command(flatten)]
     pub pass: PassSource,
 }
@@ -68,7 +77,13 @@ pub fn run(args: InitArgs) -> Result<()> {
     if args.audit_optional {
         volume.set_audit_policy(tresor_format::AuditPolicy { required: false, ..volume.audit.clone() })?;
     }
-    if validity != volume.validity() || args.audit_optional {
+    // The root's policy names the steward, so no file is readable by its
+    // creator alone (docs/OPERATIONS.md, "Stewards and lost passphrases").
+    let root_dir_iv = DirIv::generate(&mut OsRng);
+    if !args.no_steward_default {
+        volume.set_policy(root_dir_iv, &[steward.id()])?;
+    }
+    if validity != volume.validity() || args.audit_optional || !args.no_steward_default {
         volume.set_validity(validity)?;
         volume.sign(&steward)?;
     }
@@ -80,20 +95,26 @@ pub fn run(args: InitArgs) -> Result<()> {
             .map_err(|e| crate::backing::explain(&path, e))
             .with_context(|| format!("creating {}", path.display()))
     };
-    let root_iv = PlaceKey::new(&name_key).seal_diriv(&DirIv::generate(&mut OsRng), Place::Root);
+    let root_iv = PlaceKey::new(&name_key).seal_diriv(&root_dir_iv, Place::Root);
     create(names::DIRIV_FILE, &root_iv)?;
     create(names::VOLUME_FILE, &volume.to_bytes())?;
     tresor_sys::sync_dir(root.fd())?;
     config::pin_for(&volume.to_bytes(), Some(steward.public()))?;
     println!(
-        "created volume {} in {} ({}, {} KiB blocks, {}-byte headers); steward {} ({})",
-        volume.id.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        "created volume {} in {} ({}, {} KiB blocks, {}-byte headers); steward {} ({}){}",
+        hex::encode(volume.id),
         args.backing.display(),
         params.suite.as_str(),
         params.block_size / 1024,
         params.header_len,
-        steward.name(),
-        steward.id()
+        crate::output::terminal(steward.name()),
+        steward.id(),
+        if args.no_steward_default {
+            "; new files are readable by their creator only"
+        } else {
+            "; the steward reads every new file (root policy)"
+        }
     );
+    crate::registry::warn_if_single_steward(&volume);
     Ok(())
 }

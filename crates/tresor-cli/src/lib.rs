@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 mod access;
+mod acl;
 mod audit;
 mod backing;
 mod config;
@@ -21,7 +22,11 @@ mod init;
 mod member;
 mod migrate;
 mod mount;
+mod output;
 mod passphrase;
+mod policy;
+mod progress;
+mod registry;
 mod resolve;
 mod rewrite;
 
@@ -56,8 +61,9 @@ pub fn command() -> clap::Command {
 with a content key per file wrapped for each member allowed to read it. Members mount a volume to see plaintext; \
 stewards decide who reads what.
 
-PATH arguments may be backing paths (inside a directory holding tresor.volume) or plaintext paths inside a live \
-Tresor mount on this node; changes are made on the backing files under the mounts' own locks, so they are safe \
+PATH arguments may be backing paths (inside a directory holding tresor.volume), plaintext paths below a backing \
+directory (BACKING/outputs/table.csv: the names as a mount shows them), or plaintext paths inside a live Tresor mount \
+on this node; changes are made on the backing files under the mounts' own locks, so they are safe \
 while files are open on any node.
 
 Exit codes: 0 success; 1 error; 2 usage error; 3 some files of a recursive run failed (rerun to continue); \
@@ -98,10 +104,10 @@ enum Command {
     Rekey(access::RekeyArgs),
     /// Show who can read each file: readers with roles, who signed the
     /// header and when, and any header that breaks the access rules.
-    Acl(access::AclArgs),
+    Acl(acl::AclArgs),
     /// Default recipients of new files below a directory.
     #[command(subcommand)]
-    Policy(access::PolicyCommand),
+    Policy(policy::PolicyCommand),
     /// Verify, show and question audit logs.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -124,6 +130,19 @@ enum Command {
     Info(info::InfoArgs),
 }
 
+/// Commands that only print what they find, and so may end at once when
+/// their reader goes away (`| head`); commands that change files finish
+/// their file and report instead.
+fn only_prints(command: &Command) -> bool {
+    match command {
+        Command::Acl(_) | Command::Info(_) => true,
+        Command::Policy(p) => matches!(p, policy::PolicyCommand::Show { .. }),
+        Command::Member(m) => matches!(m, member::MemberCommand::List { .. }),
+        Command::Fsck(f) => !f.repair,
+        _ => false,
+    }
+}
+
 /// `tresor` (or `mount.fuse.tresor`, by the name it was called as).
 pub fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
@@ -132,6 +151,9 @@ pub fn main() -> ExitCode {
         mount::helper(args).map(|()| 0)
     } else {
         let cli = Cli::parse_from(args);
+        if only_prints(&cli.command) {
+            tresor_sys::default_sigpipe();
+        }
         if !matches!(cli.command, Command::Mount(_)) {
             // Library warnings (and TRESOR_LOG=info for more) on stderr.
             let _ = tracing_subscriber::fmt()
@@ -151,8 +173,8 @@ pub fn main() -> ExitCode {
             Command::Grant(args) => access::grant(args),
             Command::Revoke(args) => access::revoke(args),
             Command::Rekey(args) => access::rekey(args),
-            Command::Acl(args) => access::acl(args),
-            Command::Policy(cmd) => access::policy(cmd),
+            Command::Acl(args) => acl::acl(args),
+            Command::Policy(cmd) => policy::policy(cmd),
             Command::Migrate(args) => migrate::run(args),
             Command::Fsck(args) => fsck::run(args),
             Command::Info(args) => info::run(args),

@@ -1,17 +1,18 @@
 //! `tresor member`: the volume's signed member registry.
 
-use std::{
-    path::{Path, PathBuf},
-    sync::Arc,
-};
+use std::{path::PathBuf, sync::Arc};
 
 use anyhow::{bail, Context, Result};
 use clap::{Subcommand, ValueEnum};
 use rand_core::OsRng;
 use tresor_audit::{Event, Op};
-use tresor_format::{names, PublicIdentity, Role, Volume};
+use tresor_format::{Identity, PublicIdentity, Role};
 
-use crate::{audit, config, id, passphrase::PassSource};
+use crate::{
+    config, id,
+    output::{self, terminal},
+    passphrase::PassSource,
+};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum RoleArg {
@@ -65,6 +66,38 @@ pub enum MemberCommand {
         /// The new role.
         #[arg(value_enum)]
         role: RoleArg,
+        /// Your identity file (a steward's) [default: ~/.config/tresor/identity].
+        #[arg(long, short, value_name = "FILE", env = "TRESOR_IDENTITY")]
+        identity: Option<PathBuf>,
+        #[command(flatten)]
+        pass: PassSource,
+    },
+    /// Give a member a new identity (a lost passphrase, a key to rotate):
+    /// every file their old key can read is wrapped for NEW-PUBLIC and no
+    /// longer for the old key, every header the old key signed is signed
+    /// again by you, then the registry lists NEW-PUBLIC under the same name,
+    /// role and directory policies, and the old key as a former member.
+    ///
+    /// You must be a recipient of their files to wrap them (the root's
+    /// default policy includes the steward since `tresor init` does so).
+    /// Safe to interrupt and rerun: the registry changes last.
+    Replace {
+        /// The volume's backing directory.
+        backing: PathBuf,
+        /// The member: name or member id.
+        member: String,
+        /// Their new public identity (tresor1…, from `tresor id show`).
+        new_public: PublicIdentity,
+        /// Also give each of their files a new content key, so what the old
+        /// key opened once opens nothing stored afterwards (for a key that
+        /// may have leaked; slower: every block is encrypted again).
+        #[arg(long)]
+        rekey: bool,
+        /// Replace them even if some files can be read only with the old key
+        /// (named, and left as they are): with a lost passphrase those files
+        /// are lost anyway.
+        #[arg(long)]
+        leave_unreadable: bool,
         /// Your identity file (a steward's) [default: ~/.config/tresor/identity].
         #[arg(long, short, value_name = "FILE", env = "TRESOR_IDENTITY")]
         identity: Option<PathBuf>,
@@ -146,97 +179,54 @@ pub enum MemberCommand {
     },
 }
 
-/// Reads and verifies the volume file against the pinned steward key: a
-/// current registry (not expired), no older than this user has seen.
-pub fn load(backing: &Path) -> Result<Volume> {
-    let volume = load_any_age(backing)?;
-    volume.check_current(now()).with_context(|| format!("verifying {}", backing.join(names::VOLUME_FILE).display()))?;
-    Ok(volume)
-}
+pub use crate::registry::{load, store};
+use crate::registry::{load_any_age, member as find, steward_session, warn_if_single_steward};
 
-/// `load` without the expiry check (for `member renew`, which is how an
-/// expired registry becomes current again).
-fn load_any_age(backing: &Path) -> Result<Volume> {
-    let path = backing.join(names::VOLUME_FILE);
-    let bytes = crate::backing::read_volume_file(backing)?;
-    if Volume::version_of(&bytes).ok() == Some(tresor_format::volume::VOLUME_VERSION_MIGRATABLE) {
-        bail!(
-            "{} is volume format version {}; this Tresor reads version {}: a steward runs `tresor migrate {}` once, \
-             with every mount of the volume stopped",
-            path.display(),
-            tresor_format::volume::VOLUME_VERSION_MIGRATABLE,
-            tresor_format::volume::VOLUME_VERSION,
-            backing.display()
-        );
-    }
-    let pin = config::pin_for(&bytes, None)?;
-    if let config::Pin::FirstUse(_) = pin {
-        eprintln!("tresor: {}", pin.describe());
-    }
-    let volume = Volume::open(&bytes, &[pin.key().ed25519]).with_context(|| format!("verifying {}", path.display()))?;
-    config::check_generation(&volume)?;
-    Ok(volume)
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
-/// Writes the volume file atomically: readers on any node see the old
-/// registry or the new one, never a mix.
-pub fn store(backing: &Path, volume: &Volume) -> Result<()> {
-    crate::backing::write_volume_file(backing, &volume.to_bytes())?;
-    config::check_generation(volume)?;
-    Ok(())
-}
-
-fn find<'v>(volume: &'v Volume, who: &str) -> Result<&'v tresor_format::Member> {
-    let found: Vec<_> = volume.members().iter().filter(|m| m.name == who || m.id().to_string() == who).collect();
-    match found.as_slice() {
-        [one] => Ok(one),
-        [] => bail!("no member named or with id {who:?}"),
-        _ => bail!("{who:?} names several members: use the member id"),
-    }
+/// Unlocks the identity of a steward command ([default: the user's own]).
+fn unlock(identity: Option<PathBuf>, pass: &PassSource) -> Result<Arc<Identity>> {
+    Ok(Arc::new(id::unlock(&identity.unwrap_or_else(config::default_identity), pass)?))
 }
 
 pub fn run(cmd: MemberCommand) -> Result<u8> {
     match cmd {
         MemberCommand::Add { backing, public, name, role, identity, pass } => {
             let mut volume = load(&backing)?;
-            let steward = Arc::new(id::unlock(&identity.unwrap_or_else(config::default_identity), &pass)?);
+            let steward = unlock(identity, &pass)?;
+            let session = steward_session(&backing, &steward, &volume, "member add", Op::MemberAdd)?;
             let name_key = volume.name_key(&steward).context("unwrapping the name key")?;
-            let session = audit::Session::open(&backing, steward.clone(), &volume, &name_key, "member add")?;
             volume.add_member(&name_key, &public, &name, role.into(), &mut OsRng)?;
             volume.sign(&steward)?;
             store(&backing, &volume)?;
             session.record(Event::new(Op::MemberAdd).subject(public.id().0))?;
             session.close()?;
             eprintln!(
-                "added {name} ({}) as {}; registry generation {}",
+                "added {} ({}) as {}; registry generation {}",
+                terminal(&name),
                 public.id(),
                 Role::from(role).as_str(),
                 volume.generation
             );
+            warn_if_single_steward(&volume);
             Ok(0)
         }
         MemberCommand::SetRole { backing, member, role, identity, pass } => {
             let mut volume = load(&backing)?;
             let id = find(&volume, &member)?.id();
-            let steward = Arc::new(id::unlock(&identity.unwrap_or_else(config::default_identity), &pass)?);
-            let name_key = volume.name_key(&steward).context("unwrapping the name key")?;
-            let session = audit::Session::open(&backing, steward.clone(), &volume, &name_key, "member set-role")?;
+            let steward = unlock(identity, &pass)?;
+            let session = steward_session(&backing, &steward, &volume, "member set-role", Op::SetRole)?;
             volume.set_role(&id, role.into())?;
             volume.sign(&steward)?;
             store(&backing, &volume)?;
             session.record(Event::new(Op::SetRole).subject(id.0).intent(Role::from(role).as_str()))?;
             session.close()?;
             eprintln!("{id} is now {}; registry generation {}", Role::from(role).as_str(), volume.generation);
+            warn_if_single_steward(&volume);
             Ok(0)
         }
         MemberCommand::Remove { backing, member, rekey, identity, pass } => {
             let volume = load(&backing)?;
             let id = find(&volume, &member)?.id();
-            let steward = Arc::new(id::unlock(&identity.unwrap_or_else(config::default_identity), &pass)?);
+            let steward = unlock(identity, &pass)?;
             if id == steward.id() {
                 bail!("a steward cannot remove themselves; another steward can");
             }
@@ -252,20 +242,20 @@ pub fn run(cmd: MemberCommand) -> Result<u8> {
                 }
             }
             let mut volume = load(&backing)?;
-            let name_key = volume.name_key(&steward).context("unwrapping the name key")?;
-            let session = audit::Session::open(&backing, steward.clone(), &volume, &name_key, "member remove")?;
+            let session = steward_session(&backing, &steward, &volume, "member remove", Op::MemberRemove)?;
             let removed = volume.remove_member(&id).expect("found above");
             volume.sign(&steward)?;
             store(&backing, &volume)?;
             session.record(Event::new(Op::MemberRemove).subject(id.0))?;
             session.close()?;
-            eprintln!("removed {} ({id}); registry generation {}", removed.name, volume.generation);
+            eprintln!("removed {} ({id}); registry generation {}", terminal(&removed.name), volume.generation);
+            warn_if_single_steward(&volume);
             if !rekey {
                 eprintln!(
                     "note: files that named {} keep their key in the header until a steward revokes it; headers signed \
                      by members that name them are refused until re-keyed: `tresor revoke -r {} --from {id}`, or next \
                      time use `member remove --rekey`",
-                    removed.name,
+                    terminal(&removed.name),
                     backing.display()
                 );
             }
@@ -279,9 +269,8 @@ pub fn run(cmd: MemberCommand) -> Result<u8> {
         }
         MemberCommand::Renew { backing, valid_days, identity, pass } => {
             let mut volume = load_any_age(&backing)?;
-            let steward = Arc::new(id::unlock(&identity.unwrap_or_else(config::default_identity), &pass)?);
-            let name_key = volume.name_key(&steward).context("unwrapping the name key")?;
-            let session = audit::Session::open(&backing, steward.clone(), &volume, &name_key, "member renew")?;
+            let steward = unlock(identity, &pass)?;
+            let session = steward_session(&backing, &steward, &volume, "member renew", Op::Renew)?;
             if let Some(days) = valid_days {
                 volume.set_validity(days.saturating_mul(86_400))?;
             }
@@ -290,9 +279,9 @@ pub fn run(cmd: MemberCommand) -> Result<u8> {
             session.record(Event::new(Op::Renew))?;
             session.close()?;
             eprintln!(
-                "registry renewed: generation {}, valid until {} (Unix seconds; {} days)",
+                "registry renewed: generation {}, valid until {} ({} days)",
                 volume.generation,
-                volume.expires_at,
+                output::rfc3339(volume.expires_at),
                 volume.validity() / 86_400
             );
             Ok(0)
@@ -323,10 +312,8 @@ pub fn run(cmd: MemberCommand) -> Result<u8> {
                 if let Some(d) = dir {
                     policy.dir = (!d.is_empty()).then_some(d);
                 }
-                let steward = Arc::new(id::unlock(&identity.unwrap_or_else(config::default_identity), &pass)?);
-                let name_key = volume.name_key(&steward).context("unwrapping the name key")?;
-                let session =
-                    audit::Session::open(&backing, steward.clone(), &volume, &name_key, "member audit-policy")?;
+                let steward = unlock(identity, &pass)?;
+                let session = steward_session(&backing, &steward, &volume, "member audit-policy", Op::PolicySet)?;
                 volume.set_audit_policy(policy.clone())?;
                 volume.sign(&steward)?;
                 store(&backing, &volume)?;
@@ -347,27 +334,91 @@ pub fn run(cmd: MemberCommand) -> Result<u8> {
         }
         MemberCommand::List { backing, json } => {
             let volume = load(&backing)?;
-            let current = volume.members().iter().map(|m| (m.name.as_str(), m.role, m.id(), m.public, None));
+            let current = volume.members().iter().map(|m| output::MemberRow::new(&m.name, m.role, m.public, None));
             let former =
-                volume.retired().iter().map(|r| (r.name.as_str(), r.role, r.id(), r.public, Some(r.retired_at)));
-            for (name, role, id, public, retired_at) in current.chain(former) {
+                volume.retired().iter().map(|r| output::MemberRow::new(&r.name, r.role, r.public, Some(r.retired_at)));
+            for row in current.chain(former) {
                 if json {
-                    let row = serde_json::json!({
-                        "name": name,
-                        "role": role.as_str(),
-                        "id": id.to_string(),
-                        "public": public.to_string(),
-                        "former": retired_at.is_some(),
-                        "removed_at_generation": retired_at,
-                    });
-                    println!("{row}");
+                    output::json_line(&row)?;
                 } else {
-                    let role =
-                        if retired_at.is_some() { format!("former {}", role.as_str()) } else { role.as_str().into() };
-                    println!("{:<24} {:<15} {}", name, role, id);
+                    let role = if row.former { format!("former {}", row.role) } else { row.role.into() };
+                    println!("{:<24} {:<15} {}", terminal(&row.name), role, row.id);
                 }
             }
             Ok(0)
         }
+        MemberCommand::Replace { backing, member, new_public, rekey, leave_unreadable, identity, pass } => {
+            replace(backing, &member, new_public, rekey, leave_unreadable, unlock(identity, &pass)?)
+        }
     }
+}
+
+/// `tresor member replace`: the files first, then the registry (see the
+/// command's help).
+fn replace(
+    backing: PathBuf,
+    who: &str,
+    new: PublicIdentity,
+    rekey: bool,
+    leave_unreadable: bool,
+    steward: Arc<Identity>,
+) -> Result<u8> {
+    let volume = load(&backing)?;
+    if volume.member(&new.id()).is_some() {
+        let named = crate::registry::member_or_removed(&volume, who).ok();
+        if named == Some(new.id()) || named.is_some_and(|id| volume.former(&id).is_some()) {
+            eprintln!("{who} was already replaced by {}; nothing to do", new.id());
+            return Ok(0);
+        }
+        bail!("{} is already a member of this volume: a replacement is a new identity", new.id());
+    }
+    let old = find(&volume, who)?;
+    let (old_id, name, role) = (old.id(), old.name.clone(), old.role);
+    if old_id == steward.id() {
+        bail!("a steward cannot replace their own identity; another steward can");
+    }
+    let code = crate::access::replace_member_files(&backing, &steward, &old_id, &new, rekey)?;
+    match code {
+        crate::access::EXIT_INTERRUPTED => {
+            eprintln!("interrupted; {} keeps the old identity: rerun the same command to continue", terminal(&name));
+            return Ok(code);
+        }
+        crate::access::EXIT_SOME_FAILED if !leave_unreadable => {
+            eprintln!(
+                "tresor: {} keeps the old identity in the registry, because the files named above could not be                  wrapped for the new one; rerun once they are dealt with, or with --leave-unreadable if the old                  identity is lost (those files are then lost too)",
+                terminal(&name)
+            );
+            return Ok(code);
+        }
+        _ => {}
+    }
+    // The registry last: the same name, role and policies, the new key.
+    let mut volume = load(&backing)?;
+    let session = steward_session(&backing, &steward, &volume, "member replace", Op::MemberAdd)?;
+    let name_key = volume.name_key(&steward).context("unwrapping the name key")?;
+    let policies: Vec<_> = volume
+        .policies()
+        .filter(|(_, d)| d.contains(&old_id))
+        .map(|(iv, d)| (*iv, d.iter().map(|m| if *m == old_id { new.id() } else { *m }).collect::<Vec<_>>()))
+        .collect();
+    volume.remove_member(&old_id).context("the member left the registry meanwhile")?;
+    volume.add_member(&name_key, &new, &name, role, &mut OsRng)?;
+    for (iv, defaults) in policies {
+        volume.set_policy(iv, &defaults)?;
+    }
+    volume.sign(&steward)?;
+    store(&backing, &volume)?;
+    let why = format!("member replace: {old_id} by {}", new.id());
+    session.record(Event::new(Op::MemberAdd).subject(new.id().0).intent(why.clone()))?;
+    session.record(Event::new(Op::MemberRemove).subject(old_id.0).intent(why))?;
+    session.close()?;
+    eprintln!(
+        "{} ({}) now has the identity {}; the old one is a former member; registry generation {}",
+        terminal(&name),
+        role.as_str(),
+        new.id(),
+        volume.generation
+    );
+    warn_if_single_steward(&volume);
+    Ok(code)
 }

@@ -27,10 +27,10 @@ use tresor_format::{
     names::{self, classify, EntryKind},
     place::DIRIV_FILE_MAX,
     volume::{VOLUME_VERSION, VOLUME_VERSION_MIGRATABLE},
-    DirIv, Node, NodeKind, Place, PlaceKey, Role, Volume,
+    DirIv, Node, NodeKind, Place, PlaceKey, Volume,
 };
 
-use crate::{audit, config, id, passphrase::PassSource};
+use crate::{config, id, passphrase::PassSource};
 
 #[derive(Args, Debug)]
 pub struct MigrateArgs {
@@ -72,11 +72,8 @@ pub fn run(args: MigrateArgs) -> Result<u8> {
         .with_context(|| format!("verifying {}", path.display()))?;
     config::check_generation(&volume)?;
     let steward = Arc::new(id::unlock(&args.identity.unwrap_or_else(config::default_identity), &args.pass)?);
-    if volume.member(&steward.id()).map(|m| m.role) != Some(Role::Steward) {
-        bail!("only a steward of the volume can migrate it");
-    }
+    let session = crate::registry::steward_session(&args.backing, &steward, &volume, "migrate", Op::Migrate)?;
     let name_key = volume.name_key(&steward).context("unwrapping the name key")?;
-    let session = audit::Session::open(&args.backing, steward.clone(), &volume, &name_key, "migrate")?;
     let key = PlaceKey::new(&name_key);
     let mut tally = Tally::default();
     let root = crate::backing::Root::open(&args.backing)?;
@@ -85,7 +82,7 @@ pub fn run(args: MigrateArgs) -> Result<u8> {
         volume.set_validity(days.saturating_mul(86_400))?;
     }
     volume.sign(&steward)?;
-    crate::member::store(&args.backing, &volume)?;
+    crate::registry::store(&args.backing, &volume)?;
     session.record(Event::new(Op::Migrate))?;
     session.close()?;
     eprintln!(

@@ -1,8 +1,9 @@
 //! From a PATH on the command line to a backing file of a volume.
 //!
-//! A PATH is either a path in a backing directory (the volume root is the
-//! nearest ancestor holding `tresor.volume`) or a plaintext path inside a
-//! live Tresor mount on this node: the mount is found in
+//! A PATH is a path in a backing directory (the volume root is the nearest
+//! ancestor holding `tresor.volume`), a plaintext path below a volume root
+//! (`BACKING/outputs/table.csv`, where no such backing entry exists), or a
+//! plaintext path inside a live Tresor mount on this node: the mount is found in
 //! `/proc/self/mountinfo` by its source `tresor:<backing>`, and each
 //! plaintext component below the mount point is encrypted with the name key
 //! and its directory's IV (long names map to `tresor.longname.*`). The CLI
@@ -118,7 +119,19 @@ pub(crate) fn tresor_mount_of(abs: &Path) -> Result<Option<(PathBuf, PathBuf)>> 
     }
 }
 
+/// For a path that is not in the backing tree: the volume root it starts
+/// with, and the rest, to be read as a plaintext path in the volume (as in
+/// a mount). Only below the root itself: a backing path and a plaintext
+/// path are not mixed.
+fn plaintext_below_root(abs: &Path) -> Option<(PathBuf, PathBuf)> {
+    let root = abs.ancestors().skip(1).find(|a| a.join(names::VOLUME_FILE).is_file())?;
+    let rel = abs.strip_prefix(root).ok()?.to_owned();
+    Some((fs::canonicalize(root).ok()?, rel))
+}
+
 /// `/proc/self/mountinfo` escapes space, tab, newline and backslash as `\ooo`.
+/// (Kept by hand: the `procfs` crate leaves these escapes in mount points,
+/// eminence/procfs#262, and fails on an empty source field, #333.)
 fn unescape(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -179,16 +192,23 @@ pub fn resolve(
             let rel = abs.strip_prefix(&mnt).expect("checked").to_owned();
             (backing_root.clone(), None, Some(rel))
         }
-        None => {
-            let canon = fs::canonicalize(&abs).with_context(|| format!("{}", arg.display()))?;
-            let Some(root) = volume_root(&canon) else {
-                bail!(
-                    "{} is neither inside a Tresor backing directory (no tresor.volume above it) nor inside a live Tresor mount",
-                    arg.display()
-                )
-            };
-            (root, Some(canon), None)
-        }
+        None => match fs::canonicalize(&abs) {
+            Ok(canon) => {
+                let Some(root) = volume_root(&canon) else {
+                    bail!(
+                        "{} is neither inside a Tresor backing directory (no tresor.volume above it) nor inside a live \
+                         Tresor mount",
+                        arg.display()
+                    )
+                };
+                (root, Some(canon), None)
+            }
+            // `BACKING/outputs/table.csv`: a plaintext path below a volume root.
+            Err(e) => match plaintext_below_root(&abs) {
+                Some((root, rel)) => (root, None, Some(rel)),
+                None => return Err(e).with_context(|| format!("{}", arg.display())),
+            },
+        },
     };
     let at = match vols.iter().position(|(v, _)| v.root == root) {
         Some(i) => i,
@@ -207,7 +227,9 @@ pub fn resolve(
             Target { backing, shown }
         }
         (None, Some(rel)) => {
-            let names = names.as_ref().context("a plaintext path needs your identity (it holds the name key)")?;
+            let names = names.as_ref().with_context(|| {
+                format!("{}: a plaintext path needs your identity (it holds the name key)", arg.display())
+            })?;
             let mut dir = vol.root.clone();
             for part in rel.components() {
                 match part {
@@ -216,7 +238,7 @@ pub fn resolve(
                         dir = dir.join(entry);
                     }
                     Component::CurDir => {}
-                    _ => bail!("{}: use a path without `..` inside a mount", arg.display()),
+                    _ => bail!("{}: use a plaintext path without `..`", arg.display()),
                 }
             }
             if fs::symlink_metadata(&dir).is_err() {
@@ -269,5 +291,15 @@ pub fn policy_in_force(vol: &Vol, dir: &Path) -> Result<Option<(PathBuf, Vec<Mem
             Some(p) if p.starts_with(&vol.root) => cur = p.to_owned(),
             _ => return Ok(None),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn mountinfo_escapes_are_undone_and_anything_else_is_kept() {
+        assert_eq!(super::unescape(r"/mnt/a\040b\134c\011d\012e"), "/mnt/a b\\c\td\ne");
+        assert_eq!(super::unescape(r"/x\0"), r"/x\0");
+        assert_eq!(super::unescape(r"tresor:/data/p\0401"), "tresor:/data/p 1");
     }
 }

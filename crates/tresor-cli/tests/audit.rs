@@ -88,7 +88,9 @@ fn a_workload_through_two_mounts_is_recorded_verified_and_replayed() {
     let s = Scratch::new("audit");
     s.identity("alice");
     let bob = s.identity("bob");
-    s.init("backing", "alice", &[]);
+    // Without the steward in the root's policy, so that bob's file is his
+    // alone and alice's attempt to open it is a denial to record.
+    s.init("backing", "alice", &["--no-steward-default"]);
     run_ok(
         s.tresor()
             .args(["member", "add"])

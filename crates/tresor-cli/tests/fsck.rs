@@ -273,6 +273,32 @@ fn repair_removes_stale_temporaries_and_quarantines_damaged_files_then_the_volum
     let (code, doc) = fsck_as_alice(&s, &[]);
     assert_eq!(code, 0, "clean after the repair: {doc:#}");
 
+    // Each repair is in the volume's audit log, signed by who ran it.
+    let out = run_ok(&mut s.tresor_as("alice", &["audit", "show", "--json", "--volume", back.to_str().unwrap()]));
+    let repairs: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["intent"].as_str().is_some_and(|i| i.starts_with("fsck --repair")))
+        .collect();
+    assert!(
+        repairs.iter().any(|r| r["op"] == "unlink" && r["intent"].as_str().unwrap().ends_with("removed")),
+        "the stale temporary's removal: {repairs:#?}"
+    );
+    assert_eq!(
+        repairs
+            .iter()
+            .filter(|r| r["op"] == "rename" && r["intent"].as_str().unwrap().contains("tresor.quarantine"))
+            .count(),
+        2,
+        "the two moves to quarantine: {repairs:#?}"
+    );
+    assert!(repairs.iter().all(|r| r["member_name"] == "alice"), "{repairs:#?}");
+    // A repair without an identity could not be recorded: refused.
+    let out = s.tresor().arg("fsck").arg(&back).args(["--repair", "--quiet"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(8), "--repair without -i: {out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("audit log"), "{out:?}");
+
     // The steward's report: alice created every file and is its only reader.
     let (_, doc) = fsck_as_alice(&s, &["--report-access"]);
     let rows = doc["access"].as_array().expect("access table");
@@ -320,18 +346,21 @@ fn info_shows_the_volume_its_registry_policies_and_this_clients_pin() {
     assert_eq!(doc["suite"], "AES-256-GCM-SIV");
     assert_eq!(doc["block_size"], 4096);
     assert_eq!(doc["header_len"], 4096);
-    assert_eq!(doc["registry"]["generation"], 3, "init, member add, policy set");
+    assert_eq!(doc["registry"]["generation"], 4, "init (and the root's policy), member add, policy set");
     assert_eq!(doc["registry"]["signer"]["name"], "alice");
     assert!(doc["registry"]["expires_at"].as_str().unwrap().ends_with('Z'));
     assert_eq!(doc["stewards"], serde_json::json!(["alice"]));
     let roles: Vec<_> = doc["members"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
     assert_eq!(roles, ["steward", "member"]);
-    let policy = &doc["policies"][0];
-    assert_eq!(policy["path"], "/shared", "the policy's directory, found by a walk: {doc:#}");
+    let policies = doc["policies"].as_array().unwrap();
+    assert_eq!(policies.len(), 2, "{doc:#}");
+    let root = policies.iter().find(|p| p["path"] == "/").expect("the root's policy, set by init");
+    assert_eq!(root["default_recipients"][0]["name"], "alice", "the steward");
+    let policy = policies.iter().find(|p| p["path"] == "/shared").expect("the policy's directory, found by a walk");
     assert_eq!(policy["default_recipients"][0]["name"], "bob");
     assert_eq!(policy["dir_iv"].as_str().unwrap().len(), 32);
     assert!(doc["audit"]["logs"].as_u64().unwrap() >= 3);
-    assert_eq!(doc["client"]["highest_generation_seen"], 3);
+    assert_eq!(doc["client"]["highest_generation_seen"], 4);
     assert!(doc["client"]["pinned_steward"].as_str().unwrap().starts_with("tresor1"));
 
     // A registry put back from before the policy: info and fsck say so.

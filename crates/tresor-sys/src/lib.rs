@@ -614,6 +614,17 @@ pub fn stop_requested() -> bool {
     STOP.load(std::sync::atomic::Ordering::SeqCst)
 }
 
+/// Gives SIGPIPE its default action back (the process ends, silently),
+/// where Rust's runtime ignores it and every later `println!` to a closed
+/// pipe panics: right for a command that only prints (`tresor acl -r |
+/// head`), wrong for one that changes files midway (it keeps ignoring it).
+pub fn default_sigpipe() {
+    // SAFETY: SIG_DFL is a valid disposition; no handler of ours runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// The real user and group ids of the process (for audit records).
 pub fn getuid() -> u32 {
     unsafe { libc::getuid() }
