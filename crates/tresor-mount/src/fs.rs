@@ -97,11 +97,16 @@
 //!   warning). Target sidecars of hard-linked symlinks can be left behind
 //!   (hidden; removed with the directory).
 //! * Reopening an unlinked file through `/proc/PID/fd/N` fails (ENOENT), as
-//!   in other path-based FUSE file systems; open descriptors keep working.
+//!   in other path-based FUSE file systems; open descriptors keep working
+//!   (files through their handle, directories through their stream's
+//!   descriptor, `fs/dirs.rs`), also when a rename replaced their name.
+//!   An `O_PATH` descriptor opens nothing in the mount: once its name is
+//!   gone or replaced, `fstat` on it answers ESTALE.
 //! * With `cache_timeout` above zero, a node whose backing entry another
 //!   node replaced answers ESTALE until the kernel looks it up again.
 
 mod checked;
+mod dirs;
 
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, OsStr, OsString};
@@ -113,9 +118,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
-    AccessFlags, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig, LockOwner,
-    OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLock,
-    ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    AccessFlags, FileAttr, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig, LockOwner, OpenFlags,
+    RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLock, ReplyOpen,
+    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use rand_core::OsRng;
 use tresor_audit::{AuditLog, Event, Op};
@@ -129,13 +134,14 @@ use crate::attr;
 use crate::audit::{intent, setattr_fields, Audit};
 use crate::file::OpenFile;
 use crate::lock::{self, LOCK_BASE};
-use crate::nodes::{NodeTable, ROOT};
+use crate::nodes::NodeTable;
 use crate::paths::{self, c, join, show, Names};
 use crate::ready::{self, ReadyFiles};
 use crate::sys::{self, Errno, FsResult};
 use crate::volume::VolumeState;
 use crate::xattr;
 use checked::{Check, Held};
+use dirs::DirHandle;
 
 const TMP_PREFIX: &str = "tresor.tmp.";
 /// A temporary entry younger than this is another node's create in progress.
@@ -154,16 +160,6 @@ pub struct Setup {
     pub seen: crate::volume::Seen,
     pub read_only: bool,
     pub ttl: Duration,
-}
-
-struct DirEntry {
-    ino: u64,
-    kind: FileType,
-    name: OsString,
-}
-
-struct DirHandle {
-    entries: Vec<DirEntry>,
 }
 
 /// A directory being renamed: its IV file holds the tags of both places
@@ -369,6 +365,7 @@ impl TresorFs {
     fn xattr_target(&self, ino: u64, check: Check) -> FsResult<(Option<OwnedFd>, Vec<u8>)> {
         Ok(match self.target(ino, None)? {
             Target::Handle(f, _) => (Some(f.fd().try_clone_to_owned().map_err(Errno::from)?), f.path.clone()),
+            Target::Dir(d, _) => (Some(d.fd().try_clone_to_owned().map_err(Errno::from)?), d.path.clone()),
             Target::Entry(loc, st) => {
                 let c = self.checked(ino, &loc, &st, check)?;
                 let fd = (c.held() == Held::Open).then(|| c.into_fd());
@@ -446,7 +443,8 @@ impl TresorFs {
     }
 
     /// What to act on: the handle given; else the entry by path; else (the
-    /// path is gone) any open handle on the node.
+    /// path is gone, or leads to what replaced the node) any open handle on
+    /// the node: a file's, or a directory stream's.
     fn target(&self, ino: u64, fh: Option<FileHandle>) -> FsResult<Target<'_>> {
         if let Some(f) = fh.and_then(|fh| self.file(fh).ok()) {
             let st = sys::fstat(f.fd())?;
@@ -454,13 +452,19 @@ impl TresorFs {
         }
         match self.stat_node(ino) {
             Ok((loc, st)) => Ok(Target::Entry(loc, st)),
-            Err(e @ (Errno::ENOENT | Errno::ESTALE)) => match self.any_handle(ino) {
-                Some(f) => {
+            Err(e @ (Errno::ENOENT | Errno::ESTALE)) => {
+                if let Some(f) = self.any_handle(ino) {
                     let st = sys::fstat(f.fd())?;
-                    Ok(Target::Handle(f, st))
+                    return Ok(Target::Handle(f, st));
                 }
-                None => Err(e),
-            },
+                match self.any_dir_handle(ino) {
+                    Some(d) => {
+                        let st = sys::fstat(d.fd())?;
+                        Ok(Target::Dir(d, st))
+                    }
+                    None => Err(e),
+                }
+            }
             Err(e) => Err(e),
         }
     }
@@ -526,6 +530,7 @@ impl TresorFs {
     fn do_getattr(&self, ino: u64, fh: Option<FileHandle>) -> FsResult<FileAttr> {
         Ok(match self.target(ino, fh)? {
             Target::Handle(f, st) => self.attr(ino, &f.path, &st, None)?,
+            Target::Dir(d, st) => self.attr(ino, &d.path, &st, None)?,
             Target::Entry(loc, st) => self.attr(ino, &loc.path, &st, Some((loc.dir.fd(), &loc.name)))?,
         })
     }
@@ -548,7 +553,7 @@ impl TresorFs {
             self.writable()?;
         }
         let st = match &target {
-            Target::Handle(_, st) | Target::Entry(_, st) => *st,
+            Target::Handle(_, st) | Target::Dir(_, st) | Target::Entry(_, st) => *st,
         };
         if let Some(size) = size {
             if attr::is_dir(&st) {
@@ -564,20 +569,21 @@ impl TresorFs {
                     (result, _) => result?,
                 },
                 Target::Entry(loc, _) => truncate(&self.open_file(ino, loc, libc::O_RDWR, false)?)?,
+                Target::Dir(..) => return Err(Errno(libc::EISDIR)),
             }
         }
         let meta = mode.is_some() || uid.is_some() || gid.is_some() || atime.is_some() || mtime.is_some();
         if !meta {
             // A size change alone was made above, on a verified handle.
-        } else if let Target::Handle(f, _) = &target {
+        } else if let Some(fd) = target.handle_fd() {
             if uid.is_some() || gid.is_some() {
-                sys::fchown(f.fd(), uid.unwrap_or(u32::MAX), gid.unwrap_or(u32::MAX))?;
+                sys::fchown(fd, uid.unwrap_or(u32::MAX), gid.unwrap_or(u32::MAX))?;
             }
             if let Some(mode) = mode {
-                sys::fchmod(f.fd(), mode & 0o7777)?;
+                sys::fchmod(fd, mode & 0o7777)?;
             }
             if atime.is_some() || mtime.is_some() {
-                sys::futimens(f.fd(), &[timespec(atime), timespec(mtime)])?;
+                sys::futimens(fd, &[timespec(atime), timespec(mtime)])?;
             }
         } else if let Target::Entry(loc, st) = &target {
             if mode.is_some() && attr::is_symlink(st) {
@@ -597,6 +603,7 @@ impl TresorFs {
         }
         Ok(match &target {
             Target::Handle(f, _) => self.attr(ino, &f.path, &sys::fstat(f.fd())?, None)?,
+            Target::Dir(d, _) => self.attr(ino, &d.path, &sys::fstat(d.fd())?, None)?,
             Target::Entry(loc, _) => {
                 let st = sys::fstatat(loc.dir.fd(), &loc.name)?;
                 self.attr(ino, &loc.path, &st, Some((loc.dir.fd(), &loc.name)))?
@@ -1019,42 +1026,6 @@ impl TresorFs {
         Ok(())
     }
 
-    fn do_opendir(&self, ino: u64) -> FsResult<u64> {
-        let loc = self.locate(ino)?;
-        let fd = sys::openat(loc.dir.fd(), &loc.name, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0)?;
-        let st = sys::fstat(fd.as_fd())?;
-        if self.nodes.id_of(st.st_ino) != ino {
-            return Err(Errno::ESTALE);
-        }
-        let path = loc.path;
-        let iv = self.names.dir_iv(fd.as_fd(), &path)?;
-        let listing = sys::read_dir(sys::openat(fd.as_fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?)?;
-        let parent = if ino == ROOT { ROOT } else { self.nodes.parent(ino).unwrap_or(ROOT) };
-        let mut entries = Vec::with_capacity(listing.len() + 2);
-        entries.push(DirEntry { ino, kind: FileType::Directory, name: ".".into() });
-        entries.push(DirEntry { ino: parent, kind: FileType::Directory, name: "..".into() });
-        for ent in listing {
-            let Some(name) = self.names.decrypt_entry(fd.as_fd(), &iv, &ent.name, &path) else { continue };
-            let kind = match attr::kind_of_dtype(ent.d_type) {
-                Some(k) => k,
-                None => match sys::cstring(&ent.name).and_then(|n| sys::fstatat(fd.as_fd(), &n)) {
-                    Ok(st) => attr::kind(st.st_mode).unwrap_or(FileType::RegularFile),
-                    Err(_) => continue, // gone meanwhile
-                },
-            };
-            if !matches!(kind, FileType::RegularFile | FileType::Directory | FileType::Symlink) {
-                // Special files are records in regular files (FORMAT.md
-                // §8.7); one in the backing tree was planted there.
-                tracing::error!("{}: skipping a backing special file (planted in the backing tree)", show(&path));
-                continue;
-            }
-            entries.push(DirEntry { ino: self.nodes.id_of(ent.ino), kind, name: OsString::from(os(&name)) });
-        }
-        let fh = self.new_fh();
-        self.dirs.lock().unwrap_or_else(|e| e.into_inner()).insert(fh, Arc::new(DirHandle { entries }));
-        Ok(fh)
-    }
-
     // ---- links and renames ---------------------------------------------------------
 
     fn do_symlink(&self, req: &Request, parent: u64, name: &OsStr, target: &Path) -> FsResult<FileAttr> {
@@ -1438,8 +1409,21 @@ impl TresorFs {
 enum Target<'a> {
     /// An open handle (given, or the only way left to the node).
     Handle(Arc<OpenFile>, libc::stat),
+    /// An open directory stream (the only way left to the node).
+    Dir(Arc<DirHandle>, libc::stat),
     /// The backing entry.
     Entry(Loc<'a>, libc::stat),
+}
+
+impl Target<'_> {
+    /// The descriptor of a handle or stream; `None` for a backing entry.
+    fn handle_fd(&self) -> Option<BorrowedFd<'_>> {
+        match self {
+            Target::Handle(f, _) => Some(f.fd()),
+            Target::Dir(d, _) => Some(d.fd()),
+            Target::Entry(..) => None,
+        }
+    }
 }
 
 const DIRIV: &CStr = c"tresor.diriv";
@@ -1872,12 +1856,11 @@ impl Filesystem for TresorFs {
     }
 
     fn readdir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        let dir = self.dirs.lock().unwrap_or_else(|e| e.into_inner()).get(&fh.0).cloned();
-        let Some(dir) = dir else {
-            reply.error(fuser::Errno::EBADF);
-            return;
+        let entries = match self.dir_entries(fh.0, offset) {
+            Ok(entries) => entries,
+            Err(e) => return reply.error(errno(e)),
         };
-        for (i, e) in dir.entries.iter().enumerate().skip(offset.min(usize::MAX as u64) as usize) {
+        for (i, e) in entries.iter().enumerate().skip(offset.min(usize::MAX as u64) as usize) {
             if reply.add(INodeNo(e.ino), (i + 1) as u64, e.kind, &e.name) {
                 break;
             }
