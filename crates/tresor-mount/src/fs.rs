@@ -2074,13 +2074,17 @@ impl Filesystem for TresorFs {
         reply: ReplyEmpty,
     ) {
         let result = self.with_file(fh, |f| {
-            if mode != 0 {
-                return Err(Errno(libc::EOPNOTSUPP));
-            }
+            // Punching holes and zeroing or moving ranges would re-seal the
+            // partial blocks at their edges: not offered.
+            let keep_size = match mode {
+                0 => false,
+                libc::FALLOC_FL_KEEP_SIZE => true,
+                _ => return Err(Errno(libc::EOPNOTSUPP)),
+            };
             if !f.writable {
                 return Err(Errno::EBADF);
             }
-            f.grow_to(offset.checked_add(length).ok_or(Errno::EFBIG)?)?;
+            f.allocate(offset, offset.checked_add(length).ok_or(Errno::EFBIG)?, keep_size)?;
             if req.uid() != 0 {
                 drop_set_id(f.fd())?;
             }

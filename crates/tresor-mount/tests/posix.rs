@@ -95,3 +95,74 @@ fn descriptors_keep_working_after_a_rename_replaced_their_file_or_directory() {
         assert!(m.p(&d).is_dir(), "the name leads to the directory renamed there");
     }
 }
+
+// ---- fallocate -------------------------------------------------------------------------
+
+/// `fallocate(2)` on `f`: Ok, or the errno.
+fn fallocate(f: &fs::File, mode: i32, off: u64, len: u64) -> Result<(), i32> {
+    let flags = rustix::fs::FallocateFlags::from_bits_retain(mode as u32);
+    rustix::fs::fallocate(f, flags, off, len).map_err(|e| e.raw_os_error())
+}
+
+fn free_bytes(path: &Path) -> u64 {
+    let s = rustix::fs::statvfs(path).unwrap();
+    s.f_bavail * s.f_frsize
+}
+
+#[test]
+fn fallocate_reserves_backing_space_or_fails_with_enospc_and_keep_size_keeps_the_size() {
+    let vol = Vol::on_tmpfs(64);
+    let m = vol.mount("alice");
+    let f = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(m.p("f")).unwrap();
+    f.write_all_at(b"kept", 0).unwrap();
+    let free = free_bytes(&m.mp);
+    assert!(free > 32 << 20, "{free}");
+
+    // More than the backing file system has: ENOSPC, and nothing changed.
+    assert_eq!(fallocate(&f, 0, 0, 2 * free), Err(libc::ENOSPC));
+    assert_eq!(fallocate(&f, 0, 0, free), Err(libc::ENOSPC), "the ciphertext is larger than the plaintext");
+    assert_eq!(fallocate(&f, libc::FALLOC_FL_KEEP_SIZE, 0, 2 * free), Err(libc::ENOSPC));
+    assert_eq!(f.metadata().unwrap().len(), 4);
+    assert_eq!(read_at(&f, 0, 100).unwrap(), b"kept");
+
+    // KEEP_SIZE: the space is taken, the size the mount shows is not.
+    let quarter = free / 4 / BLOCK * BLOCK;
+    fallocate(&f, libc::FALLOC_FL_KEEP_SIZE, 0, quarter).unwrap();
+    assert_eq!(f.metadata().unwrap().len(), 4);
+    assert!(free_bytes(&m.mp) <= free - quarter, "{} of {free} free after reserving {quarter}", free_bytes(&m.mp));
+    assert_eq!(read_at(&f, 0, 100).unwrap(), b"kept");
+
+    // Mode 0: the space is taken and the file grows; the new part reads
+    // as zeros, and writing it all needs no more space.
+    let before = free_bytes(&m.mp);
+    fallocate(&f, 0, quarter, quarter).unwrap();
+    assert_eq!(f.metadata().unwrap().len(), 2 * quarter);
+    assert!(free_bytes(&m.mp) <= before - quarter);
+    assert_eq!(read_at(&f, 2 * quarter - 10, 100).unwrap(), vec![0; 10]);
+    assert_eq!(read_at(&f, 0, 6).unwrap(), b"kept\0\0");
+    let chunk = vec![0x5a; 1 << 20];
+    let mut off = 0;
+    while off < 2 * quarter {
+        let n = chunk.len().min((2 * quarter - off) as usize);
+        f.write_all_at(&chunk[..n], off).unwrap();
+        off += n as u64;
+    }
+    f.sync_all().unwrap();
+    assert_eq!(read_at(&f, 2 * quarter - 3, 10).unwrap(), b"ZZZ");
+
+    // Within the file, mode 0 changes nothing but the allocation.
+    fallocate(&f, 0, 100, 5000).unwrap();
+    assert_eq!(f.metadata().unwrap().len(), 2 * quarter);
+    assert_eq!(read_at(&f, 0, 4).unwrap(), b"ZZZZ");
+
+    // The modes that would rewrite content are refused.
+    for mode in [
+        libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+        libc::FALLOC_FL_ZERO_RANGE,
+        libc::FALLOC_FL_COLLAPSE_RANGE,
+        libc::FALLOC_FL_INSERT_RANGE,
+    ] {
+        assert_eq!(fallocate(&f, mode, 0, BLOCK), Err(libc::EOPNOTSUPP), "mode {mode:#x}");
+    }
+    assert_eq!(read_at(&f, 0, 4).unwrap(), b"ZZZZ");
+}

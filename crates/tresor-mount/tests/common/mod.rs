@@ -45,13 +45,39 @@ pub struct Vol {
     pub backing: PathBuf,
     pub volume: Volume,
     pub name_key: NameKey,
+    /// A file system of its own under `backing`, unmounted with the volume.
+    pub tmpfs: Option<Tmpfs>,
+}
+
+/// A tmpfs mounted for one test (a backing file system that can fill up).
+pub struct Tmpfs(PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        rustix::mount::unmount(&self.0, rustix::mount::UnmountFlags::DETACH).unwrap();
+    }
 }
 
 impl Vol {
     pub fn new() -> Vol {
+        Vol::make(None)
+    }
+
+    /// A volume whose backing directory is a tmpfs of `mib` MiB.
+    pub fn on_tmpfs(mib: u64) -> Vol {
+        Vol::make(Some(mib))
+    }
+
+    fn make(tmpfs_mib: Option<u64>) -> Vol {
         let dir = tempfile::Builder::new().prefix("tresor-mount-test").tempdir().unwrap();
         let backing = dir.path().join("backing");
         fs::create_dir(&backing).unwrap();
+        let tmpfs = tmpfs_mib.map(|mib| {
+            let size = CString::new(format!("size={mib}m")).unwrap();
+            let flags = rustix::mount::MountFlags::empty();
+            rustix::mount::mount("tresor-test", &backing, "tmpfs", flags, size.as_c_str()).unwrap();
+            Tmpfs(backing.clone())
+        });
         let mut r = rng(7);
         let alice = identity("alice");
         let params = VolumeParams { block_size: BLOCK as u32, ..Default::default() };
@@ -62,7 +88,7 @@ impl Vol {
         fs::write(backing.join("tresor.volume"), volume.to_bytes()).unwrap();
         let root_iv = PlaceKey::new(&name_key).seal_diriv(&DirIv::generate(&mut r), Place::Root);
         fs::write(backing.join("tresor.diriv"), root_iv).unwrap();
-        Vol { dir, backing, volume, name_key }
+        Vol { dir, backing, volume, name_key, tmpfs }
     }
 
     pub fn layout(&self) -> Layout {
