@@ -48,7 +48,12 @@
 //!   entry appeared meanwhile), everything is moved back and the answer is
 //!   ENOTEMPTY. A temporary entry younger than a minute means another node
 //!   is creating something there: ENOTEMPTY.
-//! * `rename` supports `RENAME_NOREPLACE` and `RENAME_EXCHANGE`, across
+//! * `rename` supports `RENAME_NOREPLACE`, `RENAME_EXCHANGE` and
+//!   `RENAME_WHITEOUT` (overlayfs upper layers: the old name becomes a
+//!   character device 0/0, a special-file record made before the rename and
+//!   put in place after it, so a crash can lose the whiteout, never the
+//!   entry; listings show it as a regular file until it is looked up, as
+//!   every record, FORMAT.md §8.7), across
 //!   directories and for directories (a directory's IV lives inside it). A
 //!   plain rename onto an empty directory removes it first (two steps: not
 //!   atomic). A move that changes the policy in force is refused with EXDEV
@@ -160,6 +165,34 @@ pub struct Setup {
     pub seen: crate::volume::Seen,
     pub read_only: bool,
     pub ttl: Duration,
+    pub atime: Atime,
+}
+
+/// Which reads leave access times alone, from the mount's atime option.
+///
+/// The kernel leaves a FUSE file's access time to the daemon (its inodes
+/// are `S_NOATIME`): it is the backing file's, which the backing file
+/// system updates as the daemon reads it. Under `noatime` the daemon
+/// reads files and directories with `O_NOATIME` (so reading or executing
+/// a file never changes it), under `nodiratime` directories. Otherwise the
+/// backing file system's own mode applies (commonly `relatime`; the
+/// `strictatime` flag is passed to the kernel but not emulated).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Atime {
+    /// `O_NOATIME` on the backing files opened for a FUSE open.
+    pub files: i32,
+    /// `O_NOATIME` on the backing directories listed.
+    pub dirs: i32,
+}
+
+impl Atime {
+    /// From the mount(2) flags the options make.
+    pub fn of(flags: rustix::mount::MountFlags) -> Atime {
+        use rustix::mount::MountFlags as F;
+        let noatime = flags.contains(F::NOATIME);
+        let nodiratime = noatime || flags.contains(F::NODIRATIME);
+        Atime { files: if noatime { libc::O_NOATIME } else { 0 }, dirs: if nodiratime { libc::O_NOATIME } else { 0 } }
+    }
 }
 
 /// A directory being renamed: its IV file holds the tags of both places
@@ -193,6 +226,7 @@ pub struct TresorFs {
     next_fh: AtomicU64,
     ttl: Duration,
     read_only: bool,
+    atime: Atime,
     /// The daemon's effective uid: root makes new entries the caller's.
     euid: u32,
     audit: Audit,
@@ -268,6 +302,7 @@ impl TresorFs {
             next_fh: AtomicU64::new(1),
             ttl: s.ttl,
             read_only: s.read_only,
+            atime: s.atime,
             euid: sys::geteuid(),
             audit: Audit::off(),
         }
@@ -648,7 +683,7 @@ impl TresorFs {
         let wants_write = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
         // Never follow a symlink; never block on (or wake) a FIFO or device
         // planted where a file should be.
-        let base = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
+        let base = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | self.atime.files;
         let dir = loc.dir.fd();
         let (fd, writable) = if self.read_only {
             if wants_write {
@@ -1119,8 +1154,10 @@ impl TresorFs {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn do_rename(
         &self,
+        req: &Request,
         parent: u64,
         name: &OsStr,
         newparent: u64,
@@ -1128,11 +1165,12 @@ impl TresorFs {
         flags: RenameFlags,
     ) -> FsResult<()> {
         self.writable()?;
-        let known = RenameFlags::RENAME_NOREPLACE | RenameFlags::RENAME_EXCHANGE;
-        if !known.contains(flags) || flags == known {
+        let known = RenameFlags::RENAME_NOREPLACE | RenameFlags::RENAME_EXCHANGE | RenameFlags::RENAME_WHITEOUT;
+        let exchange = flags.contains(RenameFlags::RENAME_EXCHANGE);
+        if !known.contains(flags) || (exchange && flags != RenameFlags::RENAME_EXCHANGE) {
             return Err(Errno::EINVAL);
         }
-        let exchange = flags.contains(RenameFlags::RENAME_EXCHANGE);
+        let whiteout = flags.contains(RenameFlags::RENAME_WHITEOUT);
         let s = self.entry(parent, name)?;
         let d = self.entry(newparent, newname)?;
         let (sdir, ddir) = (s.dir.fd(), d.dir.fd());
@@ -1153,6 +1191,15 @@ impl TresorFs {
                 self.check_move(&volume, &d, newparent, dst, parent, &s.dir_path)?;
             }
         }
+        if whiteout && dst.is_some() && flags.contains(RenameFlags::RENAME_NOREPLACE) {
+            return Err(Errno::EEXIST);
+        }
+        // The whiteout left at the old name (overlayfs): a character
+        // device 0/0, made whole under a temporary name before anything moves.
+        let record = match whiteout {
+            true => Some(self.node_record(req, sdir, &s.dir_path, WHITEOUT, 0)?),
+            false => None,
+        };
         // Everything the entries will need in their new places comes first:
         // a directory's IV file gets the tag for its new place beside the
         // old one (FORMAT.md §8.1).
@@ -1167,6 +1214,9 @@ impl TresorFs {
                     for m in moving {
                         self.end_move(m, false);
                     }
+                    if let Some(tmp) = &record {
+                        paths::remove_quietly(sdir, tmp, &s.dir_path);
+                    }
                     return Err(err);
                 }
             }
@@ -1175,12 +1225,57 @@ impl TresorFs {
         for m in moving {
             self.end_move(m, result.is_ok());
         }
+        if let (Err(_), Some(tmp)) = (&result, &record) {
+            paths::remove_quietly(sdir, tmp, &s.dir_path);
+        }
         result?;
         self.nodes.moved(self.nodes.id_of(sst.st_ino), newparent, OsStr::new(d.name.entry()), &d.plain);
         if let (true, Some(st)) = (exchange, &dst) {
             self.nodes.moved(self.nodes.id_of(st.st_ino), parent, OsStr::new(s.name.entry()), &s.plain);
         }
+        if let Some(tmp) = record {
+            // Not atomic with the rename: a crash here leaves no whiteout
+            // (the lower layer's entry shows again), never a lost entry.
+            let placed = self
+                .names
+                .put_long_name(sdir, &s.name)
+                .and_then(|()| Ok(sys::rename_noreplace(sdir, &tmp, sdir, &s.cname)?));
+            if let Err(err) = placed {
+                tracing::error!("{}: renamed, but the whiteout could not take its name: {err:?}", show(&s.path));
+                paths::remove_quietly(sdir, &tmp, &s.dir_path);
+                return Err(err);
+            }
+        }
         Ok(())
+    }
+
+    /// Writes special-file record `node` under a new temporary name in
+    /// `dir` (backing path `dir_path`), owned and moded (`mode`) as a new
+    /// entry of `req`'s there; returns the name.
+    fn node_record(
+        &self,
+        req: &Request,
+        dir: BorrowedFd<'_>,
+        dir_path: &[u8],
+        node: Node,
+        mode: u32,
+    ) -> FsResult<CString> {
+        let dir_st = sys::fstat(dir)?;
+        // A tagged record in a regular file, never a backing FIFO or
+        // device (FORMAT.md §8.7).
+        let tmp = paths::tmp_name();
+        sys::write_new(dir, &tmp, &self.names.place().seal_node(node), mode)?;
+        let set = (|| -> FsResult<()> {
+            if let Some((uid, gid)) = self.owner(req, &dir_st) {
+                sys::fchownat(dir, &tmp, uid, gid)?;
+            }
+            Ok(sys::fchmodat(dir, &tmp, mode)?)
+        })();
+        if let Err(err) = set {
+            paths::remove_quietly(dir, &tmp, dir_path);
+            return Err(err);
+        }
+        Ok(tmp)
     }
 
     /// The backing half of a rename: sidecars first, the rename, then the
@@ -1315,17 +1410,9 @@ impl TresorFs {
                 let node = Node { kind, rdev: if devices { rdev.into() } else { 0 } };
                 let e = self.entry(parent, name)?;
                 let dir = e.dir.fd();
-                let dir_st = sys::fstat(dir)?;
-                // A tagged record in a regular file, never a backing FIFO or
-                // device (FORMAT.md §8.7): made whole under a temporary name.
-                let tmp = paths::tmp_name();
-                let wanted = mode & !umask & 0o7777;
-                sys::write_new(dir, &tmp, &self.names.place().seal_node(node), wanted)?;
+                // Made whole under a temporary name.
+                let tmp = self.node_record(req, dir, &e.dir_path, node, mode & !umask & 0o7777)?;
                 let made = (|| -> FsResult<()> {
-                    if let Some((uid, gid)) = self.owner(req, &dir_st) {
-                        sys::fchownat(dir, &tmp, uid, gid)?;
-                    }
-                    sys::fchmodat(dir, &tmp, wanted)?;
                     self.names.put_long_name(dir, &e.name)?;
                     Ok(sys::rename_noreplace(dir, &tmp, dir, &e.cname)?)
                 })();
@@ -1427,6 +1514,10 @@ impl Target<'_> {
 }
 
 const DIRIV: &CStr = c"tresor.diriv";
+
+/// What `rename(RENAME_WHITEOUT)` leaves at the old name: a character
+/// device 0/0 with no permissions, as the kernel's `vfs_whiteout` makes.
+const WHITEOUT: Node = Node { kind: NodeKind::Char, rdev: 0 };
 
 /// Truncates `f` for a caller that may lack CAP_FSETID (`unprivileged`).
 fn truncate_by(f: &OpenFile, size: u64, unprivileged: bool) -> FsResult<()> {
@@ -1704,7 +1795,7 @@ impl Filesystem for TresorFs {
     ) {
         // Paths from the parents, which a rename does not move.
         let (from, to) = (self.plain_child(parent.0, name), self.plain_child(newparent.0, newname));
-        let result = self.audit.ready().and_then(|()| self.do_rename(parent.0, name, newparent.0, newname, flags));
+        let result = self.audit.ready().and_then(|()| self.do_rename(req, parent.0, name, newparent.0, newname, flags));
         let result = self.audited(req, Op::Rename, result, |e| e.path(from).new_path(to), drop);
         match result {
             Ok(()) => reply.ok(),

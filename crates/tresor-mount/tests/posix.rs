@@ -166,3 +166,116 @@ fn fallocate_reserves_backing_space_or_fails_with_enospc_and_keep_size_keeps_the
     }
     assert_eq!(read_at(&f, 0, 4).unwrap(), b"ZZZZ");
 }
+
+// ---- access times ----------------------------------------------------------------------
+
+/// Sets `path`'s access time to `secs`, leaving its modification time
+/// (now, so later: a relatime file system would update the access time on
+/// the next read).
+fn set_atime(path: &Path, secs: i64) {
+    let times = rustix::fs::Timestamps {
+        last_access: rustix::fs::Timespec { tv_sec: secs, tv_nsec: 0 },
+        last_modification: rustix::fs::Timespec { tv_sec: 0, tv_nsec: rustix::fs::UTIME_OMIT },
+    };
+    rustix::fs::utimensat(rustix::fs::CWD, path, &times, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).unwrap();
+}
+
+fn atime(path: &Path) -> i64 {
+    fs::symlink_metadata(path).unwrap().atime()
+}
+
+#[test]
+fn under_noatime_reading_executing_and_listing_leave_access_times_alone() {
+    const OLD: i64 = 1_000_000_000;
+    let vol = Vol::on_tmpfs(16); // tmpfs: relatime, whatever the host's /tmp is
+    let mp = vol.new_mountpoint();
+    let mut config = vol.config("alice", &mp);
+    tresor_mount::parse_options("noatime", &mut config).unwrap();
+    let quiet = Mnt::start(config).unwrap();
+    let relatime = vol.mount("alice");
+
+    fs::write(quiet.p("run.sh"), b"#!/bin/sh\necho ran\n").unwrap();
+    fs::set_permissions(quiet.p("run.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::create_dir(quiet.p("d")).unwrap();
+    fs::write(quiet.p("d/f"), b"").unwrap();
+    set_atime(&quiet.p("run.sh"), OLD);
+    set_atime(&quiet.p("d"), OLD);
+
+    let out = std::process::Command::new(quiet.p("run.sh")).output().unwrap();
+    assert_eq!(out.stdout, b"ran\n");
+    assert_eq!(fs::read(quiet.p("run.sh")).unwrap().len(), 19);
+    assert_eq!(fs::read_dir(quiet.p("d")).unwrap().count(), 1);
+    assert_eq!(atime(&quiet.p("run.sh")), OLD, "executing and reading under noatime");
+    assert_eq!(atime(&quiet.p("d")), OLD, "listing under noatime");
+
+    // Without noatime the backing file system's relatime applies.
+    fs::read(relatime.p("run.sh")).unwrap();
+    fs::read_dir(relatime.p("d")).unwrap().count();
+    assert!(atime(&relatime.p("run.sh")) > OLD);
+    assert!(atime(&relatime.p("d")) > OLD);
+
+    // A special file's access time is its record's: looking at it (which
+    // reads the record) never changes it, on any mount.
+    rustix::fs::mknodat(rustix::fs::CWD, relatime.p("fifo"), rustix::fs::FileType::Fifo, Mode::from(0o644), 0).unwrap();
+    set_atime(&relatime.p("fifo"), OLD);
+    for _ in 0..2 {
+        assert_eq!(atime(&relatime.p("fifo")), OLD);
+        assert_eq!(atime(&quiet.p("fifo")), OLD);
+    }
+}
+
+// ---- renameat2 ---------------------------------------------------------------------------
+
+fn rename2(from: &Path, to: &Path, flags: rustix::fs::RenameFlags) -> Result<(), i32> {
+    rustix::fs::renameat_with(rustix::fs::CWD, from, rustix::fs::CWD, to, flags).map_err(|e| e.raw_os_error())
+}
+
+/// A whiteout as overlayfs makes and reads them: a character device 0/0.
+fn is_whiteout(path: &Path) -> bool {
+    let st = rustix::fs::lstat(path).unwrap();
+    st.st_mode & 0o170000 == 0o020000 && st.st_rdev == 0
+}
+
+#[test]
+fn rename_whiteout_leaves_a_character_device_0_0_and_exchange_and_noreplace_keep_their_rules() {
+    use rustix::fs::RenameFlags as R;
+    let vol = Vol::new();
+    let m = vol.mount("alice");
+    let other = vol.mount("bob");
+    fs::write(m.p("a"), b"upper").unwrap();
+    fs::create_dir(m.p("dir")).unwrap();
+    fs::write(m.p("dir/f"), b"in dir").unwrap();
+    fs::write(m.p("c"), b"replaced").unwrap();
+
+    // RENAME_WHITEOUT (what overlayfs does to an upper entry over a lower one).
+    rename2(&m.p("a"), &m.p("b"), R::WHITEOUT).unwrap();
+    assert_eq!(fs::read(m.p("b")).unwrap(), b"upper");
+    assert!(is_whiteout(&m.p("a")) && is_whiteout(&other.p("a")), "seen from both mounts");
+    rename2(&m.p("dir"), &m.p("dir2"), R::WHITEOUT).unwrap();
+    assert!(is_whiteout(&m.p("dir")));
+    assert_eq!(fs::read(m.p("dir2/f")).unwrap(), b"in dir");
+    rename2(&m.p("b"), &m.p("c"), R::WHITEOUT).unwrap();
+    assert_eq!(fs::read(m.p("c")).unwrap(), b"upper");
+    assert!(is_whiteout(&m.p("b")));
+    // With NOREPLACE onto an existing name: EEXIST, and nothing moves or is left.
+    assert_eq!(rename2(&m.p("c"), &m.p("dir2"), R::WHITEOUT | R::NOREPLACE), Err(libc::EEXIST));
+    assert_eq!(fs::read(m.p("c")).unwrap(), b"upper");
+    rename2(&m.p("c"), &m.p("d"), R::WHITEOUT | R::NOREPLACE).unwrap();
+    assert!(is_whiteout(&m.p("c")));
+    let mut listed: Vec<String> =
+        fs::read_dir(&m.mp).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    listed.sort();
+    assert_eq!(listed, ["a", "b", "c", "d", "dir", "dir2"]);
+    assert!(!vol.listing().iter().any(|p| p.contains("tresor.tmp")), "{:?}", vol.listing());
+
+    // RENAME_EXCHANGE swaps two existing entries, and combines with neither.
+    fs::write(m.p("x"), b"1").unwrap();
+    fs::write(m.p("y"), b"2").unwrap();
+    rename2(&m.p("x"), &m.p("y"), R::EXCHANGE).unwrap();
+    assert_eq!((fs::read(m.p("x")).unwrap(), fs::read(m.p("y")).unwrap()), (b"2".to_vec(), b"1".to_vec()));
+    assert_eq!(rename2(&m.p("x"), &m.p("missing"), R::EXCHANGE), Err(libc::ENOENT));
+    assert_eq!(rename2(&m.p("x"), &m.p("y"), R::EXCHANGE | R::NOREPLACE), Err(libc::EINVAL));
+    assert_eq!(rename2(&m.p("x"), &m.p("y"), R::EXCHANGE | R::WHITEOUT), Err(libc::EINVAL));
+    assert_eq!(rename2(&m.p("x"), &m.p("y"), R::NOREPLACE), Err(libc::EEXIST));
+    assert_eq!((fs::read(m.p("x")).unwrap(), fs::read(m.p("y")).unwrap()), (b"2".to_vec(), b"1".to_vec()));
+}

@@ -83,7 +83,9 @@ impl TresorFs {
             DirEntry { ino, kind: FileType::Directory, name: ".".into() },
             DirEntry { ino: parent, kind: FileType::Directory, name: "..".into() },
         ];
-        let listing = match sys::openat(dir.fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY, 0).and_then(sys::read_dir) {
+        let listing = match sys::openat(dir.fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY | self.atime.dirs, 0)
+            .and_then(sys::read_dir)
+        {
             Ok(l) => l,
             // Removed since `opendir` (its IV went with it): empty.
             Err(e) if sys::is_errno(&e, libc::ENOENT) => return Ok(entries),
