@@ -529,6 +529,19 @@ impl TresorFs {
         Some((req.uid(), gid))
     }
 
+    /// The permission bits of a new non-directory made by `req` with
+    /// `mode` in directory `dir_st`, by the kernel's set-group-ID rule
+    /// ([`attr::new_file_mode`]). Only a root daemon needs it: it makes the
+    /// entry as root and hands it to the caller, where the backing file
+    /// system would judge the daemon's own credentials.
+    fn new_file_mode(&self, req: &Request, dir_st: &libc::stat, mode: u32) -> u32 {
+        if self.euid != 0 {
+            return mode;
+        }
+        let in_group = || req.gid() == dir_st.st_gid || sys::process::groups_of(req.pid()).contains(&dir_st.st_gid);
+        attr::new_file_mode(mode, dir_st.st_mode, req.uid() == 0, in_group)
+    }
+
     /// Records a new entry the kernel is being told about, and its attributes.
     fn made(&self, parent: u64, e: &Entry<'_>) -> FsResult<FileAttr> {
         let st = sys::fstatat(e.dir.fd(), &e.cname)?;
@@ -864,7 +877,7 @@ impl TresorFs {
         let (bytes, cipher, p) = (new.bytes, new.cipher, volume.params);
 
         let tmp = paths::tmp_name();
-        let wanted = mode & !umask & 0o7777;
+        let wanted = self.new_file_mode(req, &dir_st, mode & !umask & 0o7777);
         let fd = sys::openat(dir, &tmp, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW, wanted)?;
         let made = (|| -> FsResult<()> {
             sys::pwrite_all(fd.as_fd(), &bytes, 0)?;
@@ -1263,6 +1276,7 @@ impl TresorFs {
         let dir_st = sys::fstat(dir)?;
         // A tagged record in a regular file, never a backing FIFO or
         // device (FORMAT.md §8.7).
+        let mode = self.new_file_mode(req, &dir_st, mode);
         let tmp = paths::tmp_name();
         sys::write_new(dir, &tmp, &self.names.place().seal_node(node), mode)?;
         let set = (|| -> FsResult<()> {

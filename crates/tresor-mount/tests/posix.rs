@@ -279,3 +279,63 @@ fn rename_whiteout_leaves_a_character_device_0_0_and_exchange_and_noreplace_keep
     assert_eq!(rename2(&m.p("x"), &m.p("y"), R::NOREPLACE), Err(libc::EEXIST));
     assert_eq!((fs::read(m.p("x")).unwrap(), fs::read(m.p("y")).unwrap()), (b"2".to_vec(), b"1".to_vec()));
 }
+
+// ---- set-group-ID directories --------------------------------------------------------------
+
+/// Runs `f` on a thread whose credentials are `uid`, `gid` and `groups`
+/// (the rest of the test stays root).
+fn as_user<T: Send>(uid: u32, gid: u32, groups: &[u32], f: impl FnOnce() -> T + Send) -> T {
+    use rustix::process::{Gid, Uid};
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let groups: Vec<Gid> = groups.iter().map(|&g| Gid::from_raw(g)).collect();
+            rustix::thread::set_thread_groups(&groups).unwrap();
+            rustix::thread::set_thread_gid(Gid::from_raw(gid)).unwrap();
+            rustix::thread::set_thread_uid(Uid::from_raw(uid)).unwrap();
+            f()
+        })
+        .join()
+        .unwrap()
+    })
+}
+
+#[test]
+fn entries_made_in_a_set_group_id_directory_follow_the_kernels_rules() {
+    const GROUP: u32 = 4242; // not the creating user's
+    const NOBODY: u32 = 65534;
+    let vol = Vol::new();
+    let mp = vol.new_mountpoint();
+    let mut config = vol.config("alice", &mp);
+    tresor_mount::parse_options("allow_other", &mut config).unwrap();
+    let m = Mnt::start(config).unwrap();
+    fs::create_dir(m.p("shared")).unwrap();
+    std::os::unix::fs::chown(m.p("shared"), Some(0), Some(GROUP)).unwrap();
+    fs::set_permissions(m.p("shared"), fs::Permissions::from_mode(0o2777)).unwrap();
+    let sgid_exec = Mode::from_raw_mode(0o2775);
+    let make_all = |prefix: &str| {
+        let p = |name: &str| m.p(&format!("shared/{prefix}{name}"));
+        rustix::fs::mknodat(rustix::fs::CWD, p("fifo"), rustix::fs::FileType::Fifo, sgid_exec, 0).unwrap();
+        rustix::fs::mknodat(rustix::fs::CWD, p("reg"), rustix::fs::FileType::RegularFile, sgid_exec, 0).unwrap();
+        rustix::fs::open(p("open"), OFlags::CREATE | OFlags::WRONLY | OFlags::EXCL, sgid_exec).unwrap();
+        rustix::fs::mkdir(p("dir"), Mode::from_raw_mode(0o775)).unwrap();
+        rustix::fs::symlinkat("target", rustix::fs::CWD, p("link")).unwrap();
+    };
+    as_user(NOBODY, NOBODY, &[], || make_all("outsider-"));
+    as_user(NOBODY, NOBODY, &[GROUP], || make_all("member-"));
+    for (prefix, keeps_sgid) in [("outsider-", false), ("member-", true)] {
+        for name in ["fifo", "reg", "open", "dir", "link"] {
+            let meta = fs::symlink_metadata(m.p(&format!("shared/{prefix}{name}"))).unwrap();
+            let what = format!("{prefix}{name}: mode {:o}", meta.mode());
+            assert_eq!((meta.uid(), meta.gid()), (NOBODY, GROUP), "{what}: the creator's, in the directory's group");
+            let sgid = meta.mode() & libc::S_ISGID != 0;
+            match name {
+                // Directories pass the bit on, whoever makes them.
+                "dir" => assert!(sgid, "{what}"),
+                "link" => {}
+                // Group-executable set-group-ID files keep the bit only
+                // for a member of the group.
+                _ => assert_eq!(sgid, keeps_sgid, "{what}"),
+            }
+        }
+    }
+}
