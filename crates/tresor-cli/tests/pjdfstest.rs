@@ -55,7 +55,10 @@ fn pjdfstest_passes_on_a_tresor_mount() {
     fs::create_dir(&work).unwrap();
     fs::set_permissions(&work, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     let config = s.path("pjdfstest.toml");
-    fs::write(&config, "[features]\n\n[settings]\nnaptime = 0.05\nallow_remount = false\n\n[dummy_auth]\nentries = [[\"nobody\", \"nogroup\"], [\"tests\", \"tests\"]]\n").unwrap();
+    // Every opt-in feature Linux has (chflags, NFSv4 ACLs and birth times
+    // are BSD's).
+    let features = "posix_fallocate = {}\nrename_ctime = {}\nutimensat = {}\nutime_now = {}\n";
+    fs::write(&config, "[features]\n".to_owned() + features + "\n[settings]\nnaptime = 0.05\nallow_remount = false\n\n[dummy_auth]\nentries = [[\"nobody\", \"nogroup\"], [\"tests\", \"tests\"]]\n").unwrap();
     let out =
         Command::new(&binary).arg("-c").arg(&config).arg("-v").arg("-p").arg(&work).output().expect("run pjdfstest");
     let stdout = String::from_utf8_lossy(&out.stdout);
