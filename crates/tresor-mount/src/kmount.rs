@@ -111,6 +111,9 @@ pub(crate) fn unescape_mountinfo(field: &[u8]) -> Vec<u8> {
 /// (the fstab line's `identity=`, `audit_*`, ... that mount(8) passes
 /// along) cannot change on a live mount and is ignored.
 ///
+/// The atime flags change what the kernel reports; the daemon keeps reading
+/// with the access-time mode it was mounted with (`fs::Atime`).
+///
 /// `ro` makes the kernel refuse every write with EROFS before it reaches
 /// the daemon (and the remount fails with EBUSY while a file is open for
 /// writing); `rw` allows writes again, unless the mount was made `ro`,
