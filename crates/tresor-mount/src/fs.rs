@@ -430,6 +430,19 @@ impl TresorFs {
         Ok(Entry { dir_path, dir, iv, name, cname, path, plain })
     }
 
+    /// `entry`, for an operation that changes directory `parent`: its
+    /// backing path must still lead to it. A directory another node removed
+    /// or replaced by a rename is ESTALE (locally: ENOENT, the directory is
+    /// dead), so a descriptor of it never creates, links, renames or
+    /// removes in the directory now at that path.
+    fn entry_to_change(&self, parent: u64, name: &OsStr) -> FsResult<Entry<'_>> {
+        let e = self.entry(parent, name)?;
+        if self.nodes.id_of(sys::fstat(e.dir.fd())?.st_ino) != parent {
+            return Err(Errno::ESTALE);
+        }
+        Ok(e)
+    }
+
     /// FUSE attributes; `link` (the entry's directory and name) is needed
     /// for symlinks and special files, which an open handle never is.
     fn attr(&self, id: u64, path: &[u8], st: &libc::stat, link: Option<(BorrowedFd<'_>, &CStr)>) -> FsResult<FileAttr> {
@@ -863,7 +876,7 @@ impl TresorFs {
             tracing::warn!("create: access denied: this identity is no longer a member that may create files");
             return Err(Errno::EACCES);
         }
-        let e = self.entry(parent, name)?;
+        let e = self.entry_to_change(parent, name)?;
         let dir = e.dir.fd();
         let dir_st = sys::fstat(dir)?;
         let recipients = self.recipients(&volume, parent, &e.dir_path)?;
@@ -938,7 +951,7 @@ impl TresorFs {
 
     fn do_mkdir(&self, req: &Request, parent: u64, name: &OsStr, mode: u32, umask: u32) -> FsResult<FileAttr> {
         self.writable()?;
-        let e = self.entry(parent, name)?;
+        let e = self.entry_to_change(parent, name)?;
         let dir = e.dir.fd();
         let dir_st = sys::fstat(dir)?;
         let tmp = paths::tmp_name();
@@ -1045,7 +1058,7 @@ impl TresorFs {
 
     fn do_rmdir(&self, parent: u64, name: &OsStr) -> FsResult<()> {
         self.writable()?;
-        let e = self.entry(parent, name)?;
+        let e = self.entry_to_change(parent, name)?;
         let st = sys::fstatat(e.dir.fd(), &e.cname)?;
         if !attr::is_dir(&st) {
             return Err(Errno(libc::ENOTDIR));
@@ -1057,7 +1070,7 @@ impl TresorFs {
 
     fn do_unlink(&self, parent: u64, name: &OsStr) -> FsResult<()> {
         self.writable()?;
-        let e = self.entry(parent, name)?;
+        let e = self.entry_to_change(parent, name)?;
         let dir = e.dir.fd();
         let st = sys::fstatat(dir, &e.cname)?;
         if attr::is_dir(&st) {
@@ -1078,7 +1091,7 @@ impl TresorFs {
 
     fn do_symlink(&self, req: &Request, parent: u64, name: &OsStr, target: &Path) -> FsResult<FileAttr> {
         self.writable()?;
-        let e = self.entry(parent, name)?;
+        let e = self.entry_to_change(parent, name)?;
         let dir = e.dir.fd();
         let dir_st = sys::fstat(dir)?;
         let text = self.names.put_target(dir, target.as_os_str().as_bytes())?;
@@ -1106,7 +1119,7 @@ impl TresorFs {
         if attr::is_dir(&st) {
             return Err(Errno(libc::EPERM));
         }
-        let e = self.entry(newparent, newname)?;
+        let e = self.entry_to_change(newparent, newname)?;
         self.names.put_long_name(e.dir.fd(), &e.name)?;
         if let Some(sc) = target_sidecar_of(src.dir.fd(), &src.name, &st) {
             if paths::dirname(&src.path) != e.dir_path.as_slice() {
@@ -1184,8 +1197,8 @@ impl TresorFs {
             return Err(Errno::EINVAL);
         }
         let whiteout = flags.contains(RenameFlags::RENAME_WHITEOUT);
-        let s = self.entry(parent, name)?;
-        let d = self.entry(newparent, newname)?;
+        let s = self.entry_to_change(parent, name)?;
+        let d = self.entry_to_change(newparent, newname)?;
         let (sdir, ddir) = (s.dir.fd(), d.dir.fd());
         let sst = sys::fstatat(sdir, &s.cname)?;
         let dst = match sys::fstatat(ddir, &d.cname) {
@@ -1422,7 +1435,7 @@ impl TresorFs {
                 };
                 let devices = matches!(kind, NodeKind::Char | NodeKind::Block);
                 let node = Node { kind, rdev: if devices { rdev.into() } else { 0 } };
-                let e = self.entry(parent, name)?;
+                let e = self.entry_to_change(parent, name)?;
                 let dir = e.dir.fd();
                 // Made whole under a temporary name.
                 let tmp = self.node_record(req, dir, &e.dir_path, node, mode & !umask & 0o7777)?;

@@ -96,6 +96,35 @@ fn descriptors_keep_working_after_a_rename_replaced_their_file_or_directory() {
     }
 }
 
+#[test]
+fn a_descriptor_of_a_directory_another_node_replaced_never_changes_its_replacement() {
+    let vol = Vol::new();
+    let m = vol.mount("alice");
+    let other = vol.mount("alice");
+    fs::create_dir(m.p("d")).unwrap();
+    fs::create_dir(m.p("e")).unwrap();
+    fs::write(m.p("e/kept"), b"in e").unwrap();
+    fs::create_dir(m.p("e/sub")).unwrap();
+    let dir = open_dir(&m.p("d"));
+    // Another node moves e over the (empty) d: this node's d is gone.
+    fs::rename(other.p("e"), other.p("d")).unwrap();
+    let refused = |r: rustix::io::Result<()>| {
+        let e = r.unwrap_err().raw_os_error();
+        assert!(e == libc::ESTALE || e == libc::ENOENT, "{e}");
+    };
+    refused(rustix::fs::openat(&dir, "new", OFlags::CREATE | OFlags::WRONLY, Mode::from(0o644)).map(drop));
+    refused(rustix::fs::mkdirat(&dir, "newdir", Mode::from(0o755)));
+    refused(rustix::fs::symlinkat("t", &dir, "newlink"));
+    refused(rustix::fs::unlinkat(&dir, "kept", rustix::fs::AtFlags::empty()));
+    refused(rustix::fs::unlinkat(&dir, "sub", rustix::fs::AtFlags::REMOVEDIR));
+    refused(rustix::fs::renameat(&dir, "kept", &dir, "renamed"));
+    let mut listed: Vec<String> =
+        fs::read_dir(m.p("d")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    listed.sort();
+    assert_eq!(listed, ["kept", "sub"], "the directory now at d is as the other node left it");
+    assert_eq!(fs::read(m.p("d/kept")).unwrap(), b"in e");
+}
+
 // ---- fallocate -------------------------------------------------------------------------
 
 /// `fallocate(2)` on `f`: Ok, or the errno.
