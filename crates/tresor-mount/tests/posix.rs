@@ -283,6 +283,11 @@ fn rename_whiteout_leaves_a_character_device_0_0_and_exchange_and_noreplace_keep
     rename2(&m.p("dir"), &m.p("dir2"), R::WHITEOUT).unwrap();
     assert!(is_whiteout(&m.p("dir")));
     assert_eq!(fs::read(m.p("dir2/f")).unwrap(), b"in dir");
+    let long = "l".repeat(255); // its encrypted name lives in a sidecar
+    fs::write(m.p(&long), b"long").unwrap();
+    rename2(&m.p(&long), &m.p("from-long"), R::WHITEOUT).unwrap();
+    assert!(is_whiteout(&m.p(&long)) && is_whiteout(&other.p(&long)));
+    assert_eq!(fs::read(m.p("from-long")).unwrap(), b"long");
     rename2(&m.p("b"), &m.p("c"), R::WHITEOUT).unwrap();
     assert_eq!(fs::read(m.p("c")).unwrap(), b"upper");
     assert!(is_whiteout(&m.p("b")));
@@ -294,7 +299,7 @@ fn rename_whiteout_leaves_a_character_device_0_0_and_exchange_and_noreplace_keep
     let mut listed: Vec<String> =
         fs::read_dir(&m.mp).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     listed.sort();
-    assert_eq!(listed, ["a", "b", "c", "d", "dir", "dir2"]);
+    assert_eq!(listed, ["a", "b", "c", "d", "dir", "dir2", "from-long", &long]);
     assert!(!vol.listing().iter().any(|p| p.contains("tresor.tmp")), "{:?}", vol.listing());
 
     // RENAME_EXCHANGE swaps two existing entries, and combines with neither.
