@@ -434,13 +434,15 @@ impl TresorFs {
     /// backing path must still lead to it. A directory another node removed
     /// or replaced by a rename is ESTALE (locally: ENOENT, the directory is
     /// dead), so a descriptor of it never creates, links, renames or
-    /// removes in the directory now at that path.
-    fn entry_to_change(&self, parent: u64, name: &OsStr) -> FsResult<Entry<'_>> {
+    /// removes in the directory now at that path. Returns the entry and
+    /// the directory's `fstat`.
+    fn entry_to_change(&self, parent: u64, name: &OsStr) -> FsResult<(Entry<'_>, libc::stat)> {
         let e = self.entry(parent, name)?;
-        if self.nodes.id_of(sys::fstat(e.dir.fd())?.st_ino) != parent {
+        let dir_st = sys::fstat(e.dir.fd())?;
+        if self.nodes.id_of(dir_st.st_ino) != parent {
             return Err(Errno::ESTALE);
         }
-        Ok(e)
+        Ok((e, dir_st))
     }
 
     /// FUSE attributes; `link` (the entry's directory and name) is needed
@@ -876,9 +878,8 @@ impl TresorFs {
             tracing::warn!("create: access denied: this identity is no longer a member that may create files");
             return Err(Errno::EACCES);
         }
-        let e = self.entry_to_change(parent, name)?;
+        let (e, dir_st) = self.entry_to_change(parent, name)?;
         let dir = e.dir.fd();
-        let dir_st = sys::fstat(dir)?;
         let recipients = self.recipients(&volume, parent, &e.dir_path)?;
         let new = match self.ready.take(&volume, &recipients) {
             Some(new) => new,
@@ -951,9 +952,8 @@ impl TresorFs {
 
     fn do_mkdir(&self, req: &Request, parent: u64, name: &OsStr, mode: u32, umask: u32) -> FsResult<FileAttr> {
         self.writable()?;
-        let e = self.entry_to_change(parent, name)?;
+        let (e, dir_st) = self.entry_to_change(parent, name)?;
         let dir = e.dir.fd();
-        let dir_st = sys::fstat(dir)?;
         let tmp = paths::tmp_name();
         sys::mkdirat(dir, &tmp, 0o700)?;
         let made = (|| -> FsResult<()> {
@@ -1058,7 +1058,7 @@ impl TresorFs {
 
     fn do_rmdir(&self, parent: u64, name: &OsStr) -> FsResult<()> {
         self.writable()?;
-        let e = self.entry_to_change(parent, name)?;
+        let (e, _) = self.entry_to_change(parent, name)?;
         let st = sys::fstatat(e.dir.fd(), &e.cname)?;
         if !attr::is_dir(&st) {
             return Err(Errno(libc::ENOTDIR));
@@ -1070,7 +1070,7 @@ impl TresorFs {
 
     fn do_unlink(&self, parent: u64, name: &OsStr) -> FsResult<()> {
         self.writable()?;
-        let e = self.entry_to_change(parent, name)?;
+        let (e, _) = self.entry_to_change(parent, name)?;
         let dir = e.dir.fd();
         let st = sys::fstatat(dir, &e.cname)?;
         if attr::is_dir(&st) {
@@ -1091,9 +1091,8 @@ impl TresorFs {
 
     fn do_symlink(&self, req: &Request, parent: u64, name: &OsStr, target: &Path) -> FsResult<FileAttr> {
         self.writable()?;
-        let e = self.entry_to_change(parent, name)?;
+        let (e, dir_st) = self.entry_to_change(parent, name)?;
         let dir = e.dir.fd();
-        let dir_st = sys::fstat(dir)?;
         let text = self.names.put_target(dir, target.as_os_str().as_bytes())?;
         let has_sidecar = text.as_bytes().starts_with(b"tresor.");
         let made = (|| -> FsResult<()> {
@@ -1119,7 +1118,7 @@ impl TresorFs {
         if attr::is_dir(&st) {
             return Err(Errno(libc::EPERM));
         }
-        let e = self.entry_to_change(newparent, newname)?;
+        let (e, _) = self.entry_to_change(newparent, newname)?;
         self.names.put_long_name(e.dir.fd(), &e.name)?;
         if let Some(sc) = target_sidecar_of(src.dir.fd(), &src.name, &st) {
             if paths::dirname(&src.path) != e.dir_path.as_slice() {
@@ -1197,8 +1196,8 @@ impl TresorFs {
             return Err(Errno::EINVAL);
         }
         let whiteout = flags.contains(RenameFlags::RENAME_WHITEOUT);
-        let s = self.entry_to_change(parent, name)?;
-        let d = self.entry_to_change(newparent, newname)?;
+        let (s, sdir_st) = self.entry_to_change(parent, name)?;
+        let (d, _) = self.entry_to_change(newparent, newname)?;
         let (sdir, ddir) = (s.dir.fd(), d.dir.fd());
         let sst = sys::fstatat(sdir, &s.cname)?;
         let dst = match sys::fstatat(ddir, &d.cname) {
@@ -1223,7 +1222,7 @@ impl TresorFs {
         // The whiteout left at the old name (overlayfs): a character
         // device 0/0, made whole under a temporary name before anything moves.
         let record = match whiteout {
-            true => Some(self.node_record(req, sdir, &s.dir_path, WHITEOUT, 0)?),
+            true => Some(self.node_record(req, sdir, &sdir_st, &s.dir_path, WHITEOUT, 0)?),
             false => None,
         };
         // Everything the entries will need in their new places comes first:
@@ -1282,18 +1281,18 @@ impl TresorFs {
         &self,
         req: &Request,
         dir: BorrowedFd<'_>,
+        dir_st: &libc::stat,
         dir_path: &[u8],
         node: Node,
         mode: u32,
     ) -> FsResult<CString> {
-        let dir_st = sys::fstat(dir)?;
         // A tagged record in a regular file, never a backing FIFO or
         // device (FORMAT.md §8.7).
-        let mode = self.new_file_mode(req, &dir_st, mode);
+        let mode = self.new_file_mode(req, dir_st, mode);
         let tmp = paths::tmp_name();
         sys::write_new(dir, &tmp, &self.names.place().seal_node(node), mode)?;
         let set = (|| -> FsResult<()> {
-            if let Some((uid, gid)) = self.owner(req, &dir_st) {
+            if let Some((uid, gid)) = self.owner(req, dir_st) {
                 sys::fchownat(dir, &tmp, uid, gid)?;
             }
             Ok(sys::fchmodat(dir, &tmp, mode)?)
@@ -1435,10 +1434,10 @@ impl TresorFs {
                 };
                 let devices = matches!(kind, NodeKind::Char | NodeKind::Block);
                 let node = Node { kind, rdev: if devices { rdev.into() } else { 0 } };
-                let e = self.entry_to_change(parent, name)?;
+                let (e, dir_st) = self.entry_to_change(parent, name)?;
                 let dir = e.dir.fd();
                 // Made whole under a temporary name.
-                let tmp = self.node_record(req, dir, &e.dir_path, node, mode & !umask & 0o7777)?;
+                let tmp = self.node_record(req, dir, &dir_st, &e.dir_path, node, mode & !umask & 0o7777)?;
                 let made = (|| -> FsResult<()> {
                     self.names.put_long_name(dir, &e.name)?;
                     Ok(sys::rename_noreplace(dir, &tmp, dir, &e.cname)?)
