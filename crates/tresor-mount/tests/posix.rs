@@ -373,3 +373,25 @@ fn entries_made_in_a_set_group_id_directory_follow_the_kernels_rules() {
         }
     }
 }
+
+// ---- remounts ----------------------------------------------------------------------------
+
+#[test]
+fn a_read_only_remount_right_after_a_removed_file_is_closed_succeeds() {
+    let vol = Vol::new();
+    let m = vol.mount("alice");
+    // The kernel releases a FUSE file asynchronously after its last close;
+    // until the daemon has answered, an unlinked file is still held, which
+    // a read-only remount refuses (EBUSY) on every file system.
+    for i in 0..20 {
+        let path = m.p(&format!("scratch{i}"));
+        let f = OpenOptions::new().write(true).create(true).truncate(true).open(&path).unwrap();
+        f.write_all_at(&[7; 10000], 0).unwrap();
+        fs::remove_file(&path).unwrap();
+        drop(f);
+        tresor_mount::remount(&m.mp, "ro").unwrap();
+        assert_eq!(fs::write(m.p("x"), b"").unwrap_err().raw_os_error(), Some(libc::EROFS));
+        tresor_mount::remount(&m.mp, "rw").unwrap();
+    }
+    fs::write(m.p("x"), b"writable again").unwrap();
+}
