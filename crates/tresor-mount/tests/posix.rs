@@ -214,7 +214,7 @@ fn atime(path: &Path) -> i64 {
 }
 
 #[test]
-fn under_noatime_reading_executing_and_listing_leave_access_times_alone() {
+fn access_times_move_only_when_content_is_read_and_never_under_noatime() {
     const OLD: i64 = 1_000_000_000;
     let vol = Vol::on_tmpfs(16); // tmpfs: relatime, whatever the host's /tmp is
     let mp = vol.new_mountpoint();
@@ -242,6 +242,14 @@ fn under_noatime_reading_executing_and_listing_leave_access_times_alone() {
     fs::read_dir(relatime.p("d")).unwrap().count();
     assert!(atime(&relatime.p("run.sh")) > OLD);
     assert!(atime(&relatime.p("d")) > OLD);
+
+    // Changing a file's metadata reads its header first (to check it):
+    // never an access.
+    fs::write(relatime.p("meta"), b"m").unwrap();
+    set_atime(&relatime.p("meta"), OLD);
+    fs::set_permissions(relatime.p("meta"), fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::chown(relatime.p("meta"), Some(0), Some(0)).unwrap();
+    assert_eq!(atime(&relatime.p("meta")), OLD, "chmod and chown");
 
     // A special file's access time is its record's: looking at it (which
     // reads the record) never changes it, on any mount.

@@ -67,7 +67,8 @@ impl TresorFs {
             );
             return Err(Errno(libc::EXDEV));
         }
-        let fd = sys::openat(from.dir.fd(), &from.cname, libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK, 0)?;
+        let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOATIME;
+        let fd = sys::openat(from.dir.fd(), &from.cname, flags, 0)?;
         let mut bytes = vec![0u8; volume.params.header_len as usize];
         if sys::pread_exact(fd.as_fd(), &mut bytes, 0).is_err() {
             return Ok(()); // not a valid file anyway; opening it reports that
