@@ -139,9 +139,43 @@ pub fn file_attr(id: u64, st: &libc::stat, size: u64, blksize: u32) -> FileAttr 
     }
 }
 
+/// The permission bits `mode` of a new non-directory in a directory of
+/// mode `dir_mode`, by Linux's set-group-ID rule (`inode_init_owner`,
+/// `mode_strip_sgid`): in a set-group-ID directory the entry takes the
+/// directory's group, and a group-executable set-group-ID entry keeps
+/// S_ISGID only if its creator is `privileged` (CAP_FSETID) or in that
+/// group (`in_dir_group`, asked only then). Since Linux 6.0 the VFS does
+/// this before a FUSE request is sent; older kernels (RHEL 8's 4.18, say)
+/// leave it to the file system.
+pub fn new_file_mode(mode: u32, dir_mode: u32, privileged: bool, in_dir_group: impl FnOnce() -> bool) -> u32 {
+    let sgid_exec = libc::S_ISGID | libc::S_IXGRP;
+    if mode & sgid_exec == sgid_exec && dir_mode & libc::S_ISGID != 0 && !privileged && !in_dir_group() {
+        mode & !libc::S_ISGID
+    } else {
+        mode
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_file_keeps_set_group_id_only_as_the_kernel_allows() {
+        let sgid_dir = libc::S_IFDIR | libc::S_ISGID | 0o777;
+        let plain_dir = libc::S_IFDIR | 0o777;
+        let outsider = || false;
+        // Group-executable and set-group-ID in a set-group-ID directory of
+        // another group: cleared for an unprivileged creator.
+        assert_eq!(new_file_mode(0o2775, sgid_dir, false, outsider), 0o775);
+        // Kept for a member of the group, a privileged creator, a mode
+        // without group execute, or a directory that passes no group on.
+        assert_eq!(new_file_mode(0o2775, sgid_dir, false, || true), 0o2775);
+        assert_eq!(new_file_mode(0o2775, sgid_dir, true, outsider), 0o2775);
+        assert_eq!(new_file_mode(0o2765, sgid_dir, false, outsider), 0o2765);
+        assert_eq!(new_file_mode(0o2775, plain_dir, false, outsider), 0o2775);
+        assert_eq!(new_file_mode(0o4755, sgid_dir, false, outsider), 0o4755);
+    }
 
     #[test]
     fn target_lengths_follow_from_the_encoded_length() {

@@ -631,18 +631,31 @@ impl OpenFile {
         )
     }
 
-    /// Grows the file to at least `new_size` (fallocate mode 0).
-    pub fn grow_to(&self, new_size: u64) -> FsResult<()> {
-        self.check_limit(new_size)?;
+    /// `fallocate(2)` modes 0 and `FALLOC_FL_KEEP_SIZE` on `[off, end)`:
+    /// reserves the backing space of those blocks (and of the trailer, when
+    /// the range reaches the end) first, so a request the backing file
+    /// system cannot satisfy fails with its ENOSPC (or EOPNOTSUPP) and
+    /// changes nothing; then, unless `keep_size`, grows the file to `end`.
+    /// The reserved space reads as zeros, which the format reads as holes.
+    pub fn allocate(&self, off: u64, end: u64, keep_size: bool) -> FsResult<()> {
+        self.check_limit(end)?;
         let mut st = self.scratch();
         self.locked(
             &mut st,
             Kind::Exclusive,
-            |size| Ok(if new_size > size { self.trunc_range(size, new_size) } else { None }),
+            |size| Ok(if !keep_size && end > size { self.trunc_range(size, end) } else { None }),
             |st, size| {
-                if new_size > size {
-                    self.apply(st, size, new_size, None)?;
-                    st.size_hint = Some(new_size);
+                let from = self.bo(off / self.bs());
+                let to = if end >= size {
+                    self.layout.ciphertext_size(end)
+                } else {
+                    self.bo((end - 1) / self.bs() + 1).min(self.layout.ciphertext_size(size))
+                };
+                let keep = rustix::fs::FallocateFlags::KEEP_SIZE;
+                rustix::fs::fallocate(st.fd.as_fd(), keep, from, to - from).map_err(|e| Errno(e.raw_os_error()))?;
+                if !keep_size && end > size {
+                    self.apply(st, size, end, None)?;
+                    st.size_hint = Some(end);
                 }
                 Ok(())
             },

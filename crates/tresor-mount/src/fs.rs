@@ -48,7 +48,12 @@
 //!   entry appeared meanwhile), everything is moved back and the answer is
 //!   ENOTEMPTY. A temporary entry younger than a minute means another node
 //!   is creating something there: ENOTEMPTY.
-//! * `rename` supports `RENAME_NOREPLACE` and `RENAME_EXCHANGE`, across
+//! * `rename` supports `RENAME_NOREPLACE`, `RENAME_EXCHANGE` and
+//!   `RENAME_WHITEOUT` (overlayfs upper layers: the old name becomes a
+//!   character device 0/0, a special-file record made before the rename and
+//!   put in place after it, so a crash can lose the whiteout, never the
+//!   entry; listings show it as a regular file until it is looked up, as
+//!   every record, FORMAT.md §8.7), across
 //!   directories and for directories (a directory's IV lives inside it). A
 //!   plain rename onto an empty directory removes it first (two steps: not
 //!   atomic). A move that changes the policy in force is refused with EXDEV
@@ -97,11 +102,17 @@
 //!   warning). Target sidecars of hard-linked symlinks can be left behind
 //!   (hidden; removed with the directory).
 //! * Reopening an unlinked file through `/proc/PID/fd/N` fails (ENOENT), as
-//!   in other path-based FUSE file systems; open descriptors keep working.
+//!   in other path-based FUSE file systems; open descriptors keep working
+//!   (files through their handle, directories through their stream's
+//!   descriptor, `fs/dirs.rs`), also when a rename replaced their name.
+//!   An `O_PATH` descriptor opens nothing in the mount: once its name is
+//!   gone or replaced, `fstat` on it answers ESTALE.
 //! * With `cache_timeout` above zero, a node whose backing entry another
 //!   node replaced answers ESTALE until the kernel looks it up again.
 
 mod checked;
+mod dirs;
+mod rename;
 
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, OsStr, OsString};
@@ -113,9 +124,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
-    AccessFlags, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig, LockOwner,
-    OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLock,
-    ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    AccessFlags, FileAttr, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig, LockOwner, OpenFlags,
+    RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLock, ReplyOpen,
+    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use rand_core::OsRng;
 use tresor_audit::{AuditLog, Event, Op};
@@ -129,13 +140,14 @@ use crate::attr;
 use crate::audit::{intent, setattr_fields, Audit};
 use crate::file::OpenFile;
 use crate::lock::{self, LOCK_BASE};
-use crate::nodes::{NodeTable, ROOT};
+use crate::nodes::NodeTable;
 use crate::paths::{self, c, join, show, Names};
 use crate::ready::{self, ReadyFiles};
 use crate::sys::{self, Errno, FsResult};
 use crate::volume::VolumeState;
 use crate::xattr;
 use checked::{Check, Held};
+use dirs::DirHandle;
 
 const TMP_PREFIX: &str = "tresor.tmp.";
 /// A temporary entry younger than this is another node's create in progress.
@@ -156,27 +168,34 @@ pub struct Setup {
     pub ttl: Duration,
     /// Open backing files' data with `O_DIRECT` (backing.rs).
     pub direct_io: bool,
+    pub atime: Atime,
 }
 
-struct DirEntry {
-    ino: u64,
-    kind: FileType,
-    name: OsString,
+/// Which reads leave access times alone, from the mount's atime option.
+///
+/// The kernel leaves a FUSE file's access time to the daemon (its inodes
+/// are `S_NOATIME`): it is the backing file's, which the backing file
+/// system updates as the daemon reads it. Under `noatime` the daemon
+/// reads files and directories with `O_NOATIME` (so reading or executing
+/// a file never changes it), under `nodiratime` directories. Otherwise the
+/// backing file system's own mode applies (commonly `relatime`; the
+/// `strictatime` flag is passed to the kernel but not emulated).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Atime {
+    /// `O_NOATIME` on the backing files opened for a FUSE open.
+    pub files: i32,
+    /// `O_NOATIME` on the backing directories listed.
+    pub dirs: i32,
 }
 
-struct DirHandle {
-    entries: Vec<DirEntry>,
-}
-
-/// A directory being renamed: its IV file holds the tags of both places
-/// until `end_move`.
-struct Moving {
-    dir: OwnedFd,
-    _lock: Option<sys::FlockGuard>,
-    iv: DirIv,
-    /// (parent IV, entry name, backing path) before and after.
-    from: (DirIv, String, Vec<u8>),
-    to: (DirIv, String, Vec<u8>),
+impl Atime {
+    /// From the mount(2) flags the options make.
+    pub fn of(flags: rustix::mount::MountFlags) -> Atime {
+        use rustix::mount::MountFlags as F;
+        let noatime = flags.contains(F::NOATIME);
+        let nodiratime = noatime || flags.contains(F::NODIRATIME);
+        Atime { files: if noatime { libc::O_NOATIME } else { 0 }, dirs: if nodiratime { libc::O_NOATIME } else { 0 } }
+    }
 }
 
 const DIRIV_NAME: &str = tresor_format::names::DIRIV_FILE;
@@ -199,6 +218,7 @@ pub struct TresorFs {
     next_fh: AtomicU64,
     ttl: Duration,
     read_only: bool,
+    atime: Atime,
     /// The daemon's effective uid: root makes new entries the caller's.
     euid: u32,
     audit: Audit,
@@ -276,6 +296,7 @@ impl TresorFs {
             next_fh: AtomicU64::new(1),
             ttl: s.ttl,
             read_only: s.read_only,
+            atime: s.atime,
             euid: sys::geteuid(),
             audit: Audit::off(),
             data_flags: if s.direct_io { libc::O_DIRECT } else { 0 },
@@ -374,6 +395,7 @@ impl TresorFs {
     fn xattr_target(&self, ino: u64, check: Check) -> FsResult<(Option<OwnedFd>, Vec<u8>)> {
         Ok(match self.target(ino, None)? {
             Target::Handle(f, _) => (Some(f.fd().try_clone_to_owned().map_err(Errno::from)?), f.path.clone()),
+            Target::Dir(d, _) => (Some(d.fd().try_clone_to_owned().map_err(Errno::from)?), d.path.clone()),
             Target::Entry(loc, st) => {
                 let c = self.checked(ino, &loc, &st, check)?;
                 let fd = (c.held() == Held::Open).then(|| c.into_fd());
@@ -401,6 +423,21 @@ impl TresorFs {
         let cname = c(name.entry().as_bytes())?;
         let path = join(&dir_path, name.entry().as_bytes());
         Ok(Entry { dir_path, dir, iv, name, cname, path, plain })
+    }
+
+    /// `entry`, for an operation that changes directory `parent`: its
+    /// backing path must still lead to it. A directory another node removed
+    /// or replaced by a rename is ESTALE (locally: ENOENT, the directory is
+    /// dead), so a descriptor of it never creates, links, renames or
+    /// removes in the directory now at that path. Returns the entry and
+    /// the directory's `fstat`.
+    fn entry_to_change(&self, parent: u64, name: &OsStr) -> FsResult<(Entry<'_>, libc::stat)> {
+        let e = self.entry(parent, name)?;
+        let dir_st = sys::fstat(e.dir.fd())?;
+        if self.nodes.id_of(dir_st.st_ino) != parent {
+            return Err(Errno::ESTALE);
+        }
+        Ok((e, dir_st))
     }
 
     /// FUSE attributes; `link` (the entry's directory and name) is needed
@@ -451,7 +488,8 @@ impl TresorFs {
     }
 
     /// What to act on: the handle given; else the entry by path; else (the
-    /// path is gone) any open handle on the node.
+    /// path is gone, or leads to what replaced the node) any open handle on
+    /// the node: a file's, or a directory stream's.
     fn target(&self, ino: u64, fh: Option<FileHandle>) -> FsResult<Target<'_>> {
         if let Some(f) = fh.and_then(|fh| self.file(fh).ok()) {
             let st = sys::fstat(f.fd())?;
@@ -459,13 +497,19 @@ impl TresorFs {
         }
         match self.stat_node(ino) {
             Ok((loc, st)) => Ok(Target::Entry(loc, st)),
-            Err(e @ (Errno::ENOENT | Errno::ESTALE)) => match self.any_handle(ino) {
-                Some(f) => {
+            Err(e @ (Errno::ENOENT | Errno::ESTALE)) => {
+                if let Some(f) = self.any_handle(ino) {
                     let st = sys::fstat(f.fd())?;
-                    Ok(Target::Handle(f, st))
+                    return Ok(Target::Handle(f, st));
                 }
-                None => Err(e),
-            },
+                match self.any_dir_handle(ino) {
+                    Some(d) => {
+                        let st = sys::fstat(d.fd())?;
+                        Ok(Target::Dir(d, st))
+                    }
+                    None => Err(e),
+                }
+            }
             Err(e) => Err(e),
         }
     }
@@ -493,6 +537,19 @@ impl TresorFs {
         }
         let gid = if dir_st.st_mode & libc::S_ISGID != 0 { dir_st.st_gid } else { req.gid() };
         Some((req.uid(), gid))
+    }
+
+    /// The permission bits of a new non-directory made by `req` with
+    /// `mode` in directory `dir_st`, by the kernel's set-group-ID rule
+    /// ([`attr::new_file_mode`]). Only a root daemon needs it: it makes the
+    /// entry as root and hands it to the caller, where the backing file
+    /// system would judge the daemon's own credentials.
+    fn new_file_mode(&self, req: &Request, dir_st: &libc::stat, mode: u32) -> u32 {
+        if self.euid != 0 {
+            return mode;
+        }
+        let in_group = || req.gid() == dir_st.st_gid || sys::process::groups_of(req.pid()).contains(&dir_st.st_gid);
+        attr::new_file_mode(mode, dir_st.st_mode, req.uid() == 0, in_group)
     }
 
     /// Records a new entry the kernel is being told about, and its attributes.
@@ -531,6 +588,7 @@ impl TresorFs {
     fn do_getattr(&self, ino: u64, fh: Option<FileHandle>) -> FsResult<FileAttr> {
         Ok(match self.target(ino, fh)? {
             Target::Handle(f, st) => self.attr(ino, &f.path, &st, None)?,
+            Target::Dir(d, st) => self.attr(ino, &d.path, &st, None)?,
             Target::Entry(loc, st) => self.attr(ino, &loc.path, &st, Some((loc.dir.fd(), &loc.name)))?,
         })
     }
@@ -553,7 +611,7 @@ impl TresorFs {
             self.writable()?;
         }
         let st = match &target {
-            Target::Handle(_, st) | Target::Entry(_, st) => *st,
+            Target::Handle(_, st) | Target::Dir(_, st) | Target::Entry(_, st) => *st,
         };
         if let Some(size) = size {
             if attr::is_dir(&st) {
@@ -569,20 +627,21 @@ impl TresorFs {
                     (result, _) => result?,
                 },
                 Target::Entry(loc, _) => truncate(&self.open_file(ino, loc, libc::O_RDWR, false)?)?,
+                Target::Dir(..) => return Err(Errno(libc::EISDIR)),
             }
         }
         let meta = mode.is_some() || uid.is_some() || gid.is_some() || atime.is_some() || mtime.is_some();
         if !meta {
             // A size change alone was made above, on a verified handle.
-        } else if let Target::Handle(f, _) = &target {
+        } else if let Some(fd) = target.handle_fd() {
             if uid.is_some() || gid.is_some() {
-                sys::fchown(f.fd(), uid.unwrap_or(u32::MAX), gid.unwrap_or(u32::MAX))?;
+                sys::fchown(fd, uid.unwrap_or(u32::MAX), gid.unwrap_or(u32::MAX))?;
             }
             if let Some(mode) = mode {
-                sys::fchmod(f.fd(), mode & 0o7777)?;
+                sys::fchmod(fd, mode & 0o7777)?;
             }
             if atime.is_some() || mtime.is_some() {
-                sys::futimens(f.fd(), &[timespec(atime), timespec(mtime)])?;
+                sys::futimens(fd, &[timespec(atime), timespec(mtime)])?;
             }
         } else if let Target::Entry(loc, st) = &target {
             if mode.is_some() && attr::is_symlink(st) {
@@ -602,6 +661,7 @@ impl TresorFs {
         }
         Ok(match &target {
             Target::Handle(f, _) => self.attr(ino, &f.path, &sys::fstat(f.fd())?, None)?,
+            Target::Dir(d, _) => self.attr(ino, &d.path, &sys::fstat(d.fd())?, None)?,
             Target::Entry(loc, _) => {
                 let st = sys::fstatat(loc.dir.fd(), &loc.name)?;
                 self.attr(ino, &loc.path, &st, Some((loc.dir.fd(), &loc.name)))?
@@ -646,7 +706,7 @@ impl TresorFs {
         let wants_write = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
         // Never follow a symlink; never block on (or wake) a FIFO or device
         // planted where a file should be.
-        let base = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | self.data_flags;
+        let base = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | self.atime.files | self.data_flags;
         let dir = loc.dir.fd();
         let (fd, writable) = if self.read_only {
             if wants_write {
@@ -813,9 +873,8 @@ impl TresorFs {
             tracing::warn!("create: access denied: this identity is no longer a member that may create files");
             return Err(Errno::EACCES);
         }
-        let e = self.entry(parent, name)?;
+        let (e, dir_st) = self.entry_to_change(parent, name)?;
         let dir = e.dir.fd();
-        let dir_st = sys::fstat(dir)?;
         let recipients = self.recipients(&volume, parent, &e.dir_path)?;
         let new = match self.ready.take(&volume, &recipients) {
             Some(new) => new,
@@ -827,7 +886,7 @@ impl TresorFs {
         let (bytes, cipher, p) = (new.bytes, new.cipher, volume.params);
 
         let tmp = paths::tmp_name();
-        let wanted = mode & !umask & 0o7777;
+        let wanted = self.new_file_mode(req, &dir_st, mode & !umask & 0o7777);
         let data = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | self.data_flags;
         let fd = sys::openat(dir, &tmp, data, wanted)?;
         let made = (|| -> FsResult<()> {
@@ -889,9 +948,8 @@ impl TresorFs {
 
     fn do_mkdir(&self, req: &Request, parent: u64, name: &OsStr, mode: u32, umask: u32) -> FsResult<FileAttr> {
         self.writable()?;
-        let e = self.entry(parent, name)?;
+        let (e, dir_st) = self.entry_to_change(parent, name)?;
         let dir = e.dir.fd();
-        let dir_st = sys::fstat(dir)?;
         let tmp = paths::tmp_name();
         sys::mkdirat(dir, &tmp, 0o700)?;
         let made = (|| -> FsResult<()> {
@@ -996,7 +1054,7 @@ impl TresorFs {
 
     fn do_rmdir(&self, parent: u64, name: &OsStr) -> FsResult<()> {
         self.writable()?;
-        let e = self.entry(parent, name)?;
+        let (e, _) = self.entry_to_change(parent, name)?;
         let st = sys::fstatat(e.dir.fd(), &e.cname)?;
         if !attr::is_dir(&st) {
             return Err(Errno(libc::ENOTDIR));
@@ -1008,7 +1066,7 @@ impl TresorFs {
 
     fn do_unlink(&self, parent: u64, name: &OsStr) -> FsResult<()> {
         self.writable()?;
-        let e = self.entry(parent, name)?;
+        let (e, _) = self.entry_to_change(parent, name)?;
         let dir = e.dir.fd();
         let st = sys::fstatat(dir, &e.cname)?;
         if attr::is_dir(&st) {
@@ -1025,49 +1083,12 @@ impl TresorFs {
         Ok(())
     }
 
-    fn do_opendir(&self, ino: u64) -> FsResult<u64> {
-        let loc = self.locate(ino)?;
-        let fd = sys::openat(loc.dir.fd(), &loc.name, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0)?;
-        let st = sys::fstat(fd.as_fd())?;
-        if self.nodes.id_of(st.st_ino) != ino {
-            return Err(Errno::ESTALE);
-        }
-        let path = loc.path;
-        let iv = self.names.dir_iv(fd.as_fd(), &path)?;
-        let listing = sys::read_dir(sys::openat(fd.as_fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?)?;
-        let parent = if ino == ROOT { ROOT } else { self.nodes.parent(ino).unwrap_or(ROOT) };
-        let mut entries = Vec::with_capacity(listing.len() + 2);
-        entries.push(DirEntry { ino, kind: FileType::Directory, name: ".".into() });
-        entries.push(DirEntry { ino: parent, kind: FileType::Directory, name: "..".into() });
-        for ent in listing {
-            let Some(name) = self.names.decrypt_entry(fd.as_fd(), &iv, &ent.name, &path) else { continue };
-            let kind = match attr::kind_of_dtype(ent.d_type) {
-                Some(k) => k,
-                None => match sys::cstring(&ent.name).and_then(|n| sys::fstatat(fd.as_fd(), &n)) {
-                    Ok(st) => attr::kind(st.st_mode).unwrap_or(FileType::RegularFile),
-                    Err(_) => continue, // gone meanwhile
-                },
-            };
-            if !matches!(kind, FileType::RegularFile | FileType::Directory | FileType::Symlink) {
-                // Special files are records in regular files (FORMAT.md
-                // §8.7); one in the backing tree was planted there.
-                tracing::error!("{}: skipping a backing special file (planted in the backing tree)", show(&path));
-                continue;
-            }
-            entries.push(DirEntry { ino: self.nodes.id_of(ent.ino), kind, name: OsString::from(os(&name)) });
-        }
-        let fh = self.new_fh();
-        self.dirs.lock().unwrap_or_else(|e| e.into_inner()).insert(fh, Arc::new(DirHandle { entries }));
-        Ok(fh)
-    }
-
     // ---- links and renames ---------------------------------------------------------
 
     fn do_symlink(&self, req: &Request, parent: u64, name: &OsStr, target: &Path) -> FsResult<FileAttr> {
         self.writable()?;
-        let e = self.entry(parent, name)?;
+        let (e, dir_st) = self.entry_to_change(parent, name)?;
         let dir = e.dir.fd();
-        let dir_st = sys::fstat(dir)?;
         let text = self.names.put_target(dir, target.as_os_str().as_bytes())?;
         let has_sidecar = text.as_bytes().starts_with(b"tresor.");
         let made = (|| -> FsResult<()> {
@@ -1093,7 +1114,7 @@ impl TresorFs {
         if attr::is_dir(&st) {
             return Err(Errno(libc::EPERM));
         }
-        let e = self.entry(newparent, newname)?;
+        let (e, _) = self.entry_to_change(newparent, newname)?;
         self.names.put_long_name(e.dir.fd(), &e.name)?;
         if let Some(sc) = target_sidecar_of(src.dir.fd(), &src.name, &st) {
             if paths::dirname(&src.path) != e.dir_path.as_slice() {
@@ -1104,223 +1125,34 @@ impl TresorFs {
         self.made(newparent, &e)
     }
 
-    /// Refuses with EXDEV a move of `from` (in node `from_parent`) into
-    /// directory `to_dir` (node `to_parent`) that changes the policy in force
-    /// for it when that would make the move break the member header rule:
-    /// a file whose member-signed header names someone the new policy does
-    /// not allow, or (for a mount that is not a steward's) a directory
-    /// without a policy of its own. EXDEV makes `mv` copy and delete
-    /// instead, and the copy gets the new directory's defaults.
-    fn check_move(
+    /// Writes special-file record `node` under a new temporary name in
+    /// `dir` (backing path `dir_path`), owned and moded (`mode`) as a new
+    /// entry of `req`'s there; returns the name.
+    fn node_record(
         &self,
-        volume: &Volume,
-        from: &Entry<'_>,
-        from_parent: u64,
-        st: &libc::stat,
-        to_parent: u64,
-        to_dir: &[u8],
-    ) -> FsResult<()> {
-        if volume.policies().next().is_none() || !(attr::is_dir(st) || attr::is_reg(st)) {
-            return Ok(());
-        }
-        let before = self.policy_in_force(volume, from_parent, &from.dir_path)?;
-        let after = self.policy_in_force(volume, to_parent, to_dir)?;
-        if before == after {
-            return Ok(());
-        }
-        if attr::is_dir(st) {
-            let dir = self.dir(&from.path)?;
-            let iv = self.names.dir_iv(dir.fd(), &from.path)?;
-            let steward = volume.member(&self.identity.id()).is_some_and(|m| m.role == Role::Steward);
-            if volume.policy(&iv).is_some() || steward {
-                return Ok(());
+        req: &Request,
+        dir: BorrowedFd<'_>,
+        dir_st: &libc::stat,
+        dir_path: &[u8],
+        node: Node,
+        mode: u32,
+    ) -> FsResult<CString> {
+        // A tagged record in a regular file, never a backing FIFO or
+        // device (FORMAT.md §8.7).
+        let mode = self.new_file_mode(req, dir_st, mode);
+        let tmp = paths::tmp_name();
+        sys::write_new(dir, &tmp, &self.names.place().seal_node(node), mode)?;
+        let set = (|| -> FsResult<()> {
+            if let Some((uid, gid)) = self.owner(req, dir_st) {
+                sys::fchownat(dir, &tmp, uid, gid)?;
             }
-            tracing::info!(
-                "{}: not moved into a directory under another policy (EXDEV: copy instead, so new files get its defaults)",
-                show(&from.path)
-            );
-            return Err(Errno(libc::EXDEV));
+            Ok(sys::fchmodat(dir, &tmp, mode)?)
+        })();
+        if let Err(err) = set {
+            paths::remove_quietly(dir, &tmp, dir_path);
+            return Err(err);
         }
-        let fd = sys::openat(from.dir.fd(), &from.cname, libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK, 0)?;
-        let mut bytes = vec![0u8; volume.params.header_len as usize];
-        if sys::pread_exact(fd.as_fd(), &mut bytes, 0).is_err() {
-            return Ok(()); // not a valid file anyway; opening it reports that
-        }
-        let Ok(header) = Header::open(&bytes, volume) else { return Ok(()) };
-        if let Err(v) = tresor_format::policy::check_header(volume, &header, after.as_deref()) {
-            tracing::info!("{}: not moved: under the destination's policy {v} (EXDEV: copy instead)", show(&from.path));
-            return Err(Errno(libc::EXDEV));
-        }
-        Ok(())
-    }
-
-    fn do_rename(
-        &self,
-        parent: u64,
-        name: &OsStr,
-        newparent: u64,
-        newname: &OsStr,
-        flags: RenameFlags,
-    ) -> FsResult<()> {
-        self.writable()?;
-        let known = RenameFlags::RENAME_NOREPLACE | RenameFlags::RENAME_EXCHANGE;
-        if !known.contains(flags) || flags == known {
-            return Err(Errno::EINVAL);
-        }
-        let exchange = flags.contains(RenameFlags::RENAME_EXCHANGE);
-        let s = self.entry(parent, name)?;
-        let d = self.entry(newparent, newname)?;
-        let (sdir, ddir) = (s.dir.fd(), d.dir.fd());
-        let sst = sys::fstatat(sdir, &s.cname)?;
-        let dst = match sys::fstatat(ddir, &d.cname) {
-            Ok(st) => Some(st),
-            Err(e) if sys::is_errno(&e, libc::ENOENT) => None,
-            Err(e) => return Err(e.into()),
-        };
-        if exchange && dst.is_none() {
-            return Err(Errno::ENOENT);
-        }
-        let cross_dir = s.dir_path != d.dir_path;
-        if cross_dir {
-            let volume = self.volume.get();
-            self.check_move(&volume, &s, parent, &sst, newparent, &d.dir_path)?;
-            if let (true, Some(dst)) = (exchange, &dst) {
-                self.check_move(&volume, &d, newparent, dst, parent, &s.dir_path)?;
-            }
-        }
-        // Everything the entries will need in their new places comes first:
-        // a directory's IV file gets the tag for its new place beside the
-        // old one (FORMAT.md §8.1).
-        let mut moving = Vec::new();
-        if attr::is_dir(&sst) && s.path != d.path {
-            moving.push(self.begin_move(&s, &d)?);
-        }
-        if exchange && dst.as_ref().is_some_and(attr::is_dir) && s.path != d.path {
-            match self.begin_move(&d, &s) {
-                Ok(m) => moving.push(m),
-                Err(err) => {
-                    for m in moving {
-                        self.end_move(m, false);
-                    }
-                    return Err(err);
-                }
-            }
-        }
-        let result = self.rename_entries(&s, &d, &sst, &dst, exchange, flags, cross_dir);
-        for m in moving {
-            self.end_move(m, result.is_ok());
-        }
-        result?;
-        self.nodes.moved(self.nodes.id_of(sst.st_ino), newparent, OsStr::new(d.name.entry()), &d.plain);
-        if let (true, Some(st)) = (exchange, &dst) {
-            self.nodes.moved(self.nodes.id_of(st.st_ino), parent, OsStr::new(s.name.entry()), &s.plain);
-        }
-        Ok(())
-    }
-
-    /// The backing half of a rename: sidecars first, the rename, then the
-    /// sidecars no longer needed.
-    #[allow(clippy::too_many_arguments)]
-    fn rename_entries(
-        &self,
-        s: &Entry<'_>,
-        d: &Entry<'_>,
-        sst: &libc::stat,
-        dst: &Option<libc::stat>,
-        exchange: bool,
-        flags: RenameFlags,
-        cross_dir: bool,
-    ) -> FsResult<()> {
-        let (sdir, ddir) = (s.dir.fd(), d.dir.fd());
-        self.names.put_long_name(ddir, &d.name)?;
-        let s_sidecar = target_sidecar_of(sdir, &s.cname, sst);
-        if let (true, Some(sc)) = (cross_dir, &s_sidecar) {
-            paths::copy_target_sidecar(sdir, sc, ddir)?;
-        }
-        let d_sidecar = dst.as_ref().and_then(|st| target_sidecar_of(ddir, &d.cname, st));
-        if let (true, true, Some(sc)) = (exchange, cross_dir, &d_sidecar) {
-            paths::copy_target_sidecar(ddir, sc, sdir)?;
-        }
-        let result = if exchange {
-            sys::renameat2(sdir, &s.cname, ddir, &d.cname, libc::RENAME_EXCHANGE)
-        } else if flags.contains(RenameFlags::RENAME_NOREPLACE) {
-            sys::rename_noreplace(sdir, &s.cname, ddir, &d.cname)
-        } else {
-            match sys::renameat2(sdir, &s.cname, ddir, &d.cname, 0) {
-                Err(e)
-                    if (sys::is_errno(&e, libc::ENOTEMPTY) || sys::is_errno(&e, libc::EEXIST))
-                        && attr::is_dir(sst)
-                        && dst.as_ref().is_some_and(attr::is_dir) =>
-                {
-                    // The target is a Tresor directory: never empty in the
-                    // backing tree. Remove it if it is empty in plaintext.
-                    self.remove_dir(d)?;
-                    sys::renameat2(sdir, &s.cname, ddir, &d.cname, 0)
-                }
-                other => other,
-            }
-        };
-        result?;
-        let same_object = dst.as_ref().is_some_and(|st| st.st_ino == sst.st_ino && st.st_dev == sst.st_dev);
-        if !exchange && !same_object {
-            self.names.drop_long_name(sdir, &s.name, &s.dir_path);
-            if let (Some(sc), Some(st)) = (&d_sidecar, &dst) {
-                if st.st_nlink <= 1 {
-                    paths::remove_quietly(ddir, sc, &d.dir_path);
-                }
-            }
-            if let (true, Some(sc)) = (cross_dir, &s_sidecar) {
-                if sst.st_nlink <= 1 {
-                    paths::remove_quietly(sdir, sc, &s.dir_path);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Before directory `from` is renamed to `to`: locks it against other
-    /// nodes' renames, checks its IV at its place, and rewrites its IV file
-    /// with the tags of both places, so that a crash at any point leaves a
-    /// directory whose IV verifies where it is.
-    fn begin_move(&self, from: &Entry<'_>, to: &Entry<'_>) -> FsResult<Moving> {
-        let path = sys::openat(from.dir.fd(), &from.cname, libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0)?;
-        // flock needs a descriptor open for reading; a directory the daemon
-        // may not read (a private mount, mode 0300) is moved without one.
-        let lock = sys::openat(from.dir.fd(), &from.cname, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0)
-            .and_then(sys::flock_exclusive)
-            .ok();
-        self.names.forget_iv(&from.path);
-        let iv = self.names.dir_iv(path.as_fd(), &from.path)?;
-        let (old, new) = (from.name.entry().to_owned(), to.name.entry().to_owned());
-        let bytes = self.names.place().seal_diriv_moving(
-            &iv,
-            Place::In { parent: &from.iv, entry: &old },
-            Place::In { parent: &to.iv, entry: &new },
-        );
-        // Synced: the rename that follows must not outlive it in a crash.
-        paths::replace_diriv(path.as_fd(), &bytes, true)?;
-        Ok(Moving {
-            dir: path,
-            _lock: lock,
-            iv,
-            from: (from.iv, old, from.path.clone()),
-            to: (to.iv, new, to.path.clone()),
-        })
-    }
-
-    /// After the rename (or its failure): the IV file keeps only the tag of
-    /// the place the directory is in.
-    fn end_move(&self, m: Moving, moved: bool) {
-        let (parent, entry, path) = if moved { &m.to } else { &m.from };
-        let bytes = self.names.place().seal_diriv(&m.iv, Place::In { parent, entry });
-        // Not synced: if this is lost, both tags remain, valid where it is.
-        if let Err(err) = paths::replace_diriv(m.dir.as_fd(), &bytes, false) {
-            // Still valid where it is (it holds both tags): only a second
-            // rename's protocol would notice the extra tag.
-            tracing::warn!("{}: could not drop the old place's tag from {}: {err:?}", show(path), DIRIV_NAME);
-        }
-        self.names.forget_iv(&m.from.2);
-        self.names.forget_iv(&m.to.2);
+        Ok(tmp)
     }
 
     fn do_mknod(
@@ -1348,19 +1180,11 @@ impl TresorFs {
                 };
                 let devices = matches!(kind, NodeKind::Char | NodeKind::Block);
                 let node = Node { kind, rdev: if devices { rdev.into() } else { 0 } };
-                let e = self.entry(parent, name)?;
+                let (e, dir_st) = self.entry_to_change(parent, name)?;
                 let dir = e.dir.fd();
-                let dir_st = sys::fstat(dir)?;
-                // A tagged record in a regular file, never a backing FIFO or
-                // device (FORMAT.md §8.7): made whole under a temporary name.
-                let tmp = paths::tmp_name();
-                let wanted = mode & !umask & 0o7777;
-                sys::write_new(dir, &tmp, &self.names.place().seal_node(node), wanted)?;
+                // Made whole under a temporary name.
+                let tmp = self.node_record(req, dir, &dir_st, &e.dir_path, node, mode & !umask & 0o7777)?;
                 let made = (|| -> FsResult<()> {
-                    if let Some((uid, gid)) = self.owner(req, &dir_st) {
-                        sys::fchownat(dir, &tmp, uid, gid)?;
-                    }
-                    sys::fchmodat(dir, &tmp, wanted)?;
                     self.names.put_long_name(dir, &e.name)?;
                     Ok(sys::rename_noreplace(dir, &tmp, dir, &e.cname)?)
                 })();
@@ -1444,8 +1268,21 @@ impl TresorFs {
 enum Target<'a> {
     /// An open handle (given, or the only way left to the node).
     Handle(Arc<OpenFile>, libc::stat),
+    /// An open directory stream (the only way left to the node).
+    Dir(Arc<DirHandle>, libc::stat),
     /// The backing entry.
     Entry(Loc<'a>, libc::stat),
+}
+
+impl Target<'_> {
+    /// The descriptor of a handle or stream; `None` for a backing entry.
+    fn handle_fd(&self) -> Option<BorrowedFd<'_>> {
+        match self {
+            Target::Handle(f, _) => Some(f.fd()),
+            Target::Dir(d, _) => Some(d.fd()),
+            Target::Entry(..) => None,
+        }
+    }
 }
 
 const DIRIV: &CStr = c"tresor.diriv";
@@ -1735,7 +1572,7 @@ impl Filesystem for TresorFs {
     ) {
         // Paths from the parents, which a rename does not move.
         let (from, to) = (self.plain_child(parent.0, name), self.plain_child(newparent.0, newname));
-        let result = self.audit.ready().and_then(|()| self.do_rename(parent.0, name, newparent.0, newname, flags));
+        let result = self.audit.ready().and_then(|()| self.do_rename(req, parent.0, name, newparent.0, newname, flags));
         let result = self.audited(req, Op::Rename, result, |e| e.path(from).new_path(to), drop);
         match result {
             Ok(()) => reply.ok(),
@@ -1887,12 +1724,11 @@ impl Filesystem for TresorFs {
     }
 
     fn readdir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        let dir = self.dirs.lock().unwrap_or_else(|e| e.into_inner()).get(&fh.0).cloned();
-        let Some(dir) = dir else {
-            reply.error(fuser::Errno::EBADF);
-            return;
+        let entries = match self.dir_entries(fh.0, offset) {
+            Ok(entries) => entries,
+            Err(e) => return reply.error(errno(e)),
         };
-        for (i, e) in dir.entries.iter().enumerate().skip(offset.min(usize::MAX as u64) as usize) {
+        for (i, e) in entries.iter().enumerate().skip(offset.min(usize::MAX as u64) as usize) {
             if reply.add(INodeNo(e.ino), (i + 1) as u64, e.kind, &e.name) {
                 break;
             }
@@ -2108,13 +1944,17 @@ impl Filesystem for TresorFs {
         reply: ReplyEmpty,
     ) {
         let result = self.with_file(fh, |f| {
-            if mode != 0 {
-                return Err(Errno(libc::EOPNOTSUPP));
-            }
+            // Punching holes and zeroing or moving ranges would re-seal the
+            // partial blocks at their edges: not offered.
+            let keep_size = match mode {
+                0 => false,
+                libc::FALLOC_FL_KEEP_SIZE => true,
+                _ => return Err(Errno(libc::EOPNOTSUPP)),
+            };
             if !f.writable {
                 return Err(Errno::EBADF);
             }
-            f.grow_to(offset.checked_add(length).ok_or(Errno::EFBIG)?)?;
+            f.allocate(offset, offset.checked_add(length).ok_or(Errno::EFBIG)?, keep_size)?;
             if req.uid() != 0 {
                 drop_set_id(f.fd())?;
             }

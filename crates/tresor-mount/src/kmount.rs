@@ -17,6 +17,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rustix::mount::{MountFlags, UnmountFlags};
 
@@ -133,10 +134,17 @@ pub(crate) fn unescape_mountinfo(field: &[u8]) -> Vec<u8> {
 /// (the fstab line's `identity=`, `audit_*`, ... that mount(8) passes
 /// along) cannot change on a live mount and is ignored.
 ///
+/// The atime flags change what the kernel reports; the daemon keeps reading
+/// with the access-time mode it was mounted with (`fs::Atime`).
+///
 /// `ro` makes the kernel refuse every write with EROFS before it reaches
-/// the daemon (and the remount fails with EBUSY while a file is open for
-/// writing); `rw` allows writes again, unless the mount was made `ro`,
-/// which the daemon keeps enforcing.
+/// the daemon; it fails with EBUSY while a file is open for writing or an
+/// unlinked file is still held. A FUSE file system holds an unlinked file
+/// for a moment after its last close too (the kernel sends the release to
+/// the daemon asynchronously: right after `rm` of an open file and its
+/// close, most remounts found it still held), so EBUSY is retried for up
+/// to [`REMOUNT_BUSY`] before it is reported. `rw` allows writes again,
+/// unless the mount was made `ro`, which the daemon keeps enforcing.
 pub fn remount(mountpoint: &Path, options: &str) -> Result<(), MountError> {
     let path = mountpoint
         .canonicalize()
@@ -148,8 +156,18 @@ pub fn remount(mountpoint: &Path, options: &str) -> Result<(), MountError> {
     for opt in entry.options.split(',').chain(options.split(',')) {
         apply_vfs_option(opt.trim(), &mut flags);
     }
-    rustix::mount::mount_remount(&path, flags, c"").map_err(|e| MountError::Remount { path, source: e.into() })
+    let deadline = Instant::now() + REMOUNT_BUSY;
+    loop {
+        match rustix::mount::mount_remount(&path, flags, c"") {
+            Err(rustix::io::Errno::BUSY) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            result => return result.map_err(|e| MountError::Remount { path, source: e.into() }),
+        }
+    }
 }
+
+/// How long a read-only remount waits for files closed a moment ago to be
+/// released (see [`remount`]).
+pub const REMOUNT_BUSY: Duration = Duration::from_secs(2);
 
 /// Unmounts a live mount on request (SIGTERM to the daemon, say) the way
 /// `umount` or `fusermount3 -u` would, so the daemon's session ends and it

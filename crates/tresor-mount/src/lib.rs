@@ -326,6 +326,7 @@ pub fn prepare(mut config: MountConfig) -> Result<Prepared, MountError> {
 
     let root_ino =
         sys::fstat(root.as_fd()).map_err(|source| MountError::BackingMissing { path: backing.clone(), source })?.st_ino;
+    let atime = fs::Atime::of(config::root_mount_flags(&config));
     let identity = Arc::new(config.identity);
     let audit = if config.audit.enabled {
         let mut options = vec![if config.read_only { "ro" } else { "rw" }.to_owned()];
@@ -359,6 +360,7 @@ pub fn prepare(mut config: MountConfig) -> Result<Prepared, MountError> {
         read_only: config.read_only,
         ttl: config.cache_timeout,
         direct_io: backing_fs.direct_io,
+        atime,
     });
     Ok(Prepared { fs, mountpoint, fuse, root_mount, audit })
 }

@@ -62,7 +62,19 @@ pub fn errno(code: i32) -> io::Error {
     io::Error::from_raw_os_error(code)
 }
 
+/// `openat(2)`, close-on-exec. `O_NOATIME` in `flags` is a wish: where
+/// the caller may not ask for it (neither the file's owner nor holding
+/// CAP_FOWNER: EPERM), the file is opened without it.
 pub fn openat(dir: BorrowedFd<'_>, path: &CStr, flags: i32, mode: u32) -> io::Result<OwnedFd> {
+    match openat_as_asked(dir, path, flags, mode) {
+        Err(e) if flags & libc::O_NOATIME != 0 && e.raw_os_error() == Some(libc::EPERM) => {
+            openat_as_asked(dir, path, flags & !libc::O_NOATIME, mode)
+        }
+        other => other,
+    }
+}
+
+fn openat_as_asked(dir: BorrowedFd<'_>, path: &CStr, flags: i32, mode: u32) -> io::Result<OwnedFd> {
     let fd = retry(|| {
         cvt(unsafe { libc::openat(dir.as_raw_fd(), path.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint) })
     })?;
@@ -150,9 +162,11 @@ pub fn reopen_same(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
 
 /// Opens `/proc/self/fd/N`: a new open file description for the file that
 /// `fd` refers to, wherever it is now (used for per-owner lock descriptors).
+/// It keeps `fd`'s `O_NOATIME`.
 pub fn reopen(fd: BorrowedFd<'_>, flags: i32) -> io::Result<OwnedFd> {
     let path = cstring(format!("/proc/self/fd/{}", fd.as_raw_fd()).as_bytes())?;
-    let fd = retry(|| cvt(unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC) }))?;
+    let noatime = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })? & libc::O_NOATIME;
+    let fd = retry(|| cvt(unsafe { libc::open(path.as_ptr(), flags | noatime | libc::O_CLOEXEC) }))?;
     // SAFETY: open returned a new descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -422,8 +436,10 @@ pub fn read_dir(dir: OwnedFd) -> io::Result<Vec<RawEntry>> {
 /// symlink, non-blocking, a regular file or [`Kind::WrongType`]), and
 /// its size checked before a byte is read or allocated, so neither a FIFO
 /// nor a huge sparse file planted in its place costs more than a `stat`.
+/// Reading metadata leaves the file's access time alone (`O_NOATIME`): the
+/// access time of a special file's record is the special file's.
 pub fn read_small(dir: BorrowedFd<'_>, path: &CStr, max: usize) -> io::Result<Vec<u8>> {
-    let (fd, st) = open_regular(dir, path, libc::O_RDONLY)?;
+    let (fd, st) = open_regular(dir, path, libc::O_RDONLY | libc::O_NOATIME)?;
     read_bounded(fd.as_fd(), &st, max)
 }
 

@@ -112,6 +112,19 @@ pub fn syslog(priority: Priority, message: &str) {
     }
 }
 
+/// The supplementary groups of process `pid` (the `Groups:` line of
+/// `/proc/PID/status`; empty if it is gone or unreadable). The mount asks
+/// for them the way libfuse's `fuse_req_getgroups` does: a FUSE request
+/// carries the caller's uid, gid and pid only.
+pub fn groups_of(pid: u32) -> Vec<u32> {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return Vec::new() };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Groups:"))
+        .map(|g| g.split_whitespace().filter_map(|n| n.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

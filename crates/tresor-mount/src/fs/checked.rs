@@ -108,7 +108,8 @@ impl TresorFs {
             e
         };
         if attr::is_reg(st) {
-            let (fd, now) = match sys::open_regular(dir, &loc.name, libc::O_RDONLY) {
+            // Checking reads the header or record: never an access.
+            let (fd, now) = match sys::open_regular(dir, &loc.name, libc::O_RDONLY | libc::O_NOATIME) {
                 Ok(opened) => opened,
                 // A daemon that is not root, on a file its owner made
                 // unreadable (`chmod 0`, then `chmod 644`): it could change
