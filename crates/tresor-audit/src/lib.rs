@@ -11,6 +11,8 @@
 //! |---|---|
 //! | [`record`] | the typed record and its CBOR encoding |
 //! | [`chain`] | the hash chain and the checkpoint signature input |
+//! | [`merkle`] | the Merkle tree over a log's records: roots, proofs |
+//! | [`note`] | checkpoints as C2SP signed notes; witness cosignatures |
 //! | [`seal`] | sealing and unsealing path fields |
 //! | [`frame`] | the file header and length-prefixed framing; torn tails |
 //! | [`event`] | what a caller records, sealed and signed by [`event::complete`] |
@@ -35,6 +37,8 @@ pub mod event;
 mod files;
 pub use files::open_dir;
 pub mod frame;
+pub mod merkle;
+pub mod note;
 pub mod query;
 pub mod record;
 pub mod report;

@@ -28,6 +28,16 @@ pub fn verify_checkpoint(key: &VerifyingKey, body: &[u8], signature: &[u8; SIGNA
     keys::verify(key, CHECKPOINT_DOMAIN, body, signature, Structure::AuditCheckpoint)
 }
 
+/// Signs the text of a C2SP signed note (a Merkle checkpoint, `docs/AUDIT.md`
+/// "Merkle checkpoints") with the identity the mount runs as: plain Ed25519
+/// over the text, as signed-note verifiers expect. Every other Tresor
+/// signature has a domain ending in NUL in front of its message; note text
+/// holds no NUL (refused here), so neither kind of signature can stand for
+/// the other.
+pub fn sign_note(identity: &Identity, text: &[u8]) -> Option<[u8; SIGNATURE_LEN]> {
+    (!text.contains(&0)).then(|| identity.sign(text))
+}
+
 /// The key that seals paths in audit records: HKDF-SHA256 of the volume
 /// name key, salted with the volume id. Members and auditors hold the name
 /// key and can read paths; the storage operator, who holds the log files,
@@ -48,6 +58,16 @@ mod tests {
         assert!(verify_checkpoint(&id.public().ed25519, b"bodx", &sig).is_err());
         let header_sig = keys::sign(&id, keys::domain::HEADER, b"body");
         assert!(verify_checkpoint(&id.public().ed25519, b"body", &header_sig).is_err());
+    }
+
+    #[test]
+    fn note_signatures_are_plain_ed25519_and_never_over_nul() {
+        use ed25519_dalek::Verifier;
+        let id = Identity::from_seed(&[7; 32], "node").unwrap();
+        let sig = sign_note(&id, b"origin\n1\nroot\n").unwrap();
+        let sig = ed25519_dalek::Signature::from_bytes(&sig);
+        id.public().ed25519.verify(b"origin\n1\nroot\n", &sig).unwrap();
+        assert!(sign_note(&id, b"tresor/v1/audit\0body").is_none());
     }
 
     #[test]
