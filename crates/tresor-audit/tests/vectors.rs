@@ -69,7 +69,7 @@ fn inputs(volume: &Volume, bob: &Identity) -> Value {
 fn build(i: &Value, volume: &Volume, name_key: &NameKey, bob: &Identity) -> Vec<u8> {
     let sealer = PathSealer::new(name_key, &volume.id);
     let mount_id: [u8; 16] = unhex(i["mount_id"].as_str().unwrap()).unwrap();
-    let mut file = frame::file_header().to_vec();
+    let mut file = frame::file_header_of(1).to_vec();
     let mut prev = chain::GENESIS;
     for (seq, r) in i["records"].as_array().unwrap().iter().enumerate() {
         let op = Op::parse(r["op"].as_str().unwrap()).unwrap();

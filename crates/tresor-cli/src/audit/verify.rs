@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use tresor_audit::chain::hex;
 use tresor_audit::chain::unhex;
+use tresor_audit::merkle::Frontier;
 use tresor_audit::query;
 use tresor_audit::record::Pruned;
 use tresor_audit::rows::{terminal, Names};
@@ -313,6 +314,9 @@ struct StateLine {
     first_seq: u64,
     continues: Option<String>,
     prunes: Vec<PruneLine>,
+    /// Version 2 logs: the Merkle tree's size and right edge there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tree: Option<(u64, Vec<String>)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -347,6 +351,7 @@ impl StateLine {
                     hash: hex(&p.hash),
                 })
                 .collect(),
+            tree: r.tree.as_ref().map(|t| (t.size(), t.hashes().iter().map(|h| hex(h)).collect())),
         }
     }
 
@@ -373,6 +378,12 @@ impl StateLine {
                     Some((p.seq, Pruned { mid: unhex(&p.mid)?, first: p.first, last: p.last, hash: unhex(&p.hash)? }))
                 })
                 .collect::<Option<_>>()?,
+            tree: match &self.tree {
+                Some((size, hashes)) => {
+                    Some(Frontier::from_parts(*size, hashes.iter().map(|h| unhex(h)).collect::<Option<_>>()?)?)
+                }
+                None => None,
+            },
         })
     }
 }
