@@ -13,9 +13,11 @@
 //! | [`chain`] | the hash chain and the checkpoint signature input |
 //! | [`merkle`] | the Merkle tree over a log's records: roots, proofs |
 //! | [`note`] | checkpoints as C2SP signed notes; witness cosignatures |
+//! | [`proof`] | inclusion and consistency proofs for outsiders, and their check |
 //! | [`seal`] | sealing and unsealing path fields |
 //! | [`frame`] | the file header and length-prefixed framing; torn tails |
 //! | [`event`] | what a caller records, sealed and signed by [`event::complete`] |
+//! | [`witness`] | cosigning a log's checkpoints after a consistency check |
 //! | [`writer`] | appending: group commit, checkpoints, anchors, fail-closed |
 //! | `files` | the log directory and segment files, opened without following symlinks |
 //! | `cbor` | the canonical record encoding read without serde (verify and show) |
@@ -39,6 +41,7 @@ pub use files::open_dir;
 pub mod frame;
 pub mod merkle;
 pub mod note;
+pub mod proof;
 pub mod query;
 pub mod record;
 pub mod report;
@@ -47,6 +50,7 @@ pub mod seal;
 pub mod segments;
 pub mod time;
 pub mod verify;
+pub mod witness;
 pub mod writer;
 
 pub use record::{Op, Record};

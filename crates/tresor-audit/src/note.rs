@@ -61,7 +61,12 @@ fn key_id(name: &str, alg: u8, key: &VerifyingKey) -> u32 {
 
 /// The signed-note verifier key (`name+id+base64`) of a log signed by `key`.
 pub fn log_vkey(mount_id: &[u8; 16], key: &VerifyingKey) -> String {
-    signed_note::new_ed25519_verifier_key(&origin(mount_id), key)
+    log_vkey_named(&origin(mount_id), key)
+}
+
+/// The signed-note verifier key of an Ed25519 signer named `name`.
+pub fn log_vkey_named(name: &str, key: &VerifyingKey) -> String {
+    signed_note::new_ed25519_verifier_key(name, key)
 }
 
 /// A checkpoint note with the log's signature (`nsig` of the checkpoint
@@ -97,8 +102,8 @@ pub struct WitnessKey {
 
 impl WitnessKey {
     pub fn generate(name: &str) -> Result<WitnessKey, String> {
-        if !signed_note::is_key_name_valid(name) {
-            return Err(format!("{name:?} is not a valid key name (no spaces or '+')"));
+        if !signed_note::is_key_name_valid(name) || name.contains('/') || name.starts_with('.') {
+            return Err(format!("{name:?} is not a valid witness name (no spaces, '+' or '/')"));
         }
         let mut seed = zeroize::Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(&mut *seed);
@@ -203,6 +208,9 @@ impl WitnessVerifier {
             return Err(bad("not a cosignature/v1 Ed25519 key"));
         }
         let key = VerifyingKey::from_bytes(raw[1..].try_into().expect("32 bytes")).map_err(|_| bad("bad key"))?;
+        if !signed_note::is_key_name_valid(name) || name.contains('/') || name.starts_with('.') {
+            return Err(bad("a witness name has no spaces, '+' or '/'"));
+        }
         let id = u32::from_str_radix(id, 16).map_err(|_| bad("bad id"))?;
         if id != key_id(name, ALG_COSIGNATURE_V1, &key) {
             return Err(bad("the id does not match the key"));

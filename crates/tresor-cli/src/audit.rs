@@ -11,6 +11,7 @@
 //! log unreadable), 2 usage. Output to a closed pipe (`| head`) ends the
 //! command quietly with 0.
 
+mod prove;
 mod verify;
 
 use std::collections::HashMap;
@@ -56,7 +57,22 @@ pub enum AuditCommand {
         /// One JSON object per log, then one with `"summary"`.
         #[arg(long)]
         json: bool,
+        /// Fail unless each log's latest checkpoint carries a valid
+        /// cosignature by this witness (its public key, `name+id+base64`,
+        /// or a file holding it; see `tresor audit witness`). Repeatable.
+        #[arg(long, value_name = "KEY")]
+        witness: Vec<String>,
     },
+    /// Prove, for someone outside the volume, that a record is in a log
+    /// (inclusion) or that a later checkpoint extends an earlier one
+    /// (consistency); or check such a proof with only the steward's (or
+    /// the log's) public key. Proofs are JSON (docs/AUDIT.md §4.6).
+    Prove(prove::ProveArgs),
+    /// Cosign, as an independent witness holding a key of its own, each
+    /// log's latest checkpoint, after checking that it extends the one
+    /// this witness cosigned before (kept in --state); refuse a rewritten
+    /// history. The cosigned checkpoint is stored beside the log.
+    Witness(prove::WitnessArgs),
     /// Show records of one or more logs merged by time, filtered.
     Show(Query),
     /// Everyone who accessed a file, when and how, denied attempts included.
@@ -220,9 +236,11 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
 
 fn run_to(cmd: AuditCommand, out: &mut dyn Write) -> Result<ExitCode> {
     match cmd {
-        AuditCommand::Verify { logs, volume, anchors, state, json } => {
-            verify::verify(logs, volume, anchors, state, json, out)
+        AuditCommand::Verify { logs, volume, anchors, state, json, witness } => {
+            verify::verify(logs, volume, anchors, state, json, &witness, out)
         }
+        AuditCommand::Prove(a) => prove::prove(a, out),
+        AuditCommand::Witness(a) => prove::witness(a, out),
         AuditCommand::Prune { before, volume, dry_run, who } => verify::prune(&before, &volume, dry_run, &who, out),
         AuditCommand::Show(Query { logs, volume, filter, format, who }) => {
             let (volume, logs) = resolve(&volume, logs)?;

@@ -25,7 +25,7 @@ use super::{json_line, names, resolve, unlock, volume_logs, Reader, Usage, Volum
 /// Verifies each log (unreadable: `Err`, with why), from where `state`
 /// says an earlier run left off where it has the log, and, when they are
 /// all the volume's logs, links the segments of each.
-fn verify_all(
+pub(super) fn verify_all(
     logs: &[PathBuf],
     registry: &Volume,
     anchors: &[Anchor],
@@ -52,8 +52,10 @@ pub fn verify(
     anchors: Option<PathBuf>,
     state_file: Option<PathBuf>,
     json: bool,
+    witnesses: &[String],
     out: &mut dyn Write,
 ) -> Result<ExitCode> {
+    let witnesses = witnesses.iter().map(|w| super::prove::witness_key(w)).collect::<Result<Vec<_>>>()?;
     // All of the volume's logs: then an anchored mount without a log is a
     // deleted log, and a missing segment is found.
     let every_log = logs.is_empty();
@@ -122,6 +124,22 @@ pub fn verify(
             }
         }
     }
+    let mut unwitnessed = 0;
+    if !witnesses.is_empty() {
+        let verified: Vec<(PathBuf, &Report)> = logs
+            .iter()
+            .zip(&reports)
+            .filter_map(|(l, r)| r.as_ref().ok().filter(|r| r.ok()).map(|r| (l.clone(), r)))
+            .collect();
+        for why in super::prove::check_witnesses(&verified, &witnesses) {
+            unwitnessed += 1;
+            if json {
+                json_line(out, &serde_json::json!({"ok": false, "witness": why}))?;
+            } else {
+                writeln!(out, "NOT WITNESSED: {why}")?;
+            }
+        }
+    }
     let mut summary = Summary::of(&ok);
     summary.files += unreadable;
     summary.tampered += unreadable + missing_logs;
@@ -130,7 +148,10 @@ pub fn verify(
     } else {
         writeln!(out, "{}", summary_line(&summary))?;
     }
-    Ok(if summary.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    if unwitnessed > 0 && !json {
+        writeln!(out, "witnesses: {unwitnessed} cosignature(s) missing or invalid on the latest checkpoints")?;
+    }
+    Ok(if summary.ok() && unwitnessed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn summary_line(s: &Summary) -> String {
@@ -221,6 +242,8 @@ struct ReportJson<'a> {
     host: Option<&'a str>,
     member: Option<String>,
     member_name: Option<&'a str>,
+    /// The size of the log's last Merkle checkpoint (version 2 logs).
+    tree_size: Option<u64>,
     problem: Option<ProblemJson<'a>>,
     warnings: &'a [String],
 }
@@ -242,6 +265,7 @@ impl<'a> ReportJson<'a> {
             host: r.host.as_deref(),
             member: r.member.map(|m| m.to_string()),
             member_name: r.member.and_then(|m| names.get(&m.0).map(String::as_str)),
+            tree_size: r.merkle.as_ref().map(|m| m.size),
             problem: r.problem.as_ref().map(|p| ProblemJson {
                 diagnosis: p.diagnosis.as_str(),
                 index: p.index,
