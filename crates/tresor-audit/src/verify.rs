@@ -132,6 +132,8 @@ pub struct Report {
     pub rotated: bool,
     /// Anchors that matched a checkpoint of this log.
     pub anchors_matched: usize,
+    /// The time of the file's first record (unix ns; not set when resumed).
+    pub first_time_ns: Option<u64>,
     /// The time of the last record that links correctly (unix ns).
     pub last_time_ns: Option<u64>,
     /// The last checkpoint verified: where a later run can resume.
@@ -370,6 +372,7 @@ fn verify_frames<R: Read>(
                         report.continues = Some(r.prev);
                     }
                     report.first_seq = Some(base);
+                    report.first_time_ns = Some(r.time_ns);
                     for a in anchors.iter().filter(|a| a.mount_id == r.mount_id && a.seq >= base) {
                         pending.insert(a.seq, a.hash);
                     }

@@ -230,3 +230,109 @@ fn a_witness_cosigns_only_an_extension_and_verify_requires_its_cosignature() {
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("is not the log's latest checkpoint"), "{out}");
 }
+
+/// Copies the files below `from` to `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &to.join(e.file_name()));
+        } else {
+            fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files_below(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn an_exported_bundle_verifies_elsewhere_with_only_the_steward_key_and_any_flipped_byte_fails() {
+    let (s, steward, _) = volume_with_a_log("audit-export", 3);
+    run_ok(s.tresor().args(["audit", "witness", "--new", "board", "--key"]).arg(s.path("board.key")));
+    run_ok(
+        s.tresor()
+            .args(["audit", "witness", "--key"])
+            .arg(s.path("board.key"))
+            .arg("--state")
+            .arg(s.path("board-state"))
+            .arg("--volume")
+            .arg(s.path("backing")),
+    );
+    let out = s
+        .tresor_as("alice", &["audit", "export"])
+        .arg(s.path("bundle"))
+        .args(["--since", "-1h", "--until", "now", "--volume"])
+        .arg(s.path("backing"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Another machine: a fresh directory, no volume, no pinned keys.
+    let elsewhere = Scratch::new("audit-export-elsewhere");
+    copy_tree(&s.path("bundle"), &elsewhere.path("bundle"));
+    drop(s);
+    let verify = |extra: &[&str]| {
+        let out = elsewhere
+            .tresor()
+            .args(["audit", "verify", "--bundle"])
+            .arg(elsewhere.path("bundle"))
+            .args(["--steward", &steward])
+            .args(extra)
+            .output()
+            .unwrap();
+        (out.status.code(), text(&out))
+    };
+    let (code, out) = verify(&[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("all verified with the steward's key"), "{out}");
+    let files = files_below(&elsewhere.path("bundle"));
+    assert!(files.iter().any(|f| f.extension().is_some_and(|e| e == "cosig")), "the witness's cosignature travels");
+    assert!(files.iter().any(|f| f.starts_with(elsewhere.path("bundle/proofs"))), "with its consistency proof");
+
+    // Another steward's key: nothing verifies.
+    let mallory = elsewhere.identity("mallory");
+    let out = elsewhere
+        .tresor()
+        .args(["audit", "verify", "--bundle"])
+        .arg(elsewhere.path("bundle"))
+        .args(["--steward", &mallory])
+        .output()
+        .unwrap();
+    assert!(text(&out).contains("registry: does not verify with the steward's key"), "{}", text(&out));
+
+    // One byte flipped anywhere (first, middle, last of every file) fails, naming the file.
+    for f in &files {
+        let saved = fs::read(f).unwrap();
+        let rel = f.strip_prefix(elsewhere.path("bundle")).unwrap().to_string_lossy().into_owned();
+        let mut at = vec![0, saved.len() / 2, saved.len() - 1];
+        at.dedup();
+        for i in at {
+            let mut b = saved.clone();
+            b[i] ^= 1;
+            fs::write(f, &b).unwrap();
+            let (code, out) = verify(&[]);
+            assert_eq!(code, Some(1), "{rel} byte {i} flipped, yet: {out}");
+            let names_it = out.contains(&rel) || (rel.starts_with("MANIFEST") && out.contains("MANIFEST"));
+            assert!(names_it, "{rel} byte {i}: {out}");
+        }
+        fs::write(f, &saved).unwrap();
+    }
+    // A file added to the bundle, or one removed, fails too.
+    fs::write(elsewhere.path("bundle/logs/extra.log"), b"x").unwrap();
+    assert!(verify(&[]).1.contains("logs/extra.log: not in the manifest"));
+    fs::remove_file(elsewhere.path("bundle/logs/extra.log")).unwrap();
+    assert_eq!(verify(&[]).0, Some(0));
+}

@@ -13,6 +13,10 @@ use crate::keys::{self, derive, NameKey, KEY_LEN, SIGNATURE_LEN};
 /// header, registry or policy signature, nor the other way round.
 pub const CHECKPOINT_DOMAIN: &[u8] = b"tresor/v1/audit\0";
 
+/// Domain of the signature on an audit bundle's manifest (`tresor audit
+/// export`): the member who exported it vouches for the file list.
+pub const BUNDLE_DOMAIN: &[u8] = b"tresor/v1/audit-bundle\0";
+
 /// HKDF info of the path-sealing key: its own label, so the audit key is
 /// independent of the name key it comes from.
 const PATH_KEY_INFO: &[u8] = b"tresor/v1/audit-path";
@@ -26,6 +30,16 @@ pub fn sign_checkpoint(identity: &Identity, body: &[u8]) -> [u8; SIGNATURE_LEN] 
 /// Checks a checkpoint signature made by [`sign_checkpoint`].
 pub fn verify_checkpoint(key: &VerifyingKey, body: &[u8], signature: &[u8; SIGNATURE_LEN]) -> Result<()> {
     keys::verify(key, CHECKPOINT_DOMAIN, body, signature, Structure::AuditCheckpoint)
+}
+
+/// Signs an audit bundle's manifest.
+pub fn sign_bundle(identity: &Identity, manifest: &[u8]) -> [u8; SIGNATURE_LEN] {
+    keys::sign(identity, BUNDLE_DOMAIN, manifest)
+}
+
+/// Checks a manifest signature made by [`sign_bundle`].
+pub fn verify_bundle(key: &VerifyingKey, manifest: &[u8], signature: &[u8; SIGNATURE_LEN]) -> Result<()> {
+    keys::verify(key, BUNDLE_DOMAIN, manifest, signature, Structure::AuditCheckpoint)
 }
 
 /// Signs the text of a C2SP signed note (a Merkle checkpoint, `docs/AUDIT.md`

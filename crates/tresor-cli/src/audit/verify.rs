@@ -174,7 +174,7 @@ struct SummaryJson<'a> {
     counts: &'a Summary,
 }
 
-fn print_report(out: &mut dyn Write, log: &Path, r: &Report, names: &Names) -> Result<()> {
+pub(super) fn print_report(out: &mut dyn Write, log: &Path, r: &Report, names: &Names) -> Result<()> {
     let who =
         r.member.map(|m| names.get(&m.0).map(|n| terminal(n)).unwrap_or_else(|| m.to_string())).unwrap_or_default();
     let seq = |s: Option<u64>| s.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
