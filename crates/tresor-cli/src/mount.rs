@@ -36,7 +36,8 @@ backing file system), nonempty (mount over a directory that has entries), cache_
 (kernel cache TTL; 0, the default, is safe on shared storage), threads=N, fsname=NAME.
 
 Audit log (see docs/AUDIT.md): audit=off, audit_dir=DIR, audit_sync=always, audit_sync_ms=N, \
-audit_checkpoint_records=N, audit_checkpoint_secs=N, audit_anchor=syslog, audit_anchor_cmd=PATH, \
+audit_checkpoint_records=N, audit_checkpoint_secs=N, audit_anchor=syslog|none (default: syslog where the \
+node has one), audit_anchor_cmd=PATH, \
 audit_on_error=continue.
 
 As in fstab, the command's own options: identity=FILE, passfile=FILE, passfd=N, extpass=CMD, \
