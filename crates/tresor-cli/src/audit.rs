@@ -37,6 +37,7 @@ use crate::{config, id, member, passphrase::PassSource};
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
     /// Check logs: the hash chain, the sequence, the checkpoint signatures
+    /// and Merkle roots
     /// against the volume's registry, anchors, and that each log's
     /// segments follow one another. Names the first bad record and what
     /// happened to it; ends with one summary line. Exit 0 verified, 1
