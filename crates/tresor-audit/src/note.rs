@@ -91,6 +91,12 @@ pub fn open_log_note(note: &[u8], mount_id: &[u8; 16], key: &VerifyingKey) -> Re
     Ok(head)
 }
 
+/// A witness's name is a signed-note key name (no spaces, no '+') that
+/// can also stand in a file name beside the logs (no '/', no leading '.').
+fn witness_name_ok(name: &str) -> bool {
+    signed_note::is_key_name_valid(name) && !name.contains('/') && !name.starts_with('.')
+}
+
 /// An independent party's key for cosigning checkpoints (a data owner, an
 /// ethics board): an ordinary Ed25519 key with a name, kept in a file as
 /// `PRIVATE+KEY+<name>+<id>+<base64(0x01 ‖ seed)>` (the Go `note` private
@@ -102,7 +108,7 @@ pub struct WitnessKey {
 
 impl WitnessKey {
     pub fn generate(name: &str) -> Result<WitnessKey, String> {
-        if !signed_note::is_key_name_valid(name) || name.contains('/') || name.starts_with('.') {
+        if !witness_name_ok(name) {
             return Err(format!("{name:?} is not a valid witness name (no spaces, '+' or '/')"));
         }
         let mut seed = zeroize::Zeroizing::new([0u8; 32]);
@@ -129,6 +135,9 @@ impl WitnessKey {
             (parts.next().ok_or_else(bad)?, parts.next().ok_or_else(bad)?, parts.next().ok_or_else(bad)?);
         let raw = zeroize::Zeroizing::new(BASE64_STANDARD.decode(b64).map_err(|_| bad())?);
         if parts.next().is_some() || raw.len() != 33 || raw[0] != ALG_ED25519 {
+            return Err(bad());
+        }
+        if !witness_name_ok(name) {
             return Err(bad());
         }
         let key = SigningKey::from_bytes(raw[1..].try_into().expect("32 bytes"));
@@ -208,7 +217,7 @@ impl WitnessVerifier {
             return Err(bad("not a cosignature/v1 Ed25519 key"));
         }
         let key = VerifyingKey::from_bytes(raw[1..].try_into().expect("32 bytes")).map_err(|_| bad("bad key"))?;
-        if !signed_note::is_key_name_valid(name) || name.contains('/') || name.starts_with('.') {
+        if !witness_name_ok(name) {
             return Err(bad("a witness name has no spaces, '+' or '/'"));
         }
         let id = u32::from_str_radix(id, 16).map_err(|_| bad("bad id"))?;
