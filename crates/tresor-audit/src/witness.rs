@@ -95,3 +95,57 @@ pub fn check_cosigned(
     }
     witness.cosigned(cosigned)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::merkle::Stored;
+    use tresor_format::{Identity, MemberId};
+
+    /// A log tree of `n` records with a checkpoint head at each size in `heads`.
+    fn tree(records: &[&[u8]], heads: &[u64], key: &Identity) -> LogTree {
+        let mut stored = Stored::new();
+        records.iter().for_each(|r| stored.push(r));
+        let heads = heads
+            .iter()
+            .map(|&size| {
+                let root = stored.root(size).unwrap();
+                let nsig = tresor_format::audit::sign_note(key, &note::text(&[2; 16], size, &root)).unwrap();
+                MerkleHead { size, root, nsig, key: key.public().ed25519.to_bytes() }
+            })
+            .collect();
+        LogTree {
+            volume: [1; 16],
+            mount_id: [2; 16],
+            member: MemberId([3; 16]),
+            key: key.public().ed25519,
+            stored,
+            heads,
+            wanted: None,
+        }
+    }
+
+    #[test]
+    fn a_witness_cosigns_extensions_and_refuses_forks_rollbacks_and_other_logs() {
+        let key = Identity::from_seed(&[5; 32], "node").unwrap();
+        let w = WitnessKey::generate("board").unwrap();
+        let v = WitnessVerifier::parse(&w.vkey()).unwrap();
+        let log = tree(&[b"a", b"b", b"c", b"d"], &[2, 4], &key);
+        let (head, note) = cosign(&log, None, &w, 7).unwrap();
+        assert_eq!(check_cosigned(&note, &[2; 16], &head, &v), Ok(7));
+        let seen = Head { origin: note::origin(&[2; 16]), size: 2, root: log.heads[0].root };
+        assert!(cosign(&log, Some(&seen), &w, 8).is_ok(), "4 records extend the 2 cosigned");
+        let forked = tree(&[b"a", b"B", b"c", b"d"], &[4], &key);
+        assert_eq!(cosign(&forked, Some(&seen), &w, 8).unwrap_err(), Refusal::Fork { cosigned: 2, latest: 4 });
+        let seen4 = Head { size: 4, root: log.heads[1].root, ..seen.clone() };
+        let shorter = tree(&[b"a", b"b", b"c"], &[2], &key);
+        assert_eq!(cosign(&shorter, Some(&seen4), &w, 8).unwrap_err(), Refusal::RolledBack { cosigned: 4, latest: 2 });
+        let other = Head { origin: note::origin(&[9; 16]), ..seen };
+        assert!(matches!(cosign(&log, Some(&other), &w, 8), Err(Refusal::OtherLog(_))));
+        // A cosignature of an earlier checkpoint is not one of the latest.
+        let (_, old_note) = cosign(&tree(&[b"a", b"b"], &[2], &key), None, &w, 9).unwrap();
+        assert!(check_cosigned(&old_note, &[2; 16], &log.heads[1], &v)
+            .unwrap_err()
+            .contains("is not the log's latest"));
+    }
+}
