@@ -240,8 +240,10 @@ pub struct Resume {
     pub first_seq: u64,
     pub continues: Option<[u8; 32]>,
     pub prunes: Vec<(u64, Pruned)>,
-    /// Version 2: the Merkle tree's right edge after that checkpoint.
+    /// Version 2: the Merkle tree's right edge after that checkpoint, and
+    /// the last Merkle checkpoint verified.
     pub tree: Option<Frontier>,
+    pub merkle: Option<MerkleHead>,
 }
 
 /// Verifies only what a log file gained since `from` (a previous run's
@@ -297,6 +299,7 @@ fn verify_frames<R: Read>(
     let mut tree = (report.version >= 2).then(Frontier::new);
     if let Some(rs) = from {
         tree = rs.tree.clone().filter(|_| report.version >= 2);
+        report.merkle = rs.merkle.clone().filter(|_| report.version >= 2);
         key = signer(registry, &rs.member);
         if key.is_none() {
             report.problem = problem(
@@ -443,6 +446,7 @@ fn verify_frames<R: Read>(
                 continues: report.continues,
                 prunes: report.prunes.clone(),
                 tree: tree.clone(),
+                merkle: report.merkle.clone(),
             });
         }
         if let Some(anchored) = pending.remove(&r.seq) {

@@ -205,6 +205,12 @@ fn a_witness_cosigns_only_an_extension_and_verify_requires_its_cosignature() {
     let (code, out) = witness(&s);
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(verify_witnessed(&s).0, Some(0));
+    // A resumed verify (nothing new since its state) still knows the latest checkpoint.
+    let state = s.path("verify-state");
+    for run in 0..2 {
+        let out = audit(&s, &["verify", "--witness", &public, "--state", state.to_str().unwrap()]);
+        assert!(out.status.success(), "run {run}: {}", text(&out));
+    }
     // The public key file works as well; another witness's key does not.
     assert_eq!(audit(&s, &["verify", "--witness", s.path("board.pub").to_str().unwrap()]).status.code(), Some(0));
     run_ok(s.tresor().args(["audit", "witness", "--new", "other", "--key"]).arg(s.path("other.key")));

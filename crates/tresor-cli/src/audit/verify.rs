@@ -16,7 +16,7 @@ use tresor_audit::query;
 use tresor_audit::record::Pruned;
 use tresor_audit::rows::{terminal, Names};
 use tresor_audit::segments::{self, Summary};
-use tresor_audit::verify::{parse_anchors, verify_from, verify_reader, Anchor, Report, Resume};
+use tresor_audit::verify::{parse_anchors, verify_from, verify_reader, Anchor, MerkleHead, Report, Resume};
 use tresor_audit::{time, AuditLog, Event, Op};
 use tresor_format::{MemberId, Volume};
 
@@ -72,7 +72,7 @@ pub fn verify(
     }
     let names = names(&registry);
     let state = match &state_file {
-        Some(path) => load_state(path)?,
+        Some(path) => load_state(path, &registry)?,
         None => HashMap::new(),
     };
     let reports = verify_all(&logs, &registry, &anchors, every_log, &state);
@@ -341,6 +341,9 @@ struct StateLine {
     /// Version 2 logs: the Merkle tree's size and right edge there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tree: Option<(u64, Vec<String>)>,
+    /// ... and its last Merkle checkpoint: size, root and note signature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    merkle: Option<(u64, String, String)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -376,10 +379,11 @@ impl StateLine {
                 })
                 .collect(),
             tree: r.tree.as_ref().map(|t| (t.size(), t.hashes().iter().map(|h| hex(h)).collect())),
+            merkle: r.merkle.as_ref().map(|m| (m.size, hex(&m.root), hex(&m.nsig))),
         }
     }
 
-    fn resume(&self) -> Option<Resume> {
+    fn resume(&self, registry: &Volume) -> Option<Resume> {
         Some(Resume {
             mount_id: unhex(&self.mount_id)?,
             member: MemberId(unhex(&self.member)?),
@@ -408,6 +412,13 @@ impl StateLine {
                 }
                 None => None,
             },
+            merkle: match &self.merkle {
+                Some((size, root, nsig)) => {
+                    let key = tresor_audit::verify::signer(registry, &MemberId(unhex(&self.member)?))?;
+                    Some(MerkleHead { size: *size, root: unhex(root)?, nsig: unhex(nsig)?, key: key.to_bytes() })
+                }
+                None => None,
+            },
         })
     }
 }
@@ -415,7 +426,7 @@ impl StateLine {
 /// The auditor's own record of where each log was verified up to (keep it
 /// off the storage the logs are on: whoever can change it can make a run
 /// skip records). A missing file is an empty state.
-fn load_state(path: &Path) -> Result<HashMap<PathBuf, Resume>> {
+fn load_state(path: &Path, registry: &Volume) -> Result<HashMap<PathBuf, Resume>> {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
@@ -424,7 +435,7 @@ fn load_state(path: &Path) -> Result<HashMap<PathBuf, Resume>> {
     let mut out = HashMap::new();
     for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line.with_context(|| format!("reading {}", path.display()))?;
-        let parsed = serde_json::from_str::<StateLine>(&line).ok().and_then(|e| Some((e.resume()?, e.log)));
+        let parsed = serde_json::from_str::<StateLine>(&line).ok().and_then(|e| Some((e.resume(registry)?, e.log)));
         let (resume, log) =
             parsed.ok_or_else(|| Usage(format!("{} line {}: not a verify state line", path.display(), n + 1)))?;
         out.insert(log, resume);
