@@ -118,6 +118,14 @@ fn peak_rss_kib(reset: bool) -> u64 {
     line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
+/// Nanoseconds this thread has run on a CPU (/proc/thread-self/schedstat):
+/// a rate per CPU second holds on a loaded machine, where wall-clock
+/// time counts the waits for a core.
+fn thread_cpu_ns() -> u64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    stat.split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
 fn verify_rate(c: &mut Criterion) {
     let identity = Identity::from_seed(&[1; 32], "bench").unwrap();
     let (volume, name_key) = Volume::create(&identity, VolumeParams::default(), &mut OsRng).unwrap();
@@ -129,16 +137,18 @@ fn verify_rate(c: &mut Criterion) {
     build_log(&big, n, &identity, &volume, &sealer);
     let size = std::fs::metadata(&big).unwrap().len();
     let before = peak_rss_kib(true);
-    let start = Instant::now();
+    let (start, cpu_start) = (Instant::now(), thread_cpu_ns());
     let report = verify::verify_reader(tresor_audit::query::open_log(&big).unwrap(), &volume, &[]);
     let secs = start.elapsed().as_secs_f64();
+    let cpu = (thread_cpu_ns() - cpu_start) as f64 / 1e9;
     let peak = peak_rss_kib(false);
     assert!(report.ok() && report.closed && report.records as u64 == n, "{report:?}");
     println!(
-        "verify: {n} records ({:.0} MB) in {secs:.2} s = {:.0} records/s on one core; peak RSS {} KiB before, {} KiB \
-         during (+{} KiB)",
+        "verify: {n} records ({:.0} MB) in {secs:.2} s = {:.0} records/s on one core ({cpu:.2} s on the CPU: {:.0} \
+         records per CPU second); peak RSS {} KiB before, {} KiB during (+{} KiB)",
         size as f64 / 1e6,
         n as f64 / secs,
+        n as f64 / cpu,
         before,
         peak,
         peak.saturating_sub(before)
