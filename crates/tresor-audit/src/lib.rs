@@ -20,6 +20,7 @@
 //! | [`witness`] | cosigning a log's checkpoints after a consistency check |
 //! | [`writer`] | appending: group commit, checkpoints, anchors, fail-closed |
 //! | `files` | the log directory and segment files, opened without following symlinks |
+//! | `checkpoints` | version 2 checkpoints verified: Merkle fields, root, note |
 //! | `cbor` | the canonical record encoding read without serde (verify and show) |
 //! | [`segments`] | the segments of each log verified together; the summary |
 //! | [`verify`] | checking a log and naming the first bad record |
@@ -35,6 +36,7 @@
 
 mod cbor;
 pub mod chain;
+mod checkpoints;
 pub mod event;
 mod files;
 pub use files::open_dir;
