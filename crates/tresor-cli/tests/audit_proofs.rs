@@ -232,6 +232,7 @@ fn a_witness_cosigns_only_an_extension_and_verify_requires_its_cosignature() {
     let (code, out) = witness(&s);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("REFUSED") && out.contains("a fork"), "{out}");
+    assert!(out.contains("cosigned its checkpoint"), "the other mount's log is still cosigned: {out}");
     let (code, out) = verify_witnessed(&s);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("is not the log's latest checkpoint"), "{out}");

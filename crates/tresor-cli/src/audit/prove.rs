@@ -79,8 +79,9 @@ pub struct WitnessArgs {
 }
 
 /// The volume's logs, verified, grouped by mount id with their files in
-/// seq order; refuses when any of them fails to verify.
-pub(super) fn verified_logs(
+/// seq order. A file that is no log of this volume at all is refused here;
+/// whether each log verified is for the caller to judge ([`problem`]).
+pub(super) fn logs_by_mount(
     registry: &Volume,
     logs: &[PathBuf],
     every_log: bool,
@@ -89,18 +90,41 @@ pub(super) fn verified_logs(
     let mut by_log: BTreeMap<[u8; 16], Vec<(PathBuf, Report)>> = BTreeMap::new();
     for (log, r) in logs.iter().zip(reports) {
         let r = r.map_err(|why| anyhow::anyhow!("{}: {why}", log.display()))?;
-        if let Some(p) = &r.problem {
-            bail!(
-                "{}: does not verify ({}: {}): run `tresor audit verify`",
-                log.display(),
-                p.diagnosis.as_str(),
-                p.detail
-            );
+        match (r.mount_id, &r.problem) {
+            (Some(mid), _) => by_log.entry(mid).or_default().push((log.clone(), r)),
+            (None, Some(p)) => bail!("{}: {}: {}", log.display(), p.diagnosis.as_str(), p.detail),
+            (None, None) => bail!("{}: holds no records", log.display()),
         }
-        by_log.entry(r.mount_id.expect("a verified log")).or_default().push((log.clone(), r));
     }
     for files in by_log.values_mut() {
         files.sort_by_key(|(_, r)| r.first_seq);
+    }
+    Ok(by_log)
+}
+
+/// Why a log's files do not verify, if they do not.
+pub(super) fn problem(files: &[(PathBuf, Report)]) -> Option<String> {
+    files.iter().find_map(|(log, r)| {
+        r.problem.as_ref().map(|p| {
+            format!(
+                "{} does not verify ({}: {}): see `tresor audit verify`",
+                log.display(),
+                p.diagnosis.as_str(),
+                p.detail
+            )
+        })
+    })
+}
+
+/// [`logs_by_mount`], refusing if any log does not verify.
+pub(super) fn verified_logs(
+    registry: &Volume,
+    logs: &[PathBuf],
+    every_log: bool,
+) -> Result<BTreeMap<[u8; 16], Vec<(PathBuf, Report)>>> {
+    let by_log = logs_by_mount(registry, logs, every_log)?;
+    if let Some(why) = by_log.values().find_map(|f| problem(f)) {
+        bail!("{why}");
     }
     Ok(by_log)
 }
@@ -119,7 +143,7 @@ pub fn prove(a: ProveArgs, out: &mut dyn Write) -> Result<ExitCode> {
     }
     let every_log = a.logs.is_empty();
     let (registry, logs) = resolve(&a.volume, a.logs.clone())?;
-    let by_log = verified_logs(&registry, &logs, every_log)?;
+    let by_log = logs_by_mount(&registry, &logs, every_log)?;
     let chosen: Vec<_> = by_log
         .iter()
         .filter(|(mid, _)| a.mount.as_ref().is_none_or(|m| hex(&mid[..]).starts_with(&m.to_ascii_lowercase())))
@@ -129,6 +153,9 @@ pub fn prove(a: ProveArgs, out: &mut dyn Write) -> Result<ExitCode> {
         [] => return Err(Usage("no log of that mount id".into()).into()),
         _ => return Err(Usage(format!("{} logs: name one with --mount MOUNT_ID", chosen.len())).into()),
     };
+    if let Some(why) = problem(files) {
+        bail!("{why}: nothing is proven from a log that does not verify");
+    }
     let registry_bytes = crate::backing::read_volume_file(&backing(&a.volume, logs.first())?)?;
     let tree = rebuild(&registry, files, a.record)?;
     let p = match (a.record, a.from) {
@@ -203,11 +230,23 @@ pub fn witness(a: WitnessArgs, out: &mut dyn Write) -> Result<ExitCode> {
     std::fs::create_dir_all(&state).with_context(|| format!("creating {}", state.display()))?;
     let every_log = a.logs.is_empty();
     let (registry, logs) = resolve(&a.volume, a.logs)?;
-    let by_log = verified_logs(&registry, &logs, every_log)?;
+    let by_log = logs_by_mount(&registry, &logs, every_log)?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let mut refused = 0;
     for (mid, files) in &by_log {
-        let tree = rebuild(&registry, files, None)?;
+        if let Some(why) = problem(files) {
+            refused += 1;
+            writeln!(out, "mount {}: REFUSED: {why}", hex(mid))?;
+            continue;
+        }
+        let tree = match rebuild(&registry, files, None) {
+            Ok(t) => t,
+            Err(why) => {
+                refused += 1;
+                writeln!(out, "mount {}: REFUSED: {why}", hex(mid))?;
+                continue;
+            }
+        };
         let state_file = state.join(witness::state_file(mid));
         let last = match std::fs::read(&state_file) {
             Ok(t) => Some(Head::parse(&t).map_err(|e| anyhow::anyhow!("{}: {e}", state_file.display()))?),
