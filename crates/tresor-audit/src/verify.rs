@@ -145,6 +145,11 @@ pub struct Report {
     pub prunes: Vec<(u64, Pruned)>,
     /// The file's format version (2: Merkle checkpoints).
     pub version: u16,
+    /// Version 2: the Merkle tree's right edge where the file starts (a
+    /// later segment's `range`) and after its last linked record, so that
+    /// segments are linked on the tree too.
+    pub tree_start: Option<Frontier>,
+    pub tree_end: Option<Frontier>,
     /// The last Merkle checkpoint verified (version 2): the note anyone
     /// can check with the mount's key.
     pub merkle: Option<MerkleHead>,
@@ -414,6 +419,9 @@ fn verify_frames<R: Read>(
             report.checkpoints += 1;
         }
         h = chain::next(&h, bytes);
+        if i == 0 && r.op == Op::Segment && !resumed {
+            report.tree_start = tree.clone();
+        }
         if let Some(t) = &mut tree {
             t.push(bytes);
         }
@@ -456,6 +464,7 @@ fn verify_frames<R: Read>(
         i += 1;
     }
     report.records = i;
+    report.tree_end = tree;
 
     match frames.end() {
         End::BadLength(offset, len) => {
