@@ -93,7 +93,7 @@ pub fn link(reports: &mut [&mut Report]) {
                 ))
             } else if b.continues != a.final_hash {
                 Some((Diagnosis::Rewritten, "this segment does not continue the chain of the segment before".into()))
-            } else if b.tree_start.is_some() && b.tree_start != a.tree_end {
+            } else if b.tree_start.is_some() && a.tree_end.is_some() && b.tree_start != a.tree_end {
                 Some((
                     Diagnosis::Rewritten,
                     "this segment's Merkle range is not the tree of the records before it (its checkpoints' roots \
