@@ -305,6 +305,9 @@ fn an_exported_bundle_verifies_elsewhere_with_only_the_steward_key_and_any_flipp
     let (code, out) = verify(&[]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("all verified with the steward's key"), "{out}");
+    let (code, out) = verify(&["--json"]);
+    let summary: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!((code, &summary["ok"], &summary["logs"]), (Some(0), &Value::Bool(true), &Value::from(1)), "{out}");
     let files = files_below(&elsewhere.path("bundle"));
     assert!(files.iter().any(|f| f.extension().is_some_and(|e| e == "cosig")), "the witness's cosignature travels");
     assert!(files.iter().any(|f| f.starts_with(elsewhere.path("bundle/proofs"))), "with its consistency proof");

@@ -329,6 +329,14 @@ pub fn verify_bundle(
     }
     let ok: Vec<&Report> = reports.iter().map(|(_, r)| r).collect();
     let summary = Summary::of(&ok);
+    if json {
+        json_line(
+            out,
+            &serde_json::json!({"summary": true, "ok": failures.is_empty(), "logs": manifest.logs.len(),
+                "files": manifest.files.len(), "records": summary.records, "signer": manifest.signer, "failures": failures}),
+        )?;
+        return Ok(if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) });
+    }
     for f in &failures {
         writeln!(out, "BUNDLE FAILS: {f}")?;
     }
