@@ -10,7 +10,7 @@
 //! verify` runs per log file): a log of `TRESOR_AUDIT_BENCH_RECORDS` records
 //! (default 1,000,000; the figures in docs/AUDIT.md are for 10,000,000)
 //! built once as the mount writes it (open records with sealed paths, a
-//! signed checkpoint every 1000), then verified once from the file on one
+//! signed checkpoint with its Merkle root every 1000), then verified once from the file on one
 //! core: records per second and the peak resident memory the verify adds
 //! (VmHWM after resetting it) are printed as `verify: ...`; criterion then
 //! times `verify/100k-records` for regressions.
@@ -24,6 +24,7 @@ use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rand_core::OsRng;
+use tresor_audit::merkle::Frontier;
 use tresor_audit::seal::PathSealer;
 use tresor_audit::writer::{complete, Start};
 use tresor_audit::{chain, frame, verify, AuditConfig, AuditLog, Event, Op, SyncMode};
@@ -69,6 +70,7 @@ fn build_log(path: &Path, n: u64, identity: &Identity, volume: &Volume, sealer: 
     let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
     out.write_all(&frame::file_header()).unwrap();
     let mut prev = chain::GENESIS;
+    let mut tree = Frontier::new();
     let mut buf = Vec::with_capacity(512);
     let t0 = 1_790_000_000_000_000_000u64;
     for seq in 0..n {
@@ -92,11 +94,15 @@ fn build_log(path: &Path, n: u64, identity: &Identity, volume: &Volume, sealer: 
             r.volume = Some(volume.id.to_vec());
             r.key = Some(identity.public().ed25519.as_bytes().to_vec());
         }
+        if op == Op::Checkpoint {
+            r.root = Some(tree.root().to_vec());
+        }
         buf.clear();
         complete(e, sealer, identity, &prev).encode_into(&mut buf);
         out.write_all(&(buf.len() as u32).to_be_bytes()).unwrap();
         out.write_all(&buf).unwrap();
         prev = chain::next(&prev, &buf);
+        tree.push(&buf);
     }
     out.flush().unwrap();
 }
@@ -112,6 +118,14 @@ fn peak_rss_kib(reset: bool) -> u64 {
     line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
+/// Nanoseconds this thread has run on a CPU (/proc/thread-self/schedstat):
+/// a rate per CPU second holds on a loaded machine, where wall-clock
+/// time counts the waits for a core.
+fn thread_cpu_ns() -> u64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    stat.split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
 fn verify_rate(c: &mut Criterion) {
     let identity = Identity::from_seed(&[1; 32], "bench").unwrap();
     let (volume, name_key) = Volume::create(&identity, VolumeParams::default(), &mut OsRng).unwrap();
@@ -123,16 +137,18 @@ fn verify_rate(c: &mut Criterion) {
     build_log(&big, n, &identity, &volume, &sealer);
     let size = std::fs::metadata(&big).unwrap().len();
     let before = peak_rss_kib(true);
-    let start = Instant::now();
+    let (start, cpu_start) = (Instant::now(), thread_cpu_ns());
     let report = verify::verify_reader(tresor_audit::query::open_log(&big).unwrap(), &volume, &[]);
     let secs = start.elapsed().as_secs_f64();
+    let cpu = (thread_cpu_ns() - cpu_start) as f64 / 1e9;
     let peak = peak_rss_kib(false);
     assert!(report.ok() && report.closed && report.records as u64 == n, "{report:?}");
     println!(
-        "verify: {n} records ({:.0} MB) in {secs:.2} s = {:.0} records/s on one core; peak RSS {} KiB before, {} KiB \
-         during (+{} KiB)",
+        "verify: {n} records ({:.0} MB) in {secs:.2} s = {:.0} records/s on one core ({cpu:.2} s on the CPU: {:.0} \
+         records per CPU second); peak RSS {} KiB before, {} KiB during (+{} KiB)",
         size as f64 / 1e6,
         n as f64 / secs,
+        n as f64 / cpu,
         before,
         peak,
         peak.saturating_sub(before)

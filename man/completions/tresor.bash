@@ -61,8 +61,14 @@ _tresor() {
             tresor__subcmd__audit,access)
                 cmd="tresor__subcmd__audit__subcmd__access"
                 ;;
+            tresor__subcmd__audit,export)
+                cmd="tresor__subcmd__audit__subcmd__export"
+                ;;
             tresor__subcmd__audit,help)
                 cmd="tresor__subcmd__audit__subcmd__help"
+                ;;
+            tresor__subcmd__audit,prove)
+                cmd="tresor__subcmd__audit__subcmd__prove"
                 ;;
             tresor__subcmd__audit,prune)
                 cmd="tresor__subcmd__audit__subcmd__prune"
@@ -79,11 +85,20 @@ _tresor() {
             tresor__subcmd__audit,who)
                 cmd="tresor__subcmd__audit__subcmd__who"
                 ;;
+            tresor__subcmd__audit,witness)
+                cmd="tresor__subcmd__audit__subcmd__witness"
+                ;;
             tresor__subcmd__audit__subcmd__help,access)
                 cmd="tresor__subcmd__audit__subcmd__help__subcmd__access"
                 ;;
+            tresor__subcmd__audit__subcmd__help,export)
+                cmd="tresor__subcmd__audit__subcmd__help__subcmd__export"
+                ;;
             tresor__subcmd__audit__subcmd__help,help)
                 cmd="tresor__subcmd__audit__subcmd__help__subcmd__help"
+                ;;
+            tresor__subcmd__audit__subcmd__help,prove)
+                cmd="tresor__subcmd__audit__subcmd__help__subcmd__prove"
                 ;;
             tresor__subcmd__audit__subcmd__help,prune)
                 cmd="tresor__subcmd__audit__subcmd__help__subcmd__prune"
@@ -99,6 +114,9 @@ _tresor() {
                 ;;
             tresor__subcmd__audit__subcmd__help,who)
                 cmd="tresor__subcmd__audit__subcmd__help__subcmd__who"
+                ;;
+            tresor__subcmd__audit__subcmd__help,witness)
+                cmd="tresor__subcmd__audit__subcmd__help__subcmd__witness"
                 ;;
             tresor__subcmd__help,acl)
                 cmd="tresor__subcmd__help__subcmd__acl"
@@ -145,6 +163,12 @@ _tresor() {
             tresor__subcmd__help__subcmd__audit,access)
                 cmd="tresor__subcmd__help__subcmd__audit__subcmd__access"
                 ;;
+            tresor__subcmd__help__subcmd__audit,export)
+                cmd="tresor__subcmd__help__subcmd__audit__subcmd__export"
+                ;;
+            tresor__subcmd__help__subcmd__audit,prove)
+                cmd="tresor__subcmd__help__subcmd__audit__subcmd__prove"
+                ;;
             tresor__subcmd__help__subcmd__audit,prune)
                 cmd="tresor__subcmd__help__subcmd__audit__subcmd__prune"
                 ;;
@@ -159,6 +183,9 @@ _tresor() {
                 ;;
             tresor__subcmd__help__subcmd__audit,who)
                 cmd="tresor__subcmd__help__subcmd__audit__subcmd__who"
+                ;;
+            tresor__subcmd__help__subcmd__audit,witness)
+                cmd="tresor__subcmd__help__subcmd__audit__subcmd__witness"
                 ;;
             tresor__subcmd__help__subcmd__id,new)
                 cmd="tresor__subcmd__help__subcmd__id__subcmd__new"
@@ -341,7 +368,7 @@ _tresor() {
             return 0
             ;;
         tresor__subcmd__audit)
-            opts="-h --help verify show who access report prune help"
+            opts="-h --help verify export prove witness show who access report prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -396,8 +423,54 @@ _tresor() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        tresor__subcmd__audit__subcmd__export)
+            opts="-i -h --volume --since --until --identity --passfile --passfd --extpass --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --volume)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --passfile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --passfd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --extpass)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         tresor__subcmd__audit__subcmd__help)
-            opts="verify show who access report prune help"
+            opts="verify export prove witness show who access report prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -424,7 +497,35 @@ _tresor() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        tresor__subcmd__audit__subcmd__help__subcmd__export)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         tresor__subcmd__audit__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tresor__subcmd__audit__subcmd__help__subcmd__prove)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -501,6 +602,74 @@ _tresor() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tresor__subcmd__audit__subcmd__help__subcmd__witness)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tresor__subcmd__audit__subcmd__prove)
+            opts="-o -h --volume --mount --record --from --to --check --steward --key --output --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --volume)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mount)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --record)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --check)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --steward)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -699,7 +868,7 @@ _tresor() {
             return 0
             ;;
         tresor__subcmd__audit__subcmd__verify)
-            opts="-h --volume --anchors --state --json --help"
+            opts="-h --volume --anchors --state --json --witness --bundle --steward --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -714,6 +883,18 @@ _tresor() {
                     return 0
                     ;;
                 --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --witness)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bundle)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --steward)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -760,6 +941,36 @@ _tresor() {
                     return 0
                     ;;
                 --extpass)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tresor__subcmd__audit__subcmd__witness)
+            opts="-h --volume --key --new --state --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --volume)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --new)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -871,7 +1082,7 @@ _tresor() {
             return 0
             ;;
         tresor__subcmd__help__subcmd__audit)
-            opts="verify show who access report prune"
+            opts="verify export prove witness show who access report prune"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -885,6 +1096,34 @@ _tresor() {
             return 0
             ;;
         tresor__subcmd__help__subcmd__audit__subcmd__access)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tresor__subcmd__help__subcmd__audit__subcmd__export)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tresor__subcmd__help__subcmd__audit__subcmd__prove)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -955,6 +1194,20 @@ _tresor() {
             return 0
             ;;
         tresor__subcmd__help__subcmd__audit__subcmd__who)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tresor__subcmd__help__subcmd__audit__subcmd__witness)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -8,7 +8,7 @@
 //!   metadata workloads on both and on the bare directory, and prints one
 //!   table (see `bench.rs`; `cargo xtask bench --help` for the options).
 //! - `vectors`: rewrites `tests/vectors/*.json` from the inputs in
-//!   `crates/tresor-format/tests/vectors.rs` (and `audit.json` from
+//!   `crates/tresor-format/tests/vectors.rs` (and `audit.json`, `audit-merkle.json` from
 //!   `crates/tresor-audit/tests/vectors.rs`). Only for a format change, which
 //!   also bumps the version and changes docs/FORMAT.md (docs/AUDIT.md).
 //! - `man`: rewrites `man/` (man pages and shell completions) from the

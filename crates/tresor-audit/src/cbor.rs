@@ -208,7 +208,11 @@ fn decode_as<const KEEP: bool>(bytes: &[u8]) -> Result<Record, String> {
     let opt_bytes = |c: &mut Cur, l: &mut u64, key| -> R<Option<Vec<u8>>> {
         Ok(if c.key(l, key)? {
             let b = c.bytes()?;
-            Some(if KEEP || matches!(key, "chain" | "sig") { b.to_vec() } else { Vec::new() })
+            Some(if KEEP || matches!(key, "chain" | "sig" | "root" | "nsig" | "range") {
+                b.to_vec()
+            } else {
+                Vec::new()
+            })
         } else {
             None
         })
@@ -265,6 +269,9 @@ fn decode_as<const KEEP: bool>(bytes: &[u8]) -> Result<Record, String> {
     let chain = opt_bytes(c, l, "chain")?;
     let sig = opt_bytes(c, l, "sig")?;
     let prune = if c.key(l, "prune")? { Some(pruned(c)?) } else { None };
+    let root = opt_bytes(c, l, "root")?;
+    let nsig = opt_bytes(c, l, "nsig")?;
+    let range = opt_bytes(c, l, "range")?;
     c.required(l, "prev")?;
     let prev = c.fixed()?;
     if *l != 0 || c.pos != bytes.len() {
@@ -299,6 +306,9 @@ fn decode_as<const KEEP: bool>(bytes: &[u8]) -> Result<Record, String> {
         chain,
         sig,
         prune,
+        root,
+        nsig,
+        range,
         prev,
     })
 }
@@ -376,6 +386,9 @@ mod tests {
         r.chain = g.maybe(|g| g.bytes(32));
         r.sig = g.maybe(|g| g.bytes(64));
         r.prune = g.maybe(|g| Pruned { mid: [1; 16], first: g.int(), last: g.int(), hash: [2; 32] });
+        r.root = g.maybe(|g| g.bytes(32));
+        r.nsig = g.maybe(|g| g.bytes(64));
+        r.range = g.maybe(|g| g.bytes(96));
         r.prev = [g.next() as u8; 32];
         r
     }

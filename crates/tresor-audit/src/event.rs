@@ -114,7 +114,8 @@ impl Event {
 
 /// Completes a stamped record (seq, time, host, mount id, member, process
 /// set) as the writer does: seals its confidential fields, links it to
-/// `prev`, and for a checkpoint adds the chain hash and the signature.
+/// `prev`, and for a checkpoint adds the chain hash and the signature (and,
+/// when the caller set its Merkle `root`, the note signature `nsig`).
 /// Pure, so the test vectors build logs byte for byte.
 pub fn complete(event: Event, sealer: &PathSealer, identity: &Identity, prev: &[u8; 32]) -> Record {
     let Event { mut record, path, new_path, xattr } = event;
@@ -132,6 +133,12 @@ pub fn complete(event: Event, sealer: &PathSealer, identity: &Identity, prev: &[
     record.prev = *prev;
     if record.op == Op::Checkpoint {
         record.chain = Some(prev.to_vec());
+        // Version 2: the caller set the Merkle root of the records before
+        // (seq of them); its note is signed, then the record as before.
+        record.nsig = record.root.as_deref().and_then(|root| {
+            let text = crate::note::text(&mount_id, seq, root.try_into().ok()?);
+            Some(tresor_format::audit::sign_note(identity, &text).expect("note text holds no NUL").to_vec())
+        });
         record.sig = None;
         let body = chain::checkpoint_body(&mount_id, seq, prev, &record.to_bytes());
         record.sig = Some(tresor_format::audit::sign_checkpoint(identity, &body).to_vec());

@@ -4,7 +4,12 @@
 //! incomplete last record and which never hides the records before it.
 
 pub const MAGIC: &[u8; 8] = b"TRSRAUDT";
-pub const VERSION: u16 = 1;
+/// The version this writer writes: 2, whose checkpoints carry a Merkle
+/// root and its signed note, and whose segments the tree's right edge
+/// (`docs/AUDIT.md` §4.5). Version 1 (no Merkle tree) is read as before.
+pub const VERSION: u16 = 2;
+/// The versions this reader reads.
+pub const VERSIONS: [u16; 2] = [1, 2];
 pub const FILE_HEADER_LEN: usize = 10;
 /// No record is larger: the writer bounds every field (three sealed fields
 /// of at most `record::MAX_SEALED_PLAIN` bytes, 4096 recipients, 64 KiB of
@@ -13,9 +18,14 @@ pub const FILE_HEADER_LEN: usize = 10;
 pub const MAX_RECORD: usize = 1024 * 1024;
 
 pub fn file_header() -> [u8; FILE_HEADER_LEN] {
+    file_header_of(VERSION)
+}
+
+/// The header of a log of `version` (test vectors of version 1).
+pub fn file_header_of(version: u16) -> [u8; FILE_HEADER_LEN] {
     let mut h = [0u8; FILE_HEADER_LEN];
     h[..8].copy_from_slice(MAGIC);
-    h[8..].copy_from_slice(&VERSION.to_be_bytes());
+    h[8..].copy_from_slice(&version.to_be_bytes());
     h
 }
 
@@ -41,7 +51,7 @@ pub struct Frames<'a> {
 pub enum FileError {
     #[error("not a Tresor audit log (no TRSRAUDT header)")]
     NotALog,
-    #[error("audit log format version {0} is not supported by this tresor (version 1); upgrade tresor")]
+    #[error("audit log format version {0} is not supported by this tresor (versions 1 and 2); upgrade tresor")]
     Version(u16),
 }
 
@@ -51,7 +61,7 @@ pub fn split(file: &[u8]) -> Result<Frames<'_>, FileError> {
         return Err(FileError::NotALog);
     }
     let version = u16::from_be_bytes([file[8], file[9]]);
-    if version != VERSION {
+    if !VERSIONS.contains(&version) {
         return Err(FileError::Version(version));
     }
     let mut frames = Vec::new();
@@ -97,6 +107,7 @@ pub enum End {
 /// stream years of logs in bounded memory.
 pub struct FrameReader<R> {
     r: R,
+    version: u16,
     offset: usize,
     buf: Vec<u8>,
     end: Option<End>,
@@ -122,7 +133,13 @@ impl<R: std::io::Read> FrameReader<R> {
         let mut h = [0u8; FILE_HEADER_LEN];
         let n = fill(&mut r, &mut h).map_err(|_| FileError::NotALog)?;
         split(&h[..n])?;
-        Ok(FrameReader { r, offset: FILE_HEADER_LEN, buf: Vec::with_capacity(4096), end: None })
+        let version = u16::from_be_bytes([h[8], h[9]]);
+        Ok(FrameReader { r, version, offset: FILE_HEADER_LEN, buf: Vec::with_capacity(4096), end: None })
+    }
+
+    /// The file's format version (one of [`VERSIONS`]).
+    pub fn version(&self) -> u16 {
+        self.version
     }
 
     /// Goes on from byte `offset` of the file (a frame boundary a previous
@@ -214,7 +231,8 @@ mod tests {
             assert_eq!(s.frames.len(), 1, "cut at {cut}");
             assert_eq!(s.torn.unwrap().0, FILE_HEADER_LEN + 9);
         }
-        assert_eq!(split(b"TRSRAUDT\0\x02").unwrap_err(), FileError::Version(2));
+        assert_eq!(split(b"TRSRAUDT\0\x03").unwrap_err(), FileError::Version(3));
+        assert!(split(b"TRSRAUDT\0\x01").is_ok() && split(b"TRSRAUDT\0\x02").is_ok());
         for cut in FILE_HEADER_LEN..f.len() {
             let mut r = FrameReader::new(&f[..cut]).unwrap();
             let mut n = 0;

@@ -11,11 +11,16 @@
 //! |---|---|
 //! | [`record`] | the typed record and its CBOR encoding |
 //! | [`chain`] | the hash chain and the checkpoint signature input |
+//! | [`merkle`] | the Merkle tree over a log's records: roots, proofs |
+//! | [`note`] | checkpoints as C2SP signed notes; witness cosignatures |
+//! | [`proof`] | inclusion and consistency proofs for outsiders, and their check |
 //! | [`seal`] | sealing and unsealing path fields |
 //! | [`frame`] | the file header and length-prefixed framing; torn tails |
 //! | [`event`] | what a caller records, sealed and signed by [`event::complete`] |
+//! | [`witness`] | cosigning a log's checkpoints after a consistency check |
 //! | [`writer`] | appending: group commit, checkpoints, anchors, fail-closed |
 //! | `files` | the log directory and segment files, opened without following symlinks |
+//! | `checkpoints` | version 2 checkpoints verified: Merkle fields, root, note |
 //! | `cbor` | the canonical record encoding read without serde (verify and show) |
 //! | [`segments`] | the segments of each log verified together; the summary |
 //! | [`verify`] | checking a log and naming the first bad record |
@@ -31,10 +36,14 @@
 
 mod cbor;
 pub mod chain;
+mod checkpoints;
 pub mod event;
 mod files;
 pub use files::open_dir;
 pub mod frame;
+pub mod merkle;
+pub mod note;
+pub mod proof;
 pub mod query;
 pub mod record;
 pub mod report;
@@ -43,6 +52,7 @@ pub mod seal;
 pub mod segments;
 pub mod time;
 pub mod verify;
+pub mod witness;
 pub mod writer;
 
 pub use record::{Op, Record};

@@ -368,6 +368,18 @@ pub struct Record {
     /// Prune: the segment removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prune: Option<Pruned>,
+    /// Checkpoint (log version 2): the Merkle tree hash of the records
+    /// before it (seq 0 to seq − 1; see `merkle`).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_bytes")]
+    pub root: Option<Vec<u8>>,
+    /// Checkpoint (log version 2): the Ed25519 signature of the C2SP
+    /// checkpoint note of `root` (see `note`).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_bytes")]
+    pub nsig: Option<Vec<u8>>,
+    /// Segment (log version 2): the right edge of the Merkle tree of the
+    /// records before it, 32 bytes per subtree, largest first.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_bytes")]
+    pub range: Option<Vec<u8>>,
     /// The chain hash of the previous record (zeros for the first).
     #[serde(with = "bytes")]
     pub prev: [u8; 32],
@@ -405,6 +417,9 @@ impl Record {
             chain: None,
             sig: None,
             prune: None,
+            root: None,
+            nsig: None,
+            range: None,
             prev: [0; 32],
         }
     }

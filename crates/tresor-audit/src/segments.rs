@@ -93,6 +93,13 @@ pub fn link(reports: &mut [&mut Report]) {
                 ))
             } else if b.continues != a.final_hash {
                 Some((Diagnosis::Rewritten, "this segment does not continue the chain of the segment before".into()))
+            } else if b.tree_start.is_some() && a.tree_end.is_some() && b.tree_start != a.tree_end {
+                Some((
+                    Diagnosis::Rewritten,
+                    "this segment's Merkle range is not the tree of the records before it (its checkpoints' roots \
+                     commit to another history)"
+                        .into(),
+                ))
             } else {
                 None
             };
@@ -148,4 +155,50 @@ pub fn prunable(reports: &[&Report], before_ns: u64) -> Vec<(usize, crate::recor
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::merkle::Frontier;
+
+    /// Two segments of one log that link on the chain: the second's Merkle
+    /// range must also be the first's final tree.
+    fn pair(start: Frontier) -> (Report, Report) {
+        let mut end = Frontier::new();
+        (0..4).for_each(|i| end.push(&[i]));
+        let a = Report {
+            mount_id: Some([1; 16]),
+            first_seq: Some(0),
+            last_seq: Some(3),
+            final_hash: Some([7; 32]),
+            rotated: true,
+            tree_end: Some(end),
+            ..Report::default()
+        };
+        let b = Report {
+            mount_id: Some([1; 16]),
+            first_seq: Some(4),
+            last_seq: Some(9),
+            continues: Some([7; 32]),
+            closed: true,
+            tree_start: Some(start),
+            ..Report::default()
+        };
+        (a, b)
+    }
+
+    #[test]
+    fn a_segment_whose_merkle_range_is_not_the_tree_before_it_is_rewritten() {
+        let mut right = Frontier::new();
+        (0..4).for_each(|i| right.push(&[i]));
+        let (mut a, mut b) = pair(right);
+        link(&mut [&mut a, &mut b]);
+        assert!(a.ok() && b.ok(), "{b:?}");
+        let mut wrong = Frontier::new();
+        (0..4).for_each(|i| wrong.push(&[i + 1]));
+        let (mut a, mut b) = pair(wrong);
+        link(&mut [&mut a, &mut b]);
+        assert_eq!(b.problem.map(|p| p.diagnosis), Some(Diagnosis::Rewritten));
+    }
 }

@@ -6,6 +6,9 @@ use ed25519_dalek::VerifyingKey;
 use tresor_format::{MemberId, Volume};
 
 use crate::chain::{self, hex, unhex};
+pub use crate::checkpoints::MerkleHead;
+use crate::checkpoints::{check_root, merkle_fields};
+use crate::merkle::Frontier;
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
 
@@ -131,6 +134,8 @@ pub struct Report {
     pub rotated: bool,
     /// Anchors that matched a checkpoint of this log.
     pub anchors_matched: usize,
+    /// The time of the file's first record (unix ns; not set when resumed).
+    pub first_time_ns: Option<u64>,
     /// The time of the last record that links correctly (unix ns).
     pub last_time_ns: Option<u64>,
     /// The last checkpoint verified: where a later run can resume.
@@ -138,6 +143,16 @@ pub struct Report {
     /// Segments this log says `tresor audit prune` removed (verified
     /// records only).
     pub prunes: Vec<(u64, Pruned)>,
+    /// The file's format version (2: Merkle checkpoints).
+    pub version: u16,
+    /// Version 2: the Merkle tree's right edge where the file starts (a
+    /// later segment's `range`) and after its last linked record, so that
+    /// segments are linked on the tree too.
+    pub tree_start: Option<Frontier>,
+    pub tree_end: Option<Frontier>,
+    /// The last Merkle checkpoint verified (version 2): the note anyone
+    /// can check with the mount's key.
+    pub merkle: Option<MerkleHead>,
     pub problem: Option<Problem>,
     pub warnings: Vec<String>,
 }
@@ -213,6 +228,10 @@ pub struct Resume {
     pub first_seq: u64,
     pub continues: Option<[u8; 32]>,
     pub prunes: Vec<(u64, Pruned)>,
+    /// Version 2: the Merkle tree's right edge after that checkpoint, and
+    /// the last Merkle checkpoint verified.
+    pub tree: Option<Frontier>,
+    pub merkle: Option<MerkleHead>,
 }
 
 /// Verifies only what a log file gained since `from` (a previous run's
@@ -264,7 +283,11 @@ fn verify_frames<R: Read>(
     let mut last_op = None;
     let mut before_last_op = None;
     let mut i = 0usize;
+    report.version = frames.version();
+    let mut tree = (report.version >= 2).then(Frontier::new);
     if let Some(rs) = from {
+        tree = rs.tree.clone().filter(|_| report.version >= 2);
+        report.merkle = rs.merkle.clone().filter(|_| report.version >= 2);
         key = signer(registry, &rs.member);
         if key.is_none() {
             report.problem = problem(
@@ -308,6 +331,10 @@ fn verify_frames<R: Read>(
         if i == 0 && r.op == Op::Segment && !resumed {
             (base, h) = (r.seq, r.prev);
         }
+        if let Err(detail) = merkle_fields(&r, report.version, i == 0 && !resumed, &mut tree) {
+            report.problem = problem(Diagnosis::Changed, i, offset, Some(r.seq), detail);
+            return report;
+        }
         let expected = base + i as u64;
         if r.seq != expected || r.prev != h {
             let current = Parsed { offset, bytes: bytes.to_vec(), record: Ok(r) };
@@ -336,6 +363,7 @@ fn verify_frames<R: Read>(
                         report.continues = Some(r.prev);
                     }
                     report.first_seq = Some(base);
+                    report.first_time_ns = Some(r.time_ns);
                     for a in anchors.iter().filter(|a| a.mount_id == r.mount_id && a.seq >= base) {
                         pending.insert(a.seq, a.hash);
                     }
@@ -378,10 +406,25 @@ fn verify_frames<R: Read>(
                 );
                 return report;
             }
+            if let Some(t) = &tree {
+                match check_root(&r, t, key.as_ref().expect("set at 0")) {
+                    Ok(head) => report.merkle = Some(head),
+                    Err(detail) => {
+                        report.problem = problem(Diagnosis::Rewritten, i, offset, Some(r.seq), detail);
+                        return report;
+                    }
+                }
+            }
             report.verified_up_to = Some(r.seq);
             report.checkpoints += 1;
         }
         h = chain::next(&h, bytes);
+        if i == 0 && r.op == Op::Segment && !resumed {
+            report.tree_start = tree.clone();
+        }
+        if let Some(t) = &mut tree {
+            t.push(bytes);
+        }
         if r.op == Op::Checkpoint {
             report.resume = Some(Resume {
                 mount_id: r.mount_id,
@@ -393,6 +436,8 @@ fn verify_frames<R: Read>(
                 first_seq: report.first_seq.unwrap_or(base),
                 continues: report.continues,
                 prunes: report.prunes.clone(),
+                tree: tree.clone(),
+                merkle: report.merkle.clone(),
             });
         }
         if let Some(anchored) = pending.remove(&r.seq) {
@@ -419,6 +464,7 @@ fn verify_frames<R: Read>(
         i += 1;
     }
     report.records = i;
+    report.tree_end = tree;
 
     match frames.end() {
         End::BadLength(offset, len) => {

@@ -39,6 +39,7 @@ pub use crate::event::{complete, Event};
 use crate::files::create_segment;
 pub use crate::files::{host_name, open_dir, remove_segment, segment_name};
 use crate::frame;
+use crate::merkle::Frontier;
 use crate::record::Op;
 use crate::seal::PathSealer;
 
@@ -137,6 +138,8 @@ struct State {
     len: u64,
     seq: u64,
     prev: [u8; 32],
+    /// The Merkle tree's right edge over every record written so far.
+    tree: Frontier,
     since_checkpoint: u64,
     last_checkpoint: Instant,
     buf: Vec<u8>,
@@ -231,6 +234,7 @@ impl AuditLog {
                 len: frame::FILE_HEADER_LEN as u64,
                 seq: 0,
                 prev: chain::GENESIS,
+                tree: Frontier::new(),
                 since_checkpoint: 0,
                 last_checkpoint: Instant::now(),
                 buf: Vec::with_capacity(1024),
@@ -452,6 +456,11 @@ impl Shared {
             let pid = record.pid;
             event.record.process = self.comm(st, pid);
         }
+        match event.record.op {
+            Op::Checkpoint => event.record.root = Some(st.tree.root().to_vec()),
+            Op::Segment => event.record.range = Some(st.tree.hashes().concat()),
+            _ => {}
+        }
         let record = complete(event, &self.sealer, &self.identity, &st.prev);
         let mut buf = std::mem::take(&mut st.buf);
         buf.clear();
@@ -474,6 +483,7 @@ impl Shared {
         written.map_err(|e| format!("write: {e}"))?;
         st.len += n;
         st.prev = hash;
+        st.tree.push(&st.buf[4..]);
         st.seq += 1;
         st.since_checkpoint += 1;
         st.dirty = true;

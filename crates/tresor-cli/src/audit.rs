@@ -11,6 +11,8 @@
 //! log unreadable), 2 usage. Output to a closed pipe (`| head`) ends the
 //! command quietly with 0.
 
+mod export;
+mod prove;
 mod verify;
 
 use std::collections::HashMap;
@@ -35,6 +37,7 @@ use crate::{config, id, member, passphrase::PassSource};
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
     /// Check logs: the hash chain, the sequence, the checkpoint signatures
+    /// and Merkle roots
     /// against the volume's registry, anchors, and that each log's
     /// segments follow one another. Names the first bad record and what
     /// happened to it; ends with one summary line. Exit 0 verified, 1
@@ -56,7 +59,35 @@ pub enum AuditCommand {
         /// One JSON object per log, then one with `"summary"`.
         #[arg(long)]
         json: bool,
+        /// Fail unless each log's latest checkpoint carries a valid
+        /// cosignature by this witness (its public key, `name+id+base64`,
+        /// or a file holding it; see `tresor audit witness`). Repeatable.
+        #[arg(long, value_name = "KEY")]
+        witness: Vec<String>,
+        /// Check an offline bundle (`tresor audit export`) instead of the
+        /// volume's logs, with only the steward's public key (--steward).
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["logs", "state", "anchors"])]
+        bundle: Option<PathBuf>,
+        /// The steward's public key (tresor1…) that a --bundle must verify with.
+        #[arg(long, value_name = "KEY", requires = "bundle")]
+        steward: Option<String>,
     },
+    /// Write an offline bundle for reviewers: every log with records in the
+    /// time range (all its segments), their latest checkpoints, witness
+    /// cosignatures and proofs, and the signed registry, listed in a
+    /// manifest signed by you. `tresor audit verify --bundle OUT --steward
+    /// KEY` checks it on any machine.
+    Export(export::ExportArgs),
+    /// Prove, for someone outside the volume, that a record is in a log
+    /// (inclusion) or that a later checkpoint extends an earlier one
+    /// (consistency); or check such a proof with only the steward's (or
+    /// the log's) public key. Proofs are JSON (docs/AUDIT.md §4.6).
+    Prove(prove::ProveArgs),
+    /// Cosign, as an independent witness holding a key of its own, each
+    /// log's latest checkpoint, after checking that it extends the one
+    /// this witness cosigned before (kept in --state); refuse a rewritten
+    /// history. The cosigned checkpoint is stored beside the log.
+    Witness(prove::WitnessArgs),
     /// Show records of one or more logs merged by time, filtered.
     Show(Query),
     /// Everyone who accessed a file, when and how, denied attempts included.
@@ -68,12 +99,8 @@ pub enum AuditCommand {
         logs: Vec<PathBuf>,
         #[command(flatten)]
         volume: VolumeArg,
-        /// From this time (now, today, yesterday, -1h, -7d, a date, RFC 3339, unix seconds).
-        #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
-        since: Option<String>,
-        /// Up to this time (same forms).
-        #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
-        until: Option<String>,
+        #[command(flatten)]
+        range: TimeRange,
         #[command(flatten)]
         format: Format,
         #[command(flatten)]
@@ -138,6 +165,17 @@ pub struct VolumeArg {
     /// [default: the directory above the logs' tresor.audit].
     #[arg(long, value_name = "BACKING")]
     volume: Option<PathBuf>,
+}
+
+/// A time range: records from `since` up to `until`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct TimeRange {
+    /// From this time (now, today, yesterday, -1h, -7d, a date, RFC 3339, unix seconds).
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    since: Option<String>,
+    /// Up to this time (same forms).
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    until: Option<String>,
 }
 
 /// Which records: every condition given must hold.
@@ -220,9 +258,15 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
 
 fn run_to(cmd: AuditCommand, out: &mut dyn Write) -> Result<ExitCode> {
     match cmd {
-        AuditCommand::Verify { logs, volume, anchors, state, json } => {
-            verify::verify(logs, volume, anchors, state, json, out)
+        AuditCommand::Verify { bundle: Some(dir), steward, witness, json, .. } => {
+            export::verify_bundle(&dir, steward.as_deref(), &witness, json, out)
         }
+        AuditCommand::Verify { logs, volume, anchors, state, json, witness, .. } => {
+            verify::verify(logs, volume, anchors, state, json, &witness, out)
+        }
+        AuditCommand::Export(a) => export::export(a, out),
+        AuditCommand::Prove(a) => prove::prove(a, out),
+        AuditCommand::Witness(a) => prove::witness(a, out),
         AuditCommand::Prune { before, volume, dry_run, who } => verify::prune(&before, &volume, dry_run, &who, out),
         AuditCommand::Show(Query { logs, volume, filter, format, who }) => {
             let (volume, logs) = resolve(&volume, logs)?;
@@ -239,8 +283,8 @@ fn run_to(cmd: AuditCommand, out: &mut dyn Write) -> Result<ExitCode> {
             printer.finish()?;
             Ok(ExitCode::SUCCESS)
         }
-        AuditCommand::Who { path, logs, volume, since, until, format, who } => {
-            let filter = Filter { since_ns: when(since)?, until_ns: when(until)?, ..Filter::default() };
+        AuditCommand::Who { path, logs, volume, range, format, who } => {
+            let filter = Filter { since_ns: when(range.since)?, until_ns: when(range.until)?, ..Filter::default() };
             let (volume, logs) = resolve(&volume, logs)?;
             let names = names(&volume);
             let sealer = sealer(&volume, &who)?;

@@ -38,7 +38,8 @@ allow_incoherent (mount even on a backing file system whose client caches file d
 direct I/O, which can lose updates between nodes: for a volume only this node writes).
 
 Audit log (see docs/AUDIT.md): audit=off, audit_dir=DIR, audit_sync=always, audit_sync_ms=N, \
-audit_checkpoint_records=N, audit_checkpoint_secs=N, audit_anchor=syslog, audit_anchor_cmd=PATH, \
+audit_checkpoint_records=N, audit_checkpoint_secs=N, audit_anchor=syslog|none (default: syslog where the \
+node has one), audit_anchor_cmd=PATH, \
 audit_on_error=continue.
 
 As in fstab, the command's own options: identity=FILE, passfile=FILE, passfd=N, extpass=CMD, \

@@ -71,7 +71,7 @@ fn stewards_set_the_audit_policy_and_its_bounds_hold() {
     assert!(!out.status.success());
     let out = steward(&["member", "audit-policy", backing, "--anchors-required"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = mount_as_alice(&s, &["audit_sync_ms=100"]);
+    let out = mount_as_alice(&s, &["audit_sync_ms=100", "audit_anchor=none"]);
     assert!(!out.status.success() && stderr(&out).contains("anchor"), "{}", stderr(&out));
 }
 

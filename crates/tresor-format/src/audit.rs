@@ -13,6 +13,10 @@ use crate::keys::{self, derive, NameKey, KEY_LEN, SIGNATURE_LEN};
 /// header, registry or policy signature, nor the other way round.
 pub const CHECKPOINT_DOMAIN: &[u8] = b"tresor/v1/audit\0";
 
+/// Domain of the signature on an audit bundle's manifest (`tresor audit
+/// export`): the member who exported it vouches for the file list.
+pub const BUNDLE_DOMAIN: &[u8] = b"tresor/v1/audit-bundle\0";
+
 /// HKDF info of the path-sealing key: its own label, so the audit key is
 /// independent of the name key it comes from.
 const PATH_KEY_INFO: &[u8] = b"tresor/v1/audit-path";
@@ -26,6 +30,26 @@ pub fn sign_checkpoint(identity: &Identity, body: &[u8]) -> [u8; SIGNATURE_LEN] 
 /// Checks a checkpoint signature made by [`sign_checkpoint`].
 pub fn verify_checkpoint(key: &VerifyingKey, body: &[u8], signature: &[u8; SIGNATURE_LEN]) -> Result<()> {
     keys::verify(key, CHECKPOINT_DOMAIN, body, signature, Structure::AuditCheckpoint)
+}
+
+/// Signs an audit bundle's manifest.
+pub fn sign_bundle(identity: &Identity, manifest: &[u8]) -> [u8; SIGNATURE_LEN] {
+    keys::sign(identity, BUNDLE_DOMAIN, manifest)
+}
+
+/// Checks a manifest signature made by [`sign_bundle`].
+pub fn verify_bundle(key: &VerifyingKey, manifest: &[u8], signature: &[u8; SIGNATURE_LEN]) -> Result<()> {
+    keys::verify(key, BUNDLE_DOMAIN, manifest, signature, Structure::AuditCheckpoint)
+}
+
+/// Signs the text of a C2SP signed note (a Merkle checkpoint, `docs/AUDIT.md`
+/// "Merkle checkpoints") with the identity the mount runs as: plain Ed25519
+/// over the text, as signed-note verifiers expect. Every other Tresor
+/// signature has a domain ending in NUL in front of its message; note text
+/// holds no NUL (refused here), so neither kind of signature can stand for
+/// the other.
+pub fn sign_note(identity: &Identity, text: &[u8]) -> Option<[u8; SIGNATURE_LEN]> {
+    (!text.contains(&0)).then(|| identity.sign(text))
 }
 
 /// The key that seals paths in audit records: HKDF-SHA256 of the volume
@@ -48,6 +72,16 @@ mod tests {
         assert!(verify_checkpoint(&id.public().ed25519, b"bodx", &sig).is_err());
         let header_sig = keys::sign(&id, keys::domain::HEADER, b"body");
         assert!(verify_checkpoint(&id.public().ed25519, b"body", &header_sig).is_err());
+    }
+
+    #[test]
+    fn note_signatures_are_plain_ed25519_and_never_over_nul() {
+        use ed25519_dalek::Verifier;
+        let id = Identity::from_seed(&[7; 32], "node").unwrap();
+        let sig = sign_note(&id, b"origin\n1\nroot\n").unwrap();
+        let sig = ed25519_dalek::Signature::from_bytes(&sig);
+        id.public().ed25519.verify(b"origin\n1\nroot\n", &sig).unwrap();
+        assert!(sign_note(&id, b"tresor/v1/audit\0body").is_none());
     }
 
     #[test]

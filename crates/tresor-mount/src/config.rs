@@ -17,7 +17,8 @@
 //!
 //! The audit log (`docs/AUDIT.md`): `audit=on|off`, `audit_dir=PATH`,
 //! `audit_sync=always`, `audit_sync_ms=N`, `audit_checkpoint_records=N`,
-//! `audit_checkpoint_secs=N`, `audit_anchor=syslog`,
+//! `audit_checkpoint_secs=N`, `audit_anchor=syslog|none` (default: syslog
+//! where the node has one),
 //! `audit_anchor_cmd=PATH`, `audit_on_error=fail|continue`.
 
 use std::path::PathBuf;
@@ -99,11 +100,14 @@ pub struct AuditOptions {
     /// backing directory: `audit_sync=always` / `audit_sync_ms=N` (the
     /// power-loss window), checkpoints, anchors, and `audit_on_error`.
     writer: tresor_audit::AuditConfig,
+    /// `audit_anchor=syslog` / `audit_anchor=none`; unset, checkpoints go to
+    /// syslog (off the node, where syslog forwards) when the node has one.
+    anchor_syslog: Option<bool>,
 }
 
 impl Default for AuditOptions {
     fn default() -> Self {
-        AuditOptions { enabled: true, dir: None, writer: tresor_audit::AuditConfig::new("") }
+        AuditOptions { enabled: true, dir: None, writer: tresor_audit::AuditConfig::new(""), anchor_syslog: None }
     }
 }
 
@@ -112,6 +116,7 @@ impl AuditOptions {
     pub fn config(&self, backing: &std::path::Path) -> tresor_audit::AuditConfig {
         let mut c = self.writer.clone();
         c.dir = self.dir.clone().unwrap_or_else(|| backing.join(tresor_audit::DEFAULT_DIR));
+        c.anchor_syslog = self.anchor_syslog.unwrap_or_else(tresor_sys::audit_io::syslog_reachable);
         c
     }
 }
@@ -220,7 +225,8 @@ fn audit_option(opt: &str, key: &str, value: Option<&str>, a: &mut AuditOptions)
             a.writer.checkpoint_every = number(v)?.max(1);
         }
         ("audit_checkpoint_secs", Some(v)) => a.writer.checkpoint_interval = Duration::from_secs(number(v)?.max(1)),
-        ("audit_anchor", Some("syslog")) => a.writer.anchor_syslog = true,
+        ("audit_anchor", Some("syslog")) => a.anchor_syslog = Some(true),
+        ("audit_anchor", Some("none")) => a.anchor_syslog = Some(false),
         ("audit_anchor_cmd", Some(v)) => a.writer.anchor_cmd = Some(path(v)?),
         ("audit_on_error", Some("fail")) => a.writer.on_error = OnError::FailClosed,
         ("audit_on_error", Some("continue")) => a.writer.on_error = OnError::Continue,
@@ -395,6 +401,11 @@ mod tests {
         parse_options("audit=off", &mut c).unwrap();
         assert!(!c.audit.enabled);
         assert_eq!(config().audit.config(std::path::Path::new("/b")).dir, PathBuf::from("/b/tresor.audit"));
+        // Anchors leave the node through syslog by default where it has one.
+        let default = config().audit.config(std::path::Path::new("/b")).anchor_syslog;
+        assert_eq!(default, tresor_sys::audit_io::syslog_reachable());
+        parse_options("audit_anchor=none", &mut c).unwrap();
+        assert!(!c.audit.config(std::path::Path::new("/b")).anchor_syslog);
     }
 
     #[test]

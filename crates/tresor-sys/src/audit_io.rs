@@ -125,6 +125,12 @@ pub fn uid_gid() -> (u32, u32) {
 }
 
 /// Sends `msg` to syslog at `authpriv.notice` under the name `tresor`.
+/// Whether syslog(3) can deliver: something listens on /dev/log
+/// (journald, rsyslog). Audit anchors go there by default when it does.
+pub fn syslog_reachable() -> bool {
+    std::os::unix::net::UnixDatagram::unbound().and_then(|s| s.connect("/dev/log")).is_ok()
+}
+
 pub fn syslog_authpriv_notice(msg: &str) {
     let Ok(msg) = std::ffi::CString::new(msg) else { return };
     // SAFETY: both strings are NUL-terminated and outlive the calls; the

@@ -717,6 +717,7 @@ pub const API_MAX_OPS: usize = 12;
 /// report, never a panic; a log that verifies parses record by record, and
 /// its records re-encode to the same bytes.
 pub fn audit_log(data: &[u8]) {
+    use tresor_audit::proof::Trust;
     let f = fixture();
     let report = tresor_audit::verify(data, &f.volume, &[]);
     let sealer = tresor_audit::seal::PathSealer::new(&f.name_key, &f.volume.id);
@@ -728,8 +729,26 @@ pub fn audit_log(data: &[u8]) {
             assert_eq!(tresor_audit::Record::from_bytes(&e.record.to_bytes()).as_ref(), Ok(&e.record));
         }
         let _ = tresor_audit::query::access(&entries, "a/b", u64::MAX);
+        // A version 2 log rebuilds to the roots its checkpoints signed, and
+        // a proof made from it checks.
+        if let (Some(head), Some(0)) = (&report.merkle, report.first_seq) {
+            let tree = tresor_audit::proof::rebuild([data], &f.volume, Some(0)).expect("a verified log rebuilds");
+            assert_eq!(tree.stored.root(head.size).unwrap(), head.root);
+            let p = tree.inclusion(0, None, None).expect("record 0 is under a checkpoint");
+            tresor_audit::proof::check(&p, Trust::LogKey(&p.log_key)).expect("a fresh proof checks");
+        }
     }
-    let _ = tresor_audit::verify::parse_anchors(&String::from_utf8_lossy(data));
+    let text = String::from_utf8_lossy(data);
+    let _ = tresor_audit::verify::parse_anchors(&text);
+    // Notes, keys and proofs from any bytes: an error, never a panic.
+    let _ = tresor_audit::note::Head::parse(data);
+    let _ = tresor_audit::note::WitnessVerifier::parse(&text);
+    let _ = tresor_audit::note::WitnessKey::parse(&text);
+    let _ = tresor_audit::proof::parse_log_vkey(&text);
+    if let Ok(p) = serde_json::from_slice::<tresor_audit::proof::Proof>(data) {
+        let _ = tresor_audit::proof::check(&p, Trust::LogKey(&p.log_key));
+        let _ = tresor_audit::proof::check(&p, Trust::Steward(&f.alice.public().ed25519));
+    }
 }
 
 /// A short log written by bob's mount: mount, checkpoint, opens, a rename,

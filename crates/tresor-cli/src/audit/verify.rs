@@ -11,11 +11,12 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use tresor_audit::chain::hex;
 use tresor_audit::chain::unhex;
+use tresor_audit::merkle::Frontier;
 use tresor_audit::query;
 use tresor_audit::record::Pruned;
 use tresor_audit::rows::{terminal, Names};
 use tresor_audit::segments::{self, Summary};
-use tresor_audit::verify::{parse_anchors, verify_from, verify_reader, Anchor, Report, Resume};
+use tresor_audit::verify::{parse_anchors, verify_from, verify_reader, Anchor, MerkleHead, Report, Resume};
 use tresor_audit::{time, AuditLog, Event, Op};
 use tresor_format::{MemberId, Volume};
 
@@ -24,7 +25,7 @@ use super::{json_line, names, resolve, unlock, volume_logs, Reader, Usage, Volum
 /// Verifies each log (unreadable: `Err`, with why), from where `state`
 /// says an earlier run left off where it has the log, and, when they are
 /// all the volume's logs, links the segments of each.
-fn verify_all(
+pub(super) fn verify_all(
     logs: &[PathBuf],
     registry: &Volume,
     anchors: &[Anchor],
@@ -51,8 +52,10 @@ pub fn verify(
     anchors: Option<PathBuf>,
     state_file: Option<PathBuf>,
     json: bool,
+    witnesses: &[String],
     out: &mut dyn Write,
 ) -> Result<ExitCode> {
+    let witnesses = witnesses.iter().map(|w| super::prove::witness_key(w)).collect::<Result<Vec<_>>>()?;
     // All of the volume's logs: then an anchored mount without a log is a
     // deleted log, and a missing segment is found.
     let every_log = logs.is_empty();
@@ -69,7 +72,7 @@ pub fn verify(
     }
     let names = names(&registry);
     let state = match &state_file {
-        Some(path) => load_state(path)?,
+        Some(path) => load_state(path, &registry)?,
         None => HashMap::new(),
     };
     let reports = verify_all(&logs, &registry, &anchors, every_log, &state);
@@ -121,6 +124,22 @@ pub fn verify(
             }
         }
     }
+    let mut unwitnessed = 0;
+    if !witnesses.is_empty() {
+        let verified: Vec<(PathBuf, &Report)> = logs
+            .iter()
+            .zip(&reports)
+            .filter_map(|(l, r)| r.as_ref().ok().filter(|r| r.ok()).map(|r| (l.clone(), r)))
+            .collect();
+        for why in super::prove::check_witnesses(&verified, &witnesses) {
+            unwitnessed += 1;
+            if json {
+                json_line(out, &serde_json::json!({"ok": false, "witness": why}))?;
+            } else {
+                writeln!(out, "NOT WITNESSED: {why}")?;
+            }
+        }
+    }
     let mut summary = Summary::of(&ok);
     summary.files += unreadable;
     summary.tampered += unreadable + missing_logs;
@@ -129,7 +148,10 @@ pub fn verify(
     } else {
         writeln!(out, "{}", summary_line(&summary))?;
     }
-    Ok(if summary.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    if unwitnessed > 0 && !json {
+        writeln!(out, "witnesses: {unwitnessed} cosignature(s) missing or invalid on the latest checkpoints")?;
+    }
+    Ok(if summary.ok() && unwitnessed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn summary_line(s: &Summary) -> String {
@@ -152,7 +174,7 @@ struct SummaryJson<'a> {
     counts: &'a Summary,
 }
 
-fn print_report(out: &mut dyn Write, log: &Path, r: &Report, names: &Names) -> Result<()> {
+pub(super) fn print_report(out: &mut dyn Write, log: &Path, r: &Report, names: &Names) -> Result<()> {
     let who =
         r.member.map(|m| names.get(&m.0).map(|n| terminal(n)).unwrap_or_else(|| m.to_string())).unwrap_or_default();
     let seq = |s: Option<u64>| s.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
@@ -220,6 +242,8 @@ struct ReportJson<'a> {
     host: Option<&'a str>,
     member: Option<String>,
     member_name: Option<&'a str>,
+    /// The size of the log's last Merkle checkpoint (version 2 logs).
+    tree_size: Option<u64>,
     problem: Option<ProblemJson<'a>>,
     warnings: &'a [String],
 }
@@ -241,6 +265,7 @@ impl<'a> ReportJson<'a> {
             host: r.host.as_deref(),
             member: r.member.map(|m| m.to_string()),
             member_name: r.member.and_then(|m| names.get(&m.0).map(String::as_str)),
+            tree_size: r.merkle.as_ref().map(|m| m.size),
             problem: r.problem.as_ref().map(|p| ProblemJson {
                 diagnosis: p.diagnosis.as_str(),
                 index: p.index,
@@ -313,6 +338,12 @@ struct StateLine {
     first_seq: u64,
     continues: Option<String>,
     prunes: Vec<PruneLine>,
+    /// Version 2 logs: the Merkle tree's size and right edge there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tree: Option<(u64, Vec<String>)>,
+    /// ... and its last Merkle checkpoint: size, root and note signature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    merkle: Option<(u64, String, String)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -347,10 +378,12 @@ impl StateLine {
                     hash: hex(&p.hash),
                 })
                 .collect(),
+            tree: r.tree.as_ref().map(|t| (t.size(), t.hashes().iter().map(|h| hex(h)).collect())),
+            merkle: r.merkle.as_ref().map(|m| (m.size, hex(&m.root), hex(&m.nsig))),
         }
     }
 
-    fn resume(&self) -> Option<Resume> {
+    fn resume(&self, registry: &Volume) -> Option<Resume> {
         Some(Resume {
             mount_id: unhex(&self.mount_id)?,
             member: MemberId(unhex(&self.member)?),
@@ -373,6 +406,19 @@ impl StateLine {
                     Some((p.seq, Pruned { mid: unhex(&p.mid)?, first: p.first, last: p.last, hash: unhex(&p.hash)? }))
                 })
                 .collect::<Option<_>>()?,
+            tree: match &self.tree {
+                Some((size, hashes)) => {
+                    Some(Frontier::from_parts(*size, hashes.iter().map(|h| unhex(h)).collect::<Option<_>>()?)?)
+                }
+                None => None,
+            },
+            merkle: match &self.merkle {
+                Some((size, root, nsig)) => {
+                    let key = tresor_audit::verify::signer(registry, &MemberId(unhex(&self.member)?))?;
+                    Some(MerkleHead { size: *size, root: unhex(root)?, nsig: unhex(nsig)?, key: key.to_bytes() })
+                }
+                None => None,
+            },
         })
     }
 }
@@ -380,7 +426,7 @@ impl StateLine {
 /// The auditor's own record of where each log was verified up to (keep it
 /// off the storage the logs are on: whoever can change it can make a run
 /// skip records). A missing file is an empty state.
-fn load_state(path: &Path) -> Result<HashMap<PathBuf, Resume>> {
+fn load_state(path: &Path, registry: &Volume) -> Result<HashMap<PathBuf, Resume>> {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
@@ -389,7 +435,7 @@ fn load_state(path: &Path) -> Result<HashMap<PathBuf, Resume>> {
     let mut out = HashMap::new();
     for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line.with_context(|| format!("reading {}", path.display()))?;
-        let parsed = serde_json::from_str::<StateLine>(&line).ok().and_then(|e| Some((e.resume()?, e.log)));
+        let parsed = serde_json::from_str::<StateLine>(&line).ok().and_then(|e| Some((e.resume(registry)?, e.log)));
         let (resume, log) =
             parsed.ok_or_else(|| Usage(format!("{} line {}: not a verify state line", path.display(), n + 1)))?;
         out.insert(log, resume);

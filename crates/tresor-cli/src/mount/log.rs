@@ -42,7 +42,7 @@ pub fn init(to: To) {
 /// Whether syslog(3) can deliver: something listens on /dev/log
 /// (journald, rsyslog). Without it the daemon's messages are lost.
 pub fn syslog_reachable() -> bool {
-    std::os::unix::net::UnixDatagram::unbound().and_then(|s| s.connect("/dev/log")).is_ok()
+    tresor_sys::audit_io::syslog_reachable()
 }
 
 /// Makes one [`SyslogLine`] per event, at the event's level.
