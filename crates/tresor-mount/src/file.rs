@@ -14,8 +14,11 @@
 //! the backing file never see a half-written block or trailer, and two
 //! read-modify-writes of one block never lose an update:
 //!
-//! * a read takes a shared lock on the blocks it reads, extended to EOF when
-//!   it includes the last block (it then checks the trailer);
+//! * a read first runs without a lock (each block and the trailer are
+//!   authenticated, so a read that caught a write half done fails to open
+//!   and is done again); then, or when that fails, under a shared lock on
+//!   the blocks it reads, extended to EOF when it includes the last block
+//!   (it then checks the trailer);
 //! * a write that stays inside the file takes an exclusive lock on the
 //!   blocks it rewrites; a write or truncate that changes the size takes an
 //!   exclusive lock from the first byte it touches (the first block it
@@ -170,6 +173,15 @@ impl Drop for Scratch {
         self.pt.zeroize();
         self.out.zeroize();
     }
+}
+
+/// Whether a read reports a block or trailer that fails authentication (a
+/// locked read: the file is damaged) or only says so (an unlocked read,
+/// which may have caught a write half done, and is retried under the lock).
+#[derive(Clone, Copy)]
+enum Auth {
+    Report,
+    Quiet,
 }
 
 /// A lane in use; given back to its handle on drop.
@@ -464,14 +476,39 @@ impl OpenFile {
             return Ok(());
         }
         let mut st = self.scratch();
-        self.locked(
-            &mut st,
-            Kind::Shared,
-            |size| Ok(Some(self.read_range(off, len, size))),
-            |st, size| self.read_locked(st, off, len, size),
-        )?;
+        if !self.read_unlocked(&mut st, off, len)? {
+            self.locked(
+                &mut st,
+                Kind::Shared,
+                |size| Ok(Some(self.read_range(off, len, size))),
+                |st, size| self.read_locked(st, off, len, size, Auth::Report),
+            )?;
+        }
         reply(&st.out);
         Ok(())
+    }
+
+    /// A read without the lock: every backing lock is a round trip to the
+    /// metadata server on a parallel file system, and most reads race no
+    /// writer. What it returns is what a locked read could have: each block
+    /// and the trailer are authenticated, so a block or trailer caught
+    /// half-written, or a length in flux, fails to open, and then (false)
+    /// the read is done again under the lock, where a failure is real and
+    /// reported. Descriptors of file data bypass the backing client's
+    /// caches (backing.rs), so a block that opens is what the storage holds.
+    /// As on a local file system, a read that spans blocks a concurrent
+    /// write is changing may see some blocks before it and some after.
+    fn read_unlocked(&self, st: &mut Scratch, off: u64, len: u64) -> FsResult<bool> {
+        let fd = Arc::clone(&st.fd);
+        let Some(size) = self.try_size(fd.as_fd())? else { return Ok(false) };
+        match self.read_locked(st, off, len, size, Auth::Quiet) {
+            Ok(()) => {
+                st.size_hint = Some(size);
+                Ok(true)
+            }
+            Err(Errno::EIO) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Checks the length and the trailer (the end of the file) before the
@@ -485,19 +522,23 @@ impl OpenFile {
             &mut st,
             Kind::Shared,
             |size| Ok(Some(Range::to_eof(self.layout.trailer_offset(size)))),
-            |st, size| self.read_locked(st, size, 1, size),
+            |st, size| self.read_locked(st, size, 1, size, Auth::Report),
         )
     }
 
-    fn read_locked(&self, st: &mut Scratch, off: u64, len: u64, size: u64) -> FsResult<()> {
+    fn read_locked(&self, st: &mut Scratch, off: u64, len: u64, size: u64, auth: Auth) -> FsResult<()> {
+        let failed = |e: FormatError| match auth {
+            Auth::Report => self.integrity(&e),
+            Auth::Quiet => Errno::EIO,
+        };
         let b = self.bs();
         let n = self.layout.block_count(size);
         st.out.clear();
         if off >= size {
             // End of file: only once the trailer says this is the end.
             let mut trailer = [0u8; TRAILER_LEN];
-            self.pread_into(st.fd.as_fd(), &mut trailer, self.layout.trailer_offset(size))?;
-            return self.cipher.open_trailer(n, &trailer).map_err(|e| self.integrity(&e));
+            self.pread_checked(st.fd.as_fd(), &mut trailer, self.layout.trailer_offset(size), auth)?;
+            return self.cipher.open_trailer(n, &trailer).map_err(failed);
         }
         let end = (off + len).min(size);
         let (first, last) = (off / b, (end - 1) / b);
@@ -506,9 +547,9 @@ impl OpenFile {
         let stop = self.bo(last) + (self.block_len(last, size) + BLOCK_OVERHEAD) as u64;
         let ct_len = (stop - start) as usize + if with_trailer { TRAILER_LEN } else { 0 };
         st.ct.resize(ct_len, 0);
-        self.pread_into(st.fd.as_fd(), &mut st.ct, start)?;
+        self.pread_checked(st.fd.as_fd(), &mut st.ct, start, auth)?;
         if with_trailer {
-            self.cipher.open_trailer(n, &st.ct[ct_len - TRAILER_LEN..]).map_err(|e| self.integrity(&e))?;
+            self.cipher.open_trailer(n, &st.ct[ct_len - TRAILER_LEN..]).map_err(failed)?;
         }
         st.out.resize((end - off) as usize, 0);
         st.pt.resize(b as usize, 0);
@@ -523,7 +564,7 @@ impl OpenFile {
             let block_start = k * b;
             let from = off.max(block_start) - block_start;
             let to = end.min(block_start + blen as u64) - block_start;
-            self.open_stored_block(k, ct, &mut st.pt[..blen], size)?;
+            self.open_block_raw(k, ct, &mut st.pt[..blen], size).map_err(failed)?;
             let dst = (block_start + from - off) as usize;
             st.out[dst..dst + (to - from) as usize].copy_from_slice(&st.pt[from as usize..to as usize]);
         }
@@ -542,7 +583,7 @@ impl OpenFile {
             let stride = b as usize + BLOCK_OVERHEAD;
             parallel::run(parts, |(k0, ct, out)| {
                 for (i, (ct, out)) in ct.chunks(stride).zip(out.chunks_mut(b as usize)).enumerate() {
-                    self.open_stored_block(k0 + i as u64, ct, out, size)?;
+                    self.open_block_raw(k0 + i as u64, ct, out, size).map_err(failed)?;
                 }
                 Ok(())
             })?;
@@ -551,8 +592,14 @@ impl OpenFile {
     }
 
     fn pread_into(&self, fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> FsResult<()> {
+        self.pread_checked(fd, buf, offset, Auth::Report)
+    }
+
+    fn pread_checked(&self, fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64, auth: Auth) -> FsResult<()> {
         sys::pread_exact(fd, buf, offset).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof && matches!(auth, Auth::Quiet) {
+                Errno::EIO
+            } else if e.kind() == std::io::ErrorKind::UnexpectedEof {
                 tracing::error!(
                     "{}: the backing file is shorter than its length said (changed without the lock?)",
                     show(&self.path)
@@ -713,12 +760,16 @@ impl OpenFile {
     /// Opens stored block `k` of a file of `size` bytes. The last block is
     /// never a hole (FORMAT.md §7.2): zeroing it must not read as zeros.
     fn open_stored_block(&self, k: u64, ct: &[u8], out: &mut [u8], size: u64) -> FsResult<()> {
+        self.open_block_raw(k, ct, out, size).map_err(|e| self.integrity(&e))
+    }
+
+    fn open_block_raw(&self, k: u64, ct: &[u8], out: &mut [u8], size: u64) -> Result<(), FormatError> {
         let opened = if k + 1 == self.layout.block_count(size) {
             self.cipher.open_last_block(k, ct, out)
         } else {
             self.cipher.open_block(k, ct, out)
         };
-        opened.map(drop).map_err(|e| self.integrity(&e))
+        opened.map(drop)
     }
 
     /// Seals blocks `from..=to` of a file going from `size` to `new_size`

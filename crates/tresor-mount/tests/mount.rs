@@ -193,6 +193,78 @@ fn a_mount_run_as_root_reads_ahead_a_full_mebibyte() {
     assert_eq!(kib, "1024", "{knob}");
 }
 
+/// Reads run without the internal lock and are redone under it when a
+/// block or trailer fails to open: readers racing a writer that rewrites
+/// whole blocks (and grows the file) never get EIO and never see a block
+/// that is not one whole write.
+#[test]
+fn reads_racing_a_writer_see_whole_blocks_and_never_eio() {
+    let vol = Vol::new();
+    let (w, r) = (vol.mount("alice"), vol.mount("alice"));
+    const BLOCKS: u64 = 8;
+    let block = |gen: u64, k: u64| vec![(gen * 31 + k) as u8 | 1; BLOCK as usize];
+    let mut first = Vec::new();
+    for k in 0..BLOCKS {
+        first.extend(block(0, k));
+    }
+    fs::write(w.p("f"), &first).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (path, stop) = (w.p("f"), stop.clone());
+        thread::spawn(move || {
+            let f = OpenOptions::new().write(true).open(path).unwrap();
+            let mut gen = 1;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for k in 0..BLOCKS {
+                    f.write_all_at(&block(gen, k), k * BLOCK).unwrap();
+                }
+                // Grow by a block and cut back: the trailer moves.
+                f.set_len((BLOCKS + 1) * BLOCK).unwrap();
+                f.set_len(BLOCKS * BLOCK).unwrap();
+                gen += 1;
+            }
+            gen
+        })
+    };
+    let readers: Vec<_> = (0..2u64)
+        .map(|t| {
+            let path = r.p("f");
+            thread::spawn(move || -> (u64, Vec<String>) {
+                let f = File::open(path).unwrap();
+                let (mut reads, mut bad) = (0, Vec::new());
+                let deadline = std::time::Instant::now() + Duration::from_secs(3);
+                while std::time::Instant::now() < deadline {
+                    let k = (reads + t) % BLOCKS;
+                    let mut buf = vec![0u8; BLOCK as usize];
+                    match f.read_at(&mut buf, k * BLOCK) {
+                        Ok(n) if n == BLOCK as usize && buf.iter().all(|&b| b == buf[0] && b & 1 == 1) => {}
+                        Ok(n) => bad.push(format!("block {k}: {n} bytes, not one whole write")),
+                        Err(e) => bad.push(format!("block {k}: {e}")),
+                    }
+                    reads += 1;
+                }
+                (reads, bad)
+            })
+        })
+        .collect();
+    let mut problems = Vec::new();
+    let mut reads = 0;
+    for t in readers {
+        let (n, bad) = t.join().unwrap();
+        reads += n;
+        problems.extend(bad);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let gens = writer.join().unwrap();
+    assert!(gens > 2 && reads > 100, "the readers raced the writer ({reads} reads over {gens} rewrites)");
+    assert!(
+        problems.is_empty(),
+        "{} of {reads} reads went wrong: {:?}",
+        problems.len(),
+        &problems[..problems.len().min(5)]
+    );
+}
+
 /// A shared writable mapping of a file reads and writes its plaintext:
 /// what it stores is what read(2) and another mount then see.
 #[test]
