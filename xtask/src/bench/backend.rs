@@ -346,7 +346,7 @@ fn gluster(sock: &Path, args: &[&str]) -> Res<String> {
 }
 
 /// Sums `gluster volume profile ... info cumulative` by fop over every
-/// brick: the lines `%-latency avg min max calls FOP`.
+/// brick: the lines `%-latency avg unit min unit max unit calls FOP`.
 fn gluster_fops(out: &str) -> Counts {
     let mut c = Counts::new();
     let mut in_cumulative = false;
@@ -358,11 +358,14 @@ fn gluster_fops(out: &str) -> Counts {
             in_cumulative = false;
         }
         let w: Vec<&str> = t.split_whitespace().collect();
-        if !in_cumulative || w.len() != 9 || w[2] != "us" {
+        if !in_cumulative || w.len() != 9 || !matches!(w[2], "us" | "ns") {
             continue;
         }
+        // FORGET is the brick pruning its inode table, not a request.
         if let (Ok(n), fop) = (w[7].parse::<u64>(), w[8]) {
-            *c.entry(fop.to_owned()).or_default() += n;
+            if fop != "FORGET" {
+                *c.entry(fop.to_owned()).or_default() += n;
+            }
         }
     }
     c
