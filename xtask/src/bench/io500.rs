@@ -68,9 +68,9 @@ impl Scale {
             md_easy: n(200.0) as usize,
             md_hard: n(100.0) as usize,
             single: Sizes {
-                seq: n(64.0) as u64 * MIB,
+                seq: n(128.0) as u64 * MIB,
                 rand_file: n(16.0) as u64 * MIB,
-                rand_ops: n(1000.0) as u64,
+                rand_ops: n(4000.0) as u64,
                 rand_cap: Duration::from_secs(60),
                 files: n(500.0) as usize,
             },

@@ -57,6 +57,8 @@ struct Sample {
     error: Option<String>,
     /// Items read back wrong, from a later check (ior-hard's full read).
     bad: u64,
+    /// Reading the data back failed (set on the write row).
+    failed: Option<String>,
     checked: u64,
 }
 
@@ -367,6 +369,18 @@ impl io500::Measure for Driver<'_> {
             }
             Err(e) => {
                 s.error = Some(e.to_string());
+                // A read that fails (EIO: a block that does not authenticate) condemns the write too.
+                let write = match row {
+                    Row::HardRead => Some(Row::HardWrite),
+                    Row::MdHardRead => Some(Row::MdHardWrite),
+                    _ => None,
+                };
+                if let Some(w) = write {
+                    let short = e.to_string();
+                    let short = short.rsplit(": ").next().unwrap_or(&short).to_owned();
+                    self.results.entry((w, self.target)).or_default().failed =
+                        Some(format!("FAILED: read back: {short}"));
+                }
                 Err(e)
             }
         }
@@ -399,7 +413,7 @@ impl Sample {
 
     fn wrong(&self) -> Option<String> {
         let (bad, of) = if self.out.bad > 0 { (self.out.bad, self.out.checked) } else { (self.bad, self.checked) };
-        (bad > 0).then(|| format!("CORRUPT {bad}/{of}"))
+        (bad > 0).then(|| format!("CORRUPT {bad}/{of}")).or_else(|| self.failed.as_ref().map(|_| "FAILED".to_owned()))
     }
 
     fn per_op(&self, n: u64) -> Option<f64> {
@@ -586,7 +600,9 @@ fn report(
                 let _ = writeln!(s, "error: {} / {}: {e}", column_name(t), row.label(scale));
             }
             if let Some(w) = get(row, t).and_then(Sample::wrong) {
-                let _ = writeln!(s, "FAILED: {} / {}: {w} items read back wrong", column_name(t), row.label(scale));
+                let why = get(row, t).and_then(|x| x.failed.clone()).filter(|_| w == "FAILED");
+                let why = why.unwrap_or_else(|| format!("{w} items read back wrong"));
+                let _ = writeln!(s, "FAILED: {} / {}: {why}", column_name(t), row.label(scale));
             }
         }
     }
