@@ -78,7 +78,7 @@ Two nodes on shared storage (IO500 shapes; see xtask/src/bench/two_nodes.rs):
                      gocryptfs -sharedstorage vs tresor, gocryptfs vs tresor cache_timeout=1
   --scale F          multiply every size of the --backend run (default 1: ~5 min per back end here)
   --workers N        worker processes' threads, spread over both nodes (default 4)
-  --ls-entries N     entries for the `ls -l` row (default 5,000 x scale; the issue's goal is 20,000)
+  --ls-entries N     entries for the `ls -l` row (default 2,000 x scale; the issue's goal is 20,000)
   --keep-backend     leave a back end this run brought up running";
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]

@@ -74,7 +74,7 @@ impl Scale {
                 rand_cap: Duration::from_secs(60),
                 files: n(500.0) as usize,
             },
-            ls_entries: if ls_entries > 0 { ls_entries } else { n(5000.0) as usize },
+            ls_entries: if ls_entries > 0 { ls_entries } else { n(2000.0) as usize },
         }
     }
 }
