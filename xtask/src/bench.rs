@@ -76,7 +76,7 @@ Two nodes on shared storage (IO500 shapes; see xtask/src/bench/two_nodes.rs):
   --backend B        local, gluster or ceph: two client mounts (\"nodes\") of one volume, brought up
                      with tests/backends/B.sh (and down afterwards), or one already up is reused; raw,
                      gocryptfs -sharedstorage vs tresor, gocryptfs vs tresor cache_timeout=1
-  --scale F          multiply every size of the --backend run (default 1: ~5 min per back end here)
+  --scale F          multiply every size of the --backend run (default 1: ~1 min local, ~10 min per parallel FS here)
   --workers N        worker processes' threads, spread over both nodes (default 4)
   --ls-entries N     entries for the `ls -l` row (default 2,000 x scale; the issue's goal is 20,000)
   --keep-backend     leave a back end this run brought up running";

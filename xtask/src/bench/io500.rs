@@ -56,8 +56,8 @@ pub struct Scale {
 }
 
 impl Scale {
-    /// Sizes at `--scale 1`: a full run of all three back ends in about
-    /// 15 minutes on a two-core machine. `ls_entries` (0: by the scale) is
+    /// Sizes at `--scale 1`: all three back ends in about 20 minutes on a
+    /// loaded two-core machine (docs/PERFORMANCE.md). `ls_entries` (0: by the scale) is
     /// `--ls-entries`.
     pub fn new(scale: f64, workers: usize, ls_entries: usize) -> Scale {
         let n = |x: f64| (x * scale).round().max(1.0);
