@@ -24,6 +24,10 @@
 //! Ctrl-C too; a watchdog aborts the FUSE connection of a mount whose daemon
 //! stops answering, so a hung daemon fails its cells instead of the run.
 
+mod backend;
+mod io500;
+mod two_nodes;
+
 use std::{
     collections::BTreeMap,
     error::Error,
@@ -66,7 +70,16 @@ const USAGE: &str = "usage: cargo xtask bench [--quick] [--only raw,gocryptfs,tr
   --cipher NAME      content cipher for `tresor init` (default: tresor's own default)
   --gocryptfs-args A extra gocryptfs mount arguments, space-separated (e.g. -sharedstorage)
   --timeout SECS     abort a FUSE mount that makes one workload step take longer (default 600)
-  --keep             keep the work directory (mounts are still unmounted)";
+  --keep             keep the work directory (mounts are still unmounted)
+
+Two nodes on shared storage (IO500 shapes; see xtask/src/bench/two_nodes.rs):
+  --backend B        local, gluster or ceph: two client mounts (\"nodes\") of one volume, brought up
+                     with tests/backends/B.sh (and down afterwards), or one already up is reused; raw,
+                     gocryptfs -sharedstorage vs tresor, gocryptfs vs tresor cache_timeout=1
+  --scale F          multiply every size of the --backend run (default 1: ~1 min local, ~10 min per parallel FS here)
+  --workers N        worker processes' threads, spread over both nodes (default 4)
+  --ls-entries N     entries for the `ls -l` row (default 2,000 x scale; the issue's goal is 20,000)
+  --keep-backend     leave a back end this run brought up running";
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 enum Target {
@@ -158,6 +171,12 @@ struct Opts {
     cipher: Option<String>,
     timeout: Duration,
     keep: bool,
+    /// `--backend`: the two-node run on shared storage.
+    backend: Option<backend::Backend>,
+    scale: f64,
+    workers: usize,
+    ls_entries: usize,
+    keep_backend: bool,
 }
 
 fn parse_args(args: &[String]) -> Res<Opts> {
@@ -173,6 +192,11 @@ fn parse_args(args: &[String]) -> Res<Opts> {
         cipher: None,
         timeout: secs(600),
         keep: false,
+        backend: None,
+        scale: 1.0,
+        workers: 4,
+        ls_entries: 0,
+        keep_backend: false,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -213,6 +237,21 @@ fn parse_args(args: &[String]) -> Res<Opts> {
             "--cipher" => opts.cipher = Some(value()?),
             "--timeout" => opts.timeout = secs(value()?.parse().map_err(|_| "--timeout takes whole seconds")?),
             "--keep" => opts.keep = true,
+            "--backend" => opts.backend = Some(backend::Backend::parse(&value()?)?),
+            "--scale" => {
+                opts.scale = value()?.parse().map_err(|_| "--scale takes a number")?;
+                if opts.scale <= 0.0 || opts.scale.is_nan() {
+                    return Err("--scale must be above 0".into());
+                }
+            }
+            "--workers" => {
+                opts.workers = value()?.parse().map_err(|_| "--workers takes a whole number")?;
+                if opts.workers < 2 || !opts.workers.is_multiple_of(2) {
+                    return Err("--workers must be even (half of them on each node) and at least 2".into());
+                }
+            }
+            "--keep-backend" => opts.keep_backend = true,
+            "--ls-entries" => opts.ls_entries = value()?.parse().map_err(|_| "--ls-entries takes a whole number")?,
             "--seq-mib" => opts.sizes.seq = value()?.parse::<u64>().map_err(|_| "--seq-mib takes MiB")?.max(1) * MIB,
             "--rand-ops" => {
                 let n: u64 = value()?.parse().map_err(|_| "--rand-ops takes a whole number")?;
@@ -372,7 +411,7 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static ABORTED: AtomicBool = AtomicBool::new(false);
 /// While a workload step runs on a FUSE mount: when it must be done by, and
 /// the mount's fusectl connection directory.
-static WATCH: Mutex<Option<(Instant, PathBuf)>> = Mutex::new(None);
+static WATCH: Mutex<Option<(Instant, Vec<PathBuf>)>> = Mutex::new(None);
 
 extern "C" fn on_signal(sig: libc::c_int) {
     INTERRUPTED.store(true, Ordering::SeqCst);
@@ -391,14 +430,16 @@ fn start_watchdog() {
     thread::spawn(|| loop {
         thread::sleep(Duration::from_millis(500));
         let due = match &*WATCH.lock().unwrap() {
-            Some((deadline, conn)) if Instant::now() > *deadline => Some(conn.clone()),
+            Some((deadline, conns)) if Instant::now() > *deadline => Some(conns.clone()),
             _ => None,
         };
-        if let Some(conn) = due {
+        if let Some(conns) = due {
             if !ABORTED.swap(true, Ordering::SeqCst) {
-                eprintln!("bench: the mount stopped answering; aborting its FUSE connection ({})", conn.display());
-                if let Err(e) = abort_connection(&conn) {
-                    eprintln!("bench: could not abort the connection: {e}; the run may hang");
+                for conn in conns {
+                    eprintln!("bench: the mount stopped answering; aborting its FUSE connection ({})", conn.display());
+                    if let Err(e) = abort_connection(&conn) {
+                        eprintln!("bench: could not abort the connection: {e}; the run may hang");
+                    }
                 }
             }
         }
@@ -430,8 +471,15 @@ fn abort_connection(conn: &Path) -> Res {
 /// Runs `f`, letting the watchdog abort the mount behind `conn` if it takes
 /// longer than `timeout`.
 fn guarded<T>(conn: Option<&Path>, timeout: Duration, f: impl FnOnce() -> Res<T>) -> Res<T> {
+    let conns: Vec<PathBuf> = conn.into_iter().map(Path::to_owned).collect();
+    guarded_all(&conns, timeout, f)
+}
+
+/// [`guarded`] for a step that runs on several mounts at once (the two
+/// nodes of `--backend`): a timeout aborts all of them.
+fn guarded_all<T>(conns: &[PathBuf], timeout: Duration, f: impl FnOnce() -> Res<T>) -> Res<T> {
     ABORTED.store(false, Ordering::SeqCst);
-    *WATCH.lock().unwrap() = conn.map(|c| (Instant::now() + timeout, c.to_owned()));
+    *WATCH.lock().unwrap() = (!conns.is_empty()).then(|| (Instant::now() + timeout, conns.to_vec()));
     let r = f();
     *WATCH.lock().unwrap() = None;
     if ABORTED.load(Ordering::SeqCst) {
@@ -620,6 +668,29 @@ fn ensure_tools(targets: &[Target]) -> Res {
         return Err("/dev/fuse is missing: FUSE mounts are impossible here; try --only raw".into());
     }
     Ok(())
+}
+
+/// The `tresor` binary to bench, when one is `needed`: `--tresor-bin`, or a
+/// release build.
+fn tresor_binary(opts: &Opts, workspace: &Path, needed: bool) -> Res<Option<PathBuf>> {
+    Ok(if !needed {
+        None
+    } else if let Some(bin) = &opts.tresor_bin {
+        Some(fs::canonicalize(bin).map_err(|e| format!("--tresor-bin {}: {e}", bin.display()))?)
+    } else {
+        Some(build_tresor(workspace)?)
+    })
+}
+
+/// A new work directory, `bench-PID` inside `--dir` (default `target/`).
+fn work_dir(opts: &Opts, workspace: &Path) -> Res<WorkDir> {
+    let parent = opts.dir.clone().unwrap_or_else(|| target_dir(workspace));
+    fs::create_dir_all(&parent)?;
+    let parent = fs::canonicalize(&parent)?;
+    let work = WorkDir { path: parent.join(format!("bench-{}", std::process::id())), keep: opts.keep };
+    fs::create_dir(&work.path).map_err(|e| format!("creating {}: {e}", work.path.display()))?;
+    let _ = WORK.set(work.path.clone());
+    Ok(work)
 }
 
 fn target_dir(workspace: &Path) -> PathBuf {
@@ -1073,26 +1144,17 @@ pub fn run(args: &[String]) -> Res {
         libc::signal(libc::SIGINT, handler as libc::sighandler_t);
         libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
     }
+    if let Some(backend) = opts.backend {
+        return two_nodes::run(&opts, backend);
+    }
     ensure_tools(&opts.targets)?;
     if is_root() && opts.targets.iter().any(|t| *t != Target::Raw) {
         mount_fusectl();
     }
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
-    let tresor_bin = if !opts.targets.iter().any(|t| t.is_tresor()) {
-        None
-    } else if let Some(bin) = &opts.tresor_bin {
-        Some(fs::canonicalize(bin).map_err(|e| format!("--tresor-bin {}: {e}", bin.display()))?)
-    } else {
-        Some(build_tresor(&workspace)?)
-    };
-
-    let parent = opts.dir.clone().unwrap_or_else(|| target_dir(&workspace));
-    fs::create_dir_all(&parent)?;
-    let parent = fs::canonicalize(&parent)?;
-    let work = WorkDir { path: parent.join(format!("bench-{}", std::process::id())), keep: opts.keep };
+    let tresor_bin = tresor_binary(&opts, &workspace, opts.targets.iter().any(|t| t.is_tresor()))?;
+    let work = work_dir(&opts, &workspace)?;
     let mut notes = Vec::new();
-    fs::create_dir(&work.path).map_err(|e| format!("creating {}: {e}", work.path.display()))?;
-    let _ = WORK.set(work.path.clone());
     // On ext4, a new inode is not taken from among those freed in the last
     // minute or more, and skipping them reads inode tables: creates slow
     // down up to sixfold right after another target's unlinks in the same

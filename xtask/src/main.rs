@@ -7,6 +7,8 @@
 //!   gocryptfs over the same local disk, runs sequential, random 4 KiB and
 //!   metadata workloads on both and on the bare directory, and prints one
 //!   table (see `bench.rs`; `cargo xtask bench --help` for the options).
+//!   `bench --backend local|gluster|ceph`: two nodes of one shared volume,
+//!   IO500's shapes, round trips and daemon CPU per operation (bench/two_nodes.rs).
 //! - `vectors`: rewrites `tests/vectors/*.json` from the inputs in
 //!   `crates/tresor-format/tests/vectors.rs` (and `audit.json`, `audit-merkle.json` from
 //!   `crates/tresor-audit/tests/vectors.rs`). Only for a format change, which
