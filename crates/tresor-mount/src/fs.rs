@@ -1374,15 +1374,21 @@ fn remove_tree(dir: OwnedFd, depth: u32, path: &[u8]) {
 /// `max_write`, 1 MiB) instead of cutting it at the first partial page not
 /// in the cache, and the mount applies each request under one lock: a
 /// write is atomic against overlapping writes from any node, as on the
-/// backing clients of a parallel file system, and reads never come from a
-/// cache another node's write made stale. So in the shared-storage default
-/// (`cache_timeout=0`) every handle bypasses it; with a cache timeout (one
-/// node, or a volume read more than written) only `O_APPEND` handles do,
-/// whose writes go whole to the real end of the file, found under the lock.
-/// Shared mappings still work (the kernel keeps their pages coherent with
-/// direct I/O where it offers `FUSE_DIRECT_IO_ALLOW_MMAP`, 6.6+).
+/// backing clients of a parallel file system. So in the shared-storage
+/// default (`cache_timeout=0`) every handle that can write bypasses it;
+/// with a cache timeout (one node, or a volume read more than written) only
+/// `O_APPEND` handles do, whose writes go whole to the real end of the
+/// file, found under the lock. Read-only handles keep the page cache and
+/// the kernel's readahead (a streaming reader gets 1 MiB requests whatever
+/// its buffer): the cache is dropped at every open, and with no attribute
+/// cache the kernel checks size and mtime before each read and drops pages
+/// another node changed (`FUSE_AUTO_INVAL_DATA`); a direct write through
+/// another handle on this node drops them too. Shared mappings of direct
+/// handles still work where the kernel offers `FUSE_DIRECT_IO_ALLOW_MMAP`
+/// (6.6+).
 fn fopen_flags(open_flags: i32, ttl: Duration) -> FopenFlags {
-    if open_flags & libc::O_APPEND != 0 || ttl.is_zero() {
+    let writes = open_flags & libc::O_ACCMODE != libc::O_RDONLY;
+    if open_flags & libc::O_APPEND != 0 || (ttl.is_zero() && writes) {
         FopenFlags::FOPEN_DIRECT_IO
     } else {
         FopenFlags::empty()
