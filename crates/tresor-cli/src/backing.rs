@@ -38,6 +38,9 @@ pub fn tmp_name() -> CString {
 pub struct Root {
     pub path: PathBuf,
     fd: OwnedFd,
+    /// `O_DIRECT` where the backing client would otherwise serve a read
+    /// under the lock from its own cache (`tresor_mount::data_flags`).
+    data_flags: i32,
 }
 
 /// Turns an error of the checked opens into a message that names the
@@ -59,7 +62,8 @@ impl Root {
     /// through symlinks; nothing below it may).
     pub fn open(path: &Path) -> Result<Root> {
         let fd = tresor_sys::open_dir_path(path).with_context(|| format!("opening {}", path.display()))?;
-        Ok(Root { path: path.to_owned(), fd })
+        let data_flags = tresor_mount::data_flags(fd.as_fd());
+        Ok(Root { path: path.to_owned(), fd, data_flags })
     }
 
     pub fn fd(&self) -> BorrowedFd<'_> {
@@ -88,8 +92,11 @@ impl Root {
 
     /// Opens regular file `abs` beneath the root with `access` (`O_RDONLY`,
     /// `O_RDWR`): non-blocking, type-checked; `O_NONBLOCK` is then cleared.
+    /// File data is read past the backing client's cache where it has one
+    /// and takes `O_DIRECT` (`tresor_mount::data_flags`).
     pub fn file(&self, abs: &Path, access: i32) -> Result<(std::fs::File, libc::stat)> {
         let rel = self.rel(abs)?;
+        let access = access | self.data_flags;
         let (fd, st) = tresor_sys::open_regular_beneath(self.fd(), rel, access).map_err(|e| explain(abs, e))?;
         tresor_sys::clear_nonblock(fd.as_fd())?;
         Ok((std::fs::File::from(fd), st))

@@ -67,19 +67,42 @@ fn is_local_or_cluster(fs_type: &str) -> bool {
 /// Probes the backing file system at `root` through `probe_file` (a file
 /// every volume has: the volume file).
 pub fn probe(root: BorrowedFd<'_>, root_dev: u64, probe_file: &CStr) -> Backing {
-    let dev = format!("{}:{}", rustix::fs::major(root_dev), rustix::fs::minor(root_dev));
-    let entry = kmount::mounts().into_iter().rev().find(|e| e.dev == dev);
+    let entry = mount_of(root_dev);
     let fs_type = entry.as_ref().map(|e| e.fs_type.clone()).unwrap_or_else(|| "unknown".into());
     if is_local_or_cluster(&fs_type) {
         return Backing { fs_type, direct_io: false, verdict: Verdict::Coherent };
     }
-    let direct_io = sys::reads_direct_at_any_alignment(root, probe_file).unwrap_or_else(|e| {
-        tracing::debug!("direct I/O probe on the backing file system: {e}");
-        false
-    });
+    let direct_io = direct_at_any_alignment(root, probe_file);
     let page_cache = sys::page_cache_in_use(root, probe_file).unwrap_or(true);
     let verdict = judge(entry.as_ref(), &fs_type, direct_io, page_cache);
     Backing { fs_type, direct_io, verdict }
+}
+
+/// The flags every read-modify-write of a volume's files opens them with:
+/// `O_DIRECT` where [`probe`] would choose it, 0 otherwise. For the CLI
+/// (grant, revoke, re-key, member replace read headers and blocks under
+/// the lock exactly as the mount does, so a cached read there loses an
+/// update just the same). `root` is the backing root.
+pub fn data_flags(root: BorrowedFd<'_>) -> i32 {
+    let Ok(st) = sys::fstat(root) else { return 0 };
+    let local = mount_of(st.st_dev).is_some_and(|e| is_local_or_cluster(&e.fs_type));
+    if !local && direct_at_any_alignment(root, c"tresor.volume") {
+        libc::O_DIRECT
+    } else {
+        0
+    }
+}
+
+fn mount_of(dev: u64) -> Option<MountEntry> {
+    let dev = format!("{}:{}", rustix::fs::major(dev), rustix::fs::minor(dev));
+    kmount::mounts().into_iter().rev().find(|e| e.dev == dev)
+}
+
+fn direct_at_any_alignment(root: BorrowedFd<'_>, probe_file: &CStr) -> bool {
+    sys::reads_direct_at_any_alignment(root, probe_file).unwrap_or_else(|e| {
+        tracing::debug!("direct I/O probe on the backing file system: {e}");
+        false
+    })
 }
 
 /// The verdict for a backing file system that is neither local nor a

@@ -88,6 +88,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use backing::data_flags;
 pub use config::{parse_options, AuditOptions, MountConfig};
 pub use file::MOVED_MAGIC;
 pub use kmount::{remount, Unmounter, FS_TYPE};
