@@ -24,26 +24,11 @@ OSD_SIZE=${TRESOR_CEPH_OSD_SIZE:-20G}
 TIMEOUT=${TRESOR_CEPH_TIMEOUT:-120}
 CONF=$BASE/ceph.conf
 MON_PORT=3300
+NAME=ceph.sh
+# shellcheck source=tests/backends/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-say() { echo "ceph.sh: $*" >&2; }
-die() {
-  say "$*"
-  exit 1
-}
 c() { timeout 30 ceph -c "$CONF" --connect-timeout 10 "$@"; }
-
-wait_for() {
-  local secs=$1 what=$2 deadline
-  shift 2
-  deadline=$((SECONDS + secs))
-  until "$@" >/dev/null 2>&1; do
-    if [ $SECONDS -ge $deadline ]; then
-      say "timed out after ${secs}s waiting for $what"
-      return 1
-    fi
-    sleep 0.5
-  done
-}
 
 show_logs() {
   local f
@@ -70,9 +55,6 @@ install() {
   fi
 }
 
-is_mounted() { awk -v m="$1" '$5 == m { found = 1 } END { exit !found }' /proc/self/mountinfo; }
-our_mounts() { awk -v b="$BASE/" 'index($5, b) == 1 { print $5 }' /proc/self/mountinfo | sort -r; }
-
 # Our processes: every Ceph daemon or client whose command line names our config.
 our_pids() {
   local p cmd
@@ -83,46 +65,11 @@ our_pids() {
   done
 }
 
-port_in_use() {
-  awk -v port="$(printf '%04X' $MON_PORT)" \
-    'NR > 1 { split($2, a, ":"); if (a[2] == port && $4 == "0A") found = 1 } END { exit !found }' \
-    /proc/net/tcp /proc/net/tcp6 2>/dev/null
-}
-
 cluster_ready() {
   local mds pgs
   mds=$(c mds stat 2>/dev/null) || return 1
   pgs=$(c pg stat 2>/dev/null) || return 1
   [[ $mds == *up:active* && $pgs =~ ^([0-9]+)\ pgs:\ ([0-9]+)\ active\+clean\; && ${BASH_REMATCH[1]} == "${BASH_REMATCH[2]}" ]]
-}
-
-visible() {
-  local probe=".tresor-ceph-probe.$$.$RANDOM" ok=1
-  is_mounted "$BASE/mnt1" && is_mounted "$BASE/mnt2" || return 1
-  { echo probe >"$BASE/mnt1/$probe"; } 2>/dev/null || return 1
-  [ "$(cat "$BASE/mnt2/$probe" 2>/dev/null)" = probe ] && ok=0
-  rm -f "$BASE/mnt1/$probe" 2>/dev/null
-  return $ok
-}
-
-# A rewrite in place through client 1 is read at once through client 2.
-coherent() {
-  local probe=".tresor-ceph-probe.$$.$RANDOM" ok=1
-  visible || return 1
-  {
-    printf 1111 >"$BASE/mnt1/$probe" && cat "$BASE/mnt2/$probe" >/dev/null &&
-      printf 2222 | dd of="$BASE/mnt1/$probe" conv=notrunc status=none &&
-      [ "$(cat "$BASE/mnt2/$probe")" = 2222 ] && ok=0
-  } 2>/dev/null
-  rm -f "$BASE/mnt1/$probe" 2>/dev/null
-  return $ok
-}
-
-mode_ok() {
-  case "$1" in
-    strict) coherent ;;
-    *) visible ;;
-  esac
 }
 
 status() {
@@ -175,7 +122,7 @@ up() {
   fi
   install
   [ -e /dev/fuse ] || die "/dev/fuse is missing"
-  port_in_use && die "TCP port $MON_PORT is taken (another ceph-mon?): stop it first"
+  port_in_use "$MON_PORT" && die "TCP port $MON_PORT is taken (another ceph-mon?): stop it first"
 
   mkdir -p "$BASE"/{mon.a,mgr.x,osd.0,mds.a,run,log,mnt1,mnt2}
   local fsid

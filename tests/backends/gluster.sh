@@ -27,27 +27,11 @@ SOCK=$RUN/glusterd.socket
 HOST=${GLUSTER_HOST:-$(hostname)}
 ALIAS=tresor-gluster
 GLUSTERD_PORT=24007
+NAME=gluster.sh
+# shellcheck source=tests/backends/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-say() { echo "gluster.sh: $*" >&2; }
-die() {
-  say "$*"
-  exit 1
-}
 g() { timeout 60 gluster --mode=script --glusterd-sock="$SOCK" "$@"; }
-
-# wait_for SECONDS WHAT COMMAND...: polls COMMAND every 0.2 s.
-wait_for() {
-  local secs=$1 what=$2 deadline
-  shift 2
-  deadline=$((SECONDS + secs))
-  until "$@" >/dev/null 2>&1; do
-    if [ $SECONDS -ge $deadline ]; then
-      say "timed out after ${secs}s waiting for $what"
-      return 1
-    fi
-    sleep 0.2
-  done
-}
 
 show_logs() {
   local f bricklogs=${BASE#/}
@@ -70,10 +54,6 @@ install() {
   fi
 }
 
-# From the mount table, not stat(2): a client whose daemon died still
-# counts (stat fails on it with ENOTCONN), so it gets unmounted.
-is_mounted() { awk -v m="$1" '$5 == m { found = 1 } END { exit !found }' /proc/self/mountinfo; }
-
 # Our processes: every gluster daemon whose command line names $BASE (our
 # glusterd, its brick processes, our two clients). Listed by pid.
 our_pids() {
@@ -86,48 +66,11 @@ our_pids() {
   done
 }
 
-# Whether something listens on glusterd's TCP port (0x5DC7 = 24007, state 0A = LISTEN).
-port_in_use() {
-  awk -v port="$(printf '%04X' $GLUSTERD_PORT)" \
-    'NR > 1 { split($2, a, ":"); if (a[2] == port && $4 == "0A") found = 1 } END { exit !found }' \
-    /proc/net/tcp /proc/net/tcp6 2>/dev/null
-}
-
 bricks_online() {
   local xml online
   xml=$(g volume status "$VOL" --xml 2>/dev/null) || return 1
   online=$(printf '%s\n' "$xml" | tr -d ' \n' | grep -o '<path>[^<]*</path><peerid>[^<]*</peerid><status>1</status>' | grep -c "$BASE/brick" || true)
   [ "$online" -ge "$BRICKS" ]
-}
-
-# Both mounts live, and a file made through one is seen through the other.
-visible() {
-  local probe=".tresor-gluster-probe.$$.$RANDOM" ok=1
-  is_mounted "$BASE/mnt1" && is_mounted "$BASE/mnt2" || return 1
-  { echo probe >"$BASE/mnt1/$probe"; } 2>/dev/null || return 1
-  [ "$(cat "$BASE/mnt2/$probe" 2>/dev/null)" = probe ] && ok=0
-  rm -f "$BASE/mnt1/$probe" 2>/dev/null
-  return $ok
-}
-
-# A rewrite through client 1 is read at once through client 2 (no stale
-# page cache): what strict mode is for.
-coherent() {
-  local probe=".tresor-gluster-probe.$$.$RANDOM" ok=1
-  visible || return 1
-  {
-    printf 1111 >"$BASE/mnt1/$probe" && cat "$BASE/mnt2/$probe" >/dev/null && printf 2222 >"$BASE/mnt1/$probe" &&
-      [ "$(cat "$BASE/mnt2/$probe")" = 2222 ] && ok=0
-  } 2>/dev/null
-  rm -f "$BASE/mnt1/$probe" 2>/dev/null
-  return $ok
-}
-
-mode_ok() {
-  case "$1" in
-    strict) coherent ;;
-    *) visible ;;
-  esac
 }
 
 status() {
@@ -141,9 +84,6 @@ status() {
   echo "GlusterFS not up at $BASE (live mounts:$(is_mounted "$BASE/mnt1" && echo -n " mnt1")$(is_mounted "$BASE/mnt2" && echo -n " mnt2"))"
   return 1
 }
-
-# Everything mounted under $BASE, from the mount table (deepest first).
-our_mounts() { awk -v b="$BASE/" 'index($5, b) == 1 { print $5 }' /proc/self/mountinfo | sort -r; }
 
 down() {
   local m pids
@@ -190,7 +130,7 @@ up() {
   fi
   install
   [ -e /dev/fuse ] || die "/dev/fuse is missing"
-  port_in_use && die "TCP port $GLUSTERD_PORT is taken (another glusterd?): stop it first"
+  port_in_use "$GLUSTERD_PORT" && die "TCP port $GLUSTERD_PORT is taken (another glusterd?): stop it first"
 
   case "$(getent ahostsv4 "$HOST" | awk 'NR==1{print $1}')" in
     127.*) ;;
