@@ -27,7 +27,7 @@
 //!   another node's creates and removes for up to `acdirmax`: a warning
 //!   unless `lookupcache=none` (or `positive`).
 
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 use std::os::fd::BorrowedFd;
 
 use crate::kmount::{self, MountEntry};
@@ -64,9 +64,16 @@ fn is_local_or_cluster(fs_type: &str) -> bool {
     COHERENT.contains(&fs_type)
 }
 
-/// Probes the backing file system at `root` through `probe_file` (a file
-/// every volume has: the volume file).
-pub fn probe(root: BorrowedFd<'_>, root_dev: u64, probe_file: &CStr) -> Backing {
+/// The file every volume has, read by the probes.
+fn probe_file() -> CString {
+    CString::new(tresor_format::names::VOLUME_FILE).expect("a file name has no NUL")
+}
+
+/// Probes the backing file system at `root` (whose device is `root_dev`)
+/// through the volume file.
+pub fn probe(root: BorrowedFd<'_>, root_dev: u64) -> Backing {
+    let probe_file = probe_file();
+    let probe_file = probe_file.as_c_str();
     let entry = mount_of(root_dev);
     let fs_type = entry.as_ref().map(|e| e.fs_type.clone()).unwrap_or_else(|| "unknown".into());
     if is_local_or_cluster(&fs_type) {
@@ -86,7 +93,7 @@ pub fn probe(root: BorrowedFd<'_>, root_dev: u64, probe_file: &CStr) -> Backing 
 pub fn data_flags(root: BorrowedFd<'_>) -> i32 {
     let Ok(st) = sys::fstat(root) else { return 0 };
     let local = mount_of(st.st_dev).is_some_and(|e| is_local_or_cluster(&e.fs_type));
-    if !local && direct_at_any_alignment(root, c"tresor.volume") {
+    if !local && direct_at_any_alignment(root, &probe_file()) {
         libc::O_DIRECT
     } else {
         0

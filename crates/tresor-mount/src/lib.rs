@@ -274,7 +274,7 @@ pub fn prepare(mut config: MountConfig) -> Result<Prepared, MountError> {
     // What the backing file system keeps coherent between nodes.
     let root_dev =
         sys::fstat(root.as_fd()).map_err(|source| MountError::BackingMissing { path: backing.clone(), source })?.st_dev;
-    let backing_fs = backing::probe(root.as_fd(), root_dev, c"tresor.volume");
+    let backing_fs = backing::probe(root.as_fd(), root_dev);
     match &backing_fs.verdict {
         backing::Verdict::Coherent => {}
         backing::Verdict::Warn(what) => {
