@@ -14,7 +14,8 @@
 //! the backing file never see a half-written block or trailer, and two
 //! read-modify-writes of one block never lose an update:
 //!
-//! * a read first runs without a lock (each block and the trailer are
+//! * a read, and the header and end-of-file checks of an open, first run
+//!   without a lock (the header is signed, each block and the trailer are
 //!   authenticated, so a read that caught a write half done fails to open
 //!   and is done again); then, or when that fails, under a shared lock on
 //!   the blocks it reads, extended to EOF when it includes the last block
@@ -215,13 +216,24 @@ impl Drop for Lane<'_> {
     }
 }
 
-/// Reads and verifies the header of the backing file open as `fd` under a
-/// shared internal lock: signature against the registry, volume id. An
-/// invalid header (or a file shorter than one): EIO, logged as an error
-/// with `path`; a file re-keyed away meanwhile: [`Errno::MOVED`].
+/// Reads and verifies the header of the backing file open as `fd`:
+/// signature against the registry, volume id. An invalid header (or a file
+/// shorter than one): EIO, logged as an error with `path`; a file re-keyed
+/// away meanwhile: [`Errno::MOVED`].
+///
+/// First without the internal lock, as reads are (a lock is a round trip to
+/// the lock server on shared storage, two per open): the header is signed,
+/// so bytes caught while another process rewrites it do not verify. Only a
+/// header that is not accepted that way is read again under a shared lock,
+/// and only that reading's verdict is reported.
 pub fn read_header(fd: BorrowedFd<'_>, volume: &Volume, path: &[u8]) -> FsResult<Header> {
     let header_len = volume.params.header_len;
     let mut bytes = vec![0u8; header_len as usize];
+    if sys::pread_exact(fd, &mut bytes, 0).is_ok() && !bytes.starts_with(MOVED_MAGIC) {
+        if let Ok(header) = Header::open(&bytes, volume) {
+            return Ok(header);
+        }
+    }
     {
         let _lock = Guard::acquire(fd, Kind::Shared, Range::new(0, header_len.into()))?;
         if let Err(e) = sys::pread_exact(fd, &mut bytes, 0) {
@@ -476,7 +488,7 @@ impl OpenFile {
             return Ok(());
         }
         let mut st = self.scratch();
-        if !self.read_unlocked(&mut st, off, len)? {
+        if !self.read_unlocked(&mut st, |_| off, len)? {
             self.locked(
                 &mut st,
                 Kind::Shared,
@@ -498,10 +510,11 @@ impl OpenFile {
     /// caches (backing.rs), so a block that opens is what the storage holds.
     /// As on a local file system, a read that spans blocks a concurrent
     /// write is changing may see some blocks before it and some after.
-    fn read_unlocked(&self, st: &mut Scratch, off: u64, len: u64) -> FsResult<bool> {
+    /// `off` is found from the size the read sees.
+    fn read_unlocked(&self, st: &mut Scratch, off: impl FnOnce(u64) -> u64, len: u64) -> FsResult<bool> {
         let fd = Arc::clone(&st.fd);
         let Some(size) = self.try_size(fd.as_fd())? else { return Ok(false) };
-        match self.read_locked(st, off, len, size, Auth::Quiet) {
+        match self.read_locked(st, off(size), len, size, Auth::Quiet) {
             Ok(()) => {
                 st.size_hint = Some(size);
                 Ok(true)
@@ -515,9 +528,13 @@ impl OpenFile {
     /// size is believed: a file cut anywhere, even inside its first block,
     /// or whose trailer does not open, fails here with EIO at open instead
     /// of reading as a shorter (often empty) file. `stat` shows a size from
-    /// the length alone and cannot tell (FORMAT.md §7.4).
+    /// the length alone and cannot tell (FORMAT.md §7.4). Without the lock
+    /// first, then under it, by the rule of [`Self::read_unlocked`].
     pub fn check_end(&self) -> FsResult<()> {
         let mut st = self.scratch();
+        if self.read_unlocked(&mut st, |size| size, 1)? {
+            return Ok(());
+        }
         self.locked(
             &mut st,
             Kind::Shared,

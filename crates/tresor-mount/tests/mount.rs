@@ -265,6 +265,74 @@ fn reads_racing_a_writer_see_whole_blocks_and_never_eio() {
     );
 }
 
+/// An open reads the header and the end of the file without the internal
+/// lock (each is a request to the lock server on a parallel file system),
+/// like reads: a file whose bytes verify opens and reads while another
+/// process holds the lock of the whole file, as a writer on another node
+/// does while it grows the file elsewhere. A file whose bytes do not verify
+/// is still refused, after the locked retry.
+#[test]
+fn an_open_of_a_file_that_verifies_takes_no_internal_lock() {
+    use std::os::fd::AsFd;
+    let vol = Vol::new();
+    let m = vol.mount("alice");
+    let data = pattern(7, 3 * BLOCK as usize + 100);
+    fs::write(m.p("f"), &data).unwrap();
+    let holder = OpenOptions::new().read(true).write(true).open(vol.backing_path("f")).unwrap();
+    tresor_mount::lock::set(holder.as_fd(), libc::F_WRLCK, tresor_mount::lock::LOCK_BASE, 0, false).unwrap();
+    let (done, opened) = std::sync::mpsc::channel();
+    let path = m.p("f");
+    thread::spawn(move || {
+        let _ = done.send(fs::read(path).map_err(|e| e.to_string()));
+    });
+    let read = opened.recv_timeout(Duration::from_secs(10));
+    tresor_mount::lock::set(holder.as_fd(), libc::F_UNLCK, tresor_mount::lock::LOCK_BASE, 0, false).unwrap();
+    assert_eq!(read.expect("the open and read finish while the lock is held").unwrap(), data);
+
+    // A header that does not verify: EIO, also with nobody holding a lock.
+    let backing = vol.backing_path("f");
+    let mut bytes = fs::read(&backing).unwrap();
+    bytes[40] ^= 1;
+    fs::write(&backing, &bytes).unwrap();
+    let err = fs::read(m.p("f")).unwrap_err();
+    assert!(eio(&err), "{err}");
+}
+
+/// Opens racing a writer that keeps growing and cutting the file (its
+/// trailer moves, its length is in flux mid-write) never fail: an end that
+/// does not verify without the lock is checked again under it.
+#[test]
+fn opens_racing_a_writer_that_moves_the_end_never_fail() {
+    let vol = Vol::new();
+    let (w, r) = (vol.mount("alice"), vol.mount("alice"));
+    fs::write(w.p("f"), pattern(1, 2 * BLOCK as usize + 10)).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (path, stop) = (w.p("f"), stop.clone());
+        thread::spawn(move || {
+            let f = OpenOptions::new().write(true).open(path).unwrap();
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                f.set_len(2 * BLOCK + 10 + (n % 3) * BLOCK + n % 7).unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    let (mut opens, mut failed) = (0, Vec::new());
+    while std::time::Instant::now() < deadline {
+        if let Err(e) = File::open(r.p("f")) {
+            failed.push(e.to_string());
+        }
+        opens += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let changes = writer.join().unwrap();
+    assert!(changes > 10 && opens > 10, "the opens raced the writer ({opens} opens, {changes} size changes)");
+    assert!(failed.is_empty(), "{} of {opens} opens failed: {:?}", failed.len(), &failed[..failed.len().min(5)]);
+}
+
 /// A shared writable mapping of a file reads and writes its plaintext:
 /// what it stores is what read(2) and another mount then see.
 #[test]
