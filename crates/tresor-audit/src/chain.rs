@@ -36,17 +36,13 @@ pub fn checkpoint_body(mount_id: &[u8; 16], seq: u64, chain: &[u8; 32], unsigned
 }
 
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    ::hex::encode(bytes)
 }
 
+/// A hex string of exactly `N` bytes (either case); anything else is None.
 pub fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
-    if s.len() != 2 * N || !s.is_ascii() {
-        return None;
-    }
     let mut out = [0u8; N];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
-    }
+    ::hex::decode_to_slice(s, &mut out).ok()?;
     Some(out)
 }
 
@@ -67,5 +63,8 @@ mod tests {
         let h = next(&GENESIS, b"x");
         assert_eq!(unhex::<32>(&hex(&h)), Some(h));
         assert_eq!(unhex::<2>("zz00"), None);
+        assert_eq!(unhex::<2>("00"), None, "too short");
+        assert_eq!(unhex::<1>("0000"), None, "too long");
+        assert_eq!(unhex::<2>("aBcD"), Some([0xab, 0xcd]));
     }
 }

@@ -45,7 +45,7 @@ pub(crate) fn merkle_fields(r: &Record, version: u16, first: bool, tree: &mut Op
         let hashes = raw.chunks_exact(32).map(|c| c.try_into().expect("32")).collect();
         *tree = Some(
             Frontier::from_parts(r.seq, hashes)
-                .filter(|_| raw.len() % 32 == 0)
+                .filter(|_| raw.len().is_multiple_of(32))
                 .ok_or_else(|| format!("the segment record's Merkle range does not fit seq {}", r.seq))?,
         );
     }

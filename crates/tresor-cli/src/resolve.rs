@@ -88,17 +88,13 @@ pub fn volume_root(backing: &Path) -> Option<PathBuf> {
 /// The live Tresor mount containing `abs` (an absolute, lexical path), as
 /// (mount point, backing root).
 pub(crate) fn tresor_mount_of(abs: &Path) -> Result<Option<(PathBuf, PathBuf)>> {
-    let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    // The longest mount point that contains `abs`; of equal ones the last,
+    // which is mounted on top.
     let mut best: Option<(PathBuf, String, String)> = None;
-    for line in info.lines() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let Some(sep) = fields.iter().position(|f| *f == "-") else { continue };
-        let (Some(mnt), Some(fstype), Some(source)) = (fields.get(4), fields.get(sep + 1), fields.get(sep + 2)) else {
-            continue;
-        };
-        let mnt = PathBuf::from(unescape(mnt));
-        if abs.starts_with(&mnt) && best.as_ref().is_none_or(|(b, ..)| mnt.as_os_str().len() > b.as_os_str().len()) {
-            best = Some((mnt, fstype.to_string(), unescape(source)));
+    for m in tresor_sys::mountinfo::mounts() {
+        let mnt = PathBuf::from(OsString::from_vec(m.mount_point));
+        if abs.starts_with(&mnt) && best.as_ref().is_none_or(|(b, ..)| mnt.as_os_str().len() >= b.as_os_str().len()) {
+            best = Some((mnt, m.fs_type, m.source));
         }
     }
     let Some((mnt, fstype, source)) = best else { return Ok(None) };
@@ -127,25 +123,6 @@ fn plaintext_below_root(abs: &Path) -> Option<(PathBuf, PathBuf)> {
     let root = abs.ancestors().skip(1).find(|a| a.join(names::VOLUME_FILE).is_file())?;
     let rel = abs.strip_prefix(root).ok()?.to_owned();
     Some((fs::canonicalize(root).ok()?, rel))
-}
-
-/// `/proc/self/mountinfo` escapes space, tab, newline and backslash as `\ooo`.
-/// (Kept by hand: the `procfs` crate leaves these escapes in mount points,
-/// eminence/procfs#262, and fails on an empty source field, #333.)
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The IV of backing directory `dir`, read beneath the root, its form
@@ -291,15 +268,5 @@ pub fn policy_in_force(vol: &Vol, dir: &Path) -> Result<Option<(PathBuf, Vec<Mem
             Some(p) if p.starts_with(&vol.root) => cur = p.to_owned(),
             _ => return Ok(None),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn mountinfo_escapes_are_undone_and_anything_else_is_kept() {
-        assert_eq!(super::unescape(r"/mnt/a\040b\134c\011d\012e"), "/mnt/a b\\c\td\ne");
-        assert_eq!(super::unescape(r"/x\0"), r"/x\0");
-        assert_eq!(super::unescape(r"tresor:/data/p\0401"), "tresor:/data/p 1");
     }
 }

@@ -60,71 +60,13 @@ impl RootMount {
     }
 }
 
-/// One line of /proc/self/mountinfo, the fields Tresor uses.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct MountEntry {
-    pub id: u64,
-    /// The device, `major:minor`.
-    pub dev: String,
-    pub mount_point: Vec<u8>,
-    /// Per-mount options (`rw,nosuid,nodev,relatime`).
-    pub options: String,
-    /// `ext4`, `fuse.ceph-fuse`, `nfs4`, ...
-    pub fs_type: String,
-    pub source: String,
-    /// The file system's own options (`rw,vers=4.2,lookupcache=none,...`).
-    pub super_options: String,
-}
-
-/// Every mount of this process's namespace, in mount order.
-pub(crate) fn mounts() -> Vec<MountEntry> {
-    std::fs::read("/proc/self/mountinfo").map(|info| parse_mountinfo(&info)).unwrap_or_default()
-}
-
-pub(crate) fn parse_mountinfo(info: &[u8]) -> Vec<MountEntry> {
-    let text = |f: &[u8]| String::from_utf8_lossy(&unescape_mountinfo(f)).into_owned();
-    info.split(|&b| b == b'\n')
-        .filter_map(|line| {
-            let fields: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
-            // Optional fields end at "-"; type, source and super options follow it.
-            let dash = fields.iter().position(|f| *f == b"-")?;
-            if dash < 6 || fields.len() < dash + 4 {
-                return None;
-            }
-            Some(MountEntry {
-                id: std::str::from_utf8(fields[0]).ok()?.parse().ok()?,
-                dev: text(fields[2]),
-                mount_point: unescape_mountinfo(fields[4]),
-                options: text(fields[5]),
-                fs_type: text(fields[dash + 1]),
-                source: text(fields[dash + 2]),
-                super_options: text(fields[dash + 3]),
-            })
-        })
-        .collect()
-}
+pub(crate) use tresor_sys::mountinfo::{mounts, MountEntry};
 
 /// The mount on top at `path` (a canonical path), if any.
 pub(crate) fn mount_at(path: &Path) -> Option<MountEntry> {
     let target = path.as_os_str().as_bytes();
     // Later lines are mounted on top of earlier ones.
     mounts().into_iter().rev().find(|e| e.mount_point == target)
-}
-
-/// Undoes the octal escapes (`\040` for a space, ...) of /proc/self/mountinfo.
-pub(crate) fn unescape_mountinfo(field: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(field.len());
-    let mut i = 0;
-    while i < field.len() {
-        if field[i] == b'\\' && i + 4 <= field.len() && field[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
-            out.push((field[i + 1] - b'0') * 64 + (field[i + 2] - b'0') * 8 + (field[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(field[i]);
-            i += 1;
-        }
-    }
-    out
 }
 
 /// Changes the flags of the live Tresor mount at `mountpoint`, as

@@ -479,12 +479,3 @@ impl Mounted {
         Ok(())
     }
 }
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn mountinfo_escapes_are_undone() {
-        assert_eq!(super::kmount::unescape_mountinfo(br"/mnt/a\040b\134c"), b"/mnt/a b\\c");
-        assert_eq!(super::kmount::unescape_mountinfo(br"/x\0"), b"/x\\0");
-    }
-}

@@ -24,6 +24,7 @@ pub use checked::{
     require, sync_dir, type_name, Want, WrongType,
 };
 pub use xattr::{fgetxattr, flistxattr, fremovexattr, fsetxattr};
+pub mod mountinfo;
 mod probe;
 pub mod process;
 pub use probe::{page_cache_in_use, reads_direct_at_any_alignment};

@@ -78,16 +78,16 @@ pub struct WitnessArgs {
     state: Option<PathBuf>,
 }
 
+/// Log files with their verify reports, by mount id, each mount's files in
+/// seq order.
+pub(super) type LogsByMount = BTreeMap<[u8; 16], Vec<(PathBuf, Report)>>;
+
 /// The volume's logs, verified, grouped by mount id with their files in
 /// seq order. A file that is no log of this volume at all is refused here;
 /// whether each log verified is for the caller to judge ([`problem`]).
-pub(super) fn logs_by_mount(
-    registry: &Volume,
-    logs: &[PathBuf],
-    every_log: bool,
-) -> Result<BTreeMap<[u8; 16], Vec<(PathBuf, Report)>>> {
+pub(super) fn logs_by_mount(registry: &Volume, logs: &[PathBuf], every_log: bool) -> Result<LogsByMount> {
     let reports = verify_all(logs, registry, &[], every_log, &Default::default());
-    let mut by_log: BTreeMap<[u8; 16], Vec<(PathBuf, Report)>> = BTreeMap::new();
+    let mut by_log: LogsByMount = BTreeMap::new();
     for (log, r) in logs.iter().zip(reports) {
         let r = r.map_err(|why| anyhow::anyhow!("{}: {why}", log.display()))?;
         match (r.mount_id, &r.problem) {
@@ -117,11 +117,7 @@ pub(super) fn problem(files: &[(PathBuf, Report)]) -> Option<String> {
 }
 
 /// [`logs_by_mount`], refusing if any log does not verify.
-pub(super) fn verified_logs(
-    registry: &Volume,
-    logs: &[PathBuf],
-    every_log: bool,
-) -> Result<BTreeMap<[u8; 16], Vec<(PathBuf, Report)>>> {
+pub(super) fn verified_logs(registry: &Volume, logs: &[PathBuf], every_log: bool) -> Result<LogsByMount> {
     let by_log = logs_by_mount(registry, logs, every_log)?;
     if let Some(why) = by_log.values().find_map(|f| problem(f)) {
         bail!("{why}");
