@@ -119,7 +119,7 @@ use std::ffi::{CStr, CString, OsStr, OsString};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -224,6 +224,9 @@ pub struct TresorFs {
     audit: Audit,
     /// `O_DIRECT` or 0: added to every open of a file's data (backing.rs).
     data_flags: i32,
+    /// New files start unnamed (`O_TMPFILE`) until the backing file system
+    /// refuses one; then they start under a temporary name.
+    unnamed_creates: AtomicBool,
 }
 
 fn os(b: &[u8]) -> &OsStr {
@@ -300,6 +303,7 @@ impl TresorFs {
             euid: sys::geteuid(),
             audit: Audit::off(),
             data_flags: if s.direct_io { libc::O_DIRECT } else { 0 },
+            unnamed_creates: AtomicBool::new(true),
         }
     }
 
@@ -885,10 +889,33 @@ impl TresorFs {
         };
         let (bytes, cipher, p) = (new.bytes, new.cipher, volume.params);
 
-        let tmp = paths::tmp_name();
         let wanted = self.new_file_mode(req, &dir_st, mode & !umask & 0o7777);
-        let data = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | self.data_flags;
-        let fd = sys::openat(dir, &tmp, data, wanted)?;
+        // The file is made whole (header, owner, mode) before its name
+        // appears, so no reader on any node sees it half made: unnamed
+        // (O_TMPFILE) and linked into place, which costs the back end a
+        // create and a link; else under a temporary name, linked into place
+        // and the temporary removed (create, link, unlink).
+        let data = libc::O_RDWR | libc::O_NOFOLLOW | self.data_flags;
+        let unnamed = if self.unnamed_creates.load(Ordering::Relaxed) {
+            let fd = sys::open_unnamed(dir, data, wanted)?;
+            if fd.is_none() {
+                tracing::debug!(
+                    "the backing file system makes no unnamed files: new files start under a temporary name"
+                );
+                self.unnamed_creates.store(false, Ordering::Relaxed);
+            }
+            fd
+        } else {
+            None
+        };
+        let (fd, tmp) = match unnamed {
+            Some(fd) => (fd, None),
+            None => {
+                let tmp = paths::tmp_name();
+                (sys::openat(dir, &tmp, data | libc::O_CREAT | libc::O_EXCL, wanted)?, Some(tmp))
+            }
+        };
+        let mut unnamed_refused = false;
         let made = (|| -> FsResult<()> {
             sys::pwrite_all(fd.as_fd(), &bytes, 0)?;
             // The daemon's umask or a default ACL may have narrowed the mode,
@@ -906,16 +933,31 @@ impl TresorFs {
                 sys::fchmod(fd.as_fd(), wanted)?;
             }
             self.names.put_long_name(dir, &e.name)?;
-            match sys::linkat(dir, &tmp, dir, &e.cname) {
+            let Some(tmp) = &tmp else {
+                return sys::link_unnamed(fd.as_fd(), dir, &e.cname).map_err(|err| {
+                    unnamed_refused = sys::is_errno(&err, libc::EPERM) || sys::is_errno(&err, libc::EOPNOTSUPP);
+                    err.into()
+                });
+            };
+            match sys::linkat(dir, tmp, dir, &e.cname) {
                 Ok(()) => Ok(()),
                 Err(err) if sys::is_errno(&err, libc::EPERM) || sys::is_errno(&err, libc::EOPNOTSUPP) => {
                     // No hard links here: move the temporary file instead.
-                    Ok(sys::rename_noreplace(dir, &tmp, dir, &e.cname)?)
+                    Ok(sys::rename_noreplace(dir, tmp, dir, &e.cname)?)
                 }
                 Err(err) => Err(err.into()),
             }
         })();
-        paths::remove_quietly(dir, &tmp, &e.dir_path);
+        if let Some(tmp) = &tmp {
+            paths::remove_quietly(dir, tmp, &e.dir_path);
+        }
+        if unnamed_refused {
+            // Unnamed files but no links to them: make it again, named.
+            tracing::debug!("the backing file system links no unnamed files: new files start under a temporary name");
+            self.unnamed_creates.store(false, Ordering::Relaxed);
+            drop(fd);
+            return self.do_create(req, parent, name, mode, umask, flags);
+        }
         match made {
             Ok(()) => {}
             Err(Errno::EEXIST) if flags & libc::O_EXCL == 0 => {

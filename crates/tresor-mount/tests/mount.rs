@@ -333,6 +333,51 @@ fn opens_racing_a_writer_that_moves_the_end_never_fail() {
     assert!(failed.is_empty(), "{} of {opens} opens failed: {:?}", failed.len(), &failed[..failed.len().min(5)]);
 }
 
+/// A new file appears in the backing directory only whole (header, owner,
+/// mode): where the backing file system can make unnamed files (O_TMPFILE;
+/// ext4 here) it is made unnamed and linked into place, so no temporary
+/// name is ever created, listed by other nodes or left behind by a crash
+/// (one back-end request fewer than create, link, unlink). Back ends
+/// without them (the GlusterFS and CephFS clients of the shared-storage
+/// tests) still use a temporary name.
+#[test]
+fn new_files_appear_whole_and_never_under_a_temporary_name() {
+    let vol = Vol::new();
+    let m = vol.mount("alice");
+    let path = CString::new(vol.backing.as_os_str().as_bytes()).unwrap();
+    // SAFETY: plain inotify calls on a descriptor this test owns.
+    let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+    assert!(fd >= 0);
+    assert!(unsafe { libc::inotify_add_watch(fd, path.as_ptr(), libc::IN_CREATE | libc::IN_MOVED_TO) } >= 0);
+    for i in 0..20 {
+        fs::write(m.p(&format!("f{i}")), format!("file {i}")).unwrap();
+    }
+    let mut names = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            break;
+        }
+        let mut at = 0;
+        while at < n as usize {
+            let len = u32::from_ne_bytes(buf[at + 12..at + 16].try_into().unwrap()) as usize;
+            let name = &buf[at + 16..at + 16 + len];
+            names.push(String::from_utf8_lossy(name.split(|&b| b == 0).next().unwrap()).into_owned());
+            at += 16 + len;
+        }
+    }
+    unsafe { libc::close(fd) };
+    assert!(names.len() >= 20, "every new file was seen: {names:?}");
+    let temporaries: Vec<_> = names.iter().filter(|n| n.starts_with("tresor.tmp.")).collect();
+    assert!(temporaries.is_empty(), "made under temporary names: {temporaries:?}");
+    for i in 0..20 {
+        assert_eq!(fs::read_to_string(m.p(&format!("f{i}"))).unwrap(), format!("file {i}"));
+        let st = fs::metadata(vol.backing_path(&format!("f{i}"))).unwrap();
+        assert_eq!(st.nlink(), 1);
+    }
+}
+
 /// A shared writable mapping of a file reads and writes its plaintext:
 /// what it stores is what read(2) and another mount then see.
 #[test]

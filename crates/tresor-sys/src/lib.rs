@@ -341,6 +341,35 @@ pub fn rename_noreplace(from_dir: BorrowedFd<'_>, from: &CStr, to_dir: BorrowedF
     }
 }
 
+/// A new regular file in `dir` with no name yet (`O_TMPFILE`), opened with
+/// `flags` (an access mode of `O_RDWR` or `O_WRONLY`, and no `O_EXCL`, so
+/// it can be named later with [`link_unnamed`]); `None` where the file
+/// system cannot make one (most FUSE and network clients), so the caller
+/// can fall back to a temporary name.
+pub fn open_unnamed(dir: BorrowedFd<'_>, flags: i32, mode: u32) -> io::Result<Option<OwnedFd>> {
+    match openat_as_asked(dir, c".", flags | libc::O_TMPFILE, mode) {
+        Ok(fd) => Ok(Some(fd)),
+        // EOPNOTSUPP: no tmpfile operation; EISDIR: a kernel that reads
+        // O_TMPFILE as O_DIRECTORY; EINVAL, ENOSYS: older kernels and clients.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL | libc::ENOSYS)) => {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Gives the file `fd` opened by [`open_unnamed`] the name `to` in
+/// `to_dir`; EEXIST if the name is taken. Through `/proc/self/fd`, as
+/// `AT_EMPTY_PATH` needs `CAP_DAC_READ_SEARCH`, which a user's daemon lacks;
+/// the magic link leads only to `fd`'s own file.
+pub fn link_unnamed(fd: BorrowedFd<'_>, to_dir: BorrowedFd<'_>, to: &CStr) -> io::Result<()> {
+    let path = cstring(format!("/proc/self/fd/{}", fd.as_raw_fd()).as_bytes())?;
+    cvt(unsafe {
+        libc::linkat(libc::AT_FDCWD, path.as_ptr(), to_dir.as_raw_fd(), to.as_ptr(), libc::AT_SYMLINK_FOLLOW)
+    })
+    .map(drop)
+}
+
 pub fn linkat(from_dir: BorrowedFd<'_>, from: &CStr, to_dir: BorrowedFd<'_>, to: &CStr) -> io::Result<()> {
     cvt(unsafe { libc::linkat(from_dir.as_raw_fd(), from.as_ptr(), to_dir.as_raw_fd(), to.as_ptr(), 0) }).map(drop)
 }
