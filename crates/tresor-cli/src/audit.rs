@@ -490,7 +490,7 @@ fn backing(volume: &VolumeArg, first_log: Option<&PathBuf>) -> Result<PathBuf> {
 /// machine (made relative to the mount's root; the file need not exist).
 fn volume_path(path: &str) -> String {
     let p = Path::new(path);
-    match crate::resolve::tresor_mount_of(p) {
+    match crate::live_mount::tresor_mount_of(p) {
         Ok(Some((mnt, _))) if p.is_absolute() => {
             query::normalize(&p.strip_prefix(&mnt).expect("inside the mount").to_string_lossy())
         }

@@ -19,6 +19,7 @@ mod fsck;
 mod id;
 mod info;
 mod init;
+mod live_mount;
 mod member;
 mod migrate;
 mod mount;

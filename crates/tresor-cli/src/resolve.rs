@@ -85,36 +85,6 @@ pub fn volume_root(backing: &Path) -> Option<PathBuf> {
     None
 }
 
-/// The live Tresor mount containing `abs` (an absolute, lexical path), as
-/// (mount point, backing root).
-pub(crate) fn tresor_mount_of(abs: &Path) -> Result<Option<(PathBuf, PathBuf)>> {
-    // The longest mount point that contains `abs`; of equal ones the last,
-    // which is mounted on top.
-    let mut best: Option<(PathBuf, String, String)> = None;
-    for m in tresor_sys::mountinfo::mounts() {
-        let mnt = PathBuf::from(OsString::from_vec(m.mount_point));
-        if abs.starts_with(&mnt) && best.as_ref().is_none_or(|(b, ..)| mnt.as_os_str().len() >= b.as_os_str().len()) {
-            best = Some((mnt, m.fs_type, m.source));
-        }
-    }
-    let Some((mnt, fstype, source)) = best else { return Ok(None) };
-    // Tresor mounts show as type `fuse` (or `fuse.tresor` through libfuse);
-    // other file systems (a GlusterFS or NFS backing store) are not mounts
-    // of ours.
-    if fstype != "fuse" && fstype != "fuse.tresor" {
-        return Ok(None);
-    }
-    match source.strip_prefix("tresor:") {
-        Some(backing) => Ok(Some((mnt, PathBuf::from(backing)))),
-        None => bail!(
-            "{} is in the FUSE mount {} whose source is {source:?}, not tresor:<backing> (a Tresor mount with its own \
-             fsname?); give the backing path instead",
-            abs.display(),
-            mnt.display()
-        ),
-    }
-}
-
 /// For a path that is not in the backing tree: the volume root it starts
 /// with, and the rest, to be read as a plaintext path in the volume (as in
 /// a mount). Only below the root itself: a backing path and a plaintext
@@ -164,7 +134,7 @@ pub fn resolve(
     vols: &mut Vec<Opened>,
 ) -> Result<(usize, Target)> {
     let abs = std::path::absolute(arg).with_context(|| format!("{}", arg.display()))?;
-    let (root, backing, plain_rel) = match tresor_mount_of(&abs)? {
+    let (root, backing, plain_rel) = match crate::live_mount::tresor_mount_of(&abs)? {
         Some((mnt, backing_root)) => {
             let rel = abs.strip_prefix(&mnt).expect("checked").to_owned();
             (backing_root.clone(), None, Some(rel))
