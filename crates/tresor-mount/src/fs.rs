@@ -737,12 +737,9 @@ impl TresorFs {
         }
         sys::clear_nonblock(fd.as_fd())?;
         let rule = |header: &Header| self.header_rule(&volume, ino, &loc.path, header);
-        let f = OpenFile::open(fd, ino, loc.path.clone(), writable, append, &volume, &self.identity, rule)?;
         // An open that truncates replaces whatever the end held.
-        if flags & libc::O_TRUNC == 0 {
-            f.check_end()?;
-        }
-        Ok(f)
+        let check_end = flags & libc::O_TRUNC == 0;
+        OpenFile::open(fd, ino, loc.path.clone(), writable, append, check_end, &volume, &self.identity, rule)
     }
 
     /// The member header rule (tresor_format::policy): a header signed by an

@@ -378,6 +378,36 @@ fn new_files_appear_whole_and_never_under_a_temporary_name() {
     }
 }
 
+/// An open checks the header and the end of the file; a small file (at
+/// most 64 KiB of ciphertext after the header) is read whole for both, one
+/// round trip to the object store on a parallel file system instead of two.
+/// That one read is checked as the two are: files of every length around
+/// the limit open and read back, and one whose trailer or last byte of
+/// header does not open is EIO at open.
+#[test]
+fn small_files_are_checked_at_open_from_one_read_as_large_ones_are() {
+    let vol = Vol::new();
+    let m = vol.mount("alice");
+    let lens = [0, 1, 3901, 15 * BLOCK as usize, 16 * BLOCK as usize - 1, 16 * BLOCK as usize, 17 * BLOCK as usize];
+    for (i, &len) in lens.iter().enumerate() {
+        fs::write(m.p(&format!("f{i}")), pattern(i as u64, len)).unwrap();
+        assert_eq!(fs::read(m.p(&format!("f{i}"))).unwrap(), pattern(i as u64, len), "{len} bytes");
+    }
+    for (i, &len) in lens.iter().enumerate() {
+        let backing = vol.backing_path(&format!("f{i}"));
+        let good = fs::read(&backing).unwrap();
+        for at in [good.len() - 1, vol.layout().header_len as usize - 1] {
+            let mut bad = good.clone();
+            bad[at] ^= 1;
+            fs::write(&backing, &bad).unwrap();
+            let err = File::open(m.p(&format!("f{i}"))).unwrap_err();
+            assert!(eio(&err), "{len} bytes, byte {at} flipped: {err}");
+        }
+        fs::write(&backing, &good).unwrap();
+        assert_eq!(fs::read(m.p(&format!("f{i}"))).unwrap(), pattern(i as u64, len), "{len} bytes, restored");
+    }
+}
+
 /// A shared writable mapping of a file reads and writes its plaintext:
 /// what it stores is what read(2) and another mount then see.
 #[test]
