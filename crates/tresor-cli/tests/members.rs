@@ -3,7 +3,12 @@
 
 mod common;
 
-use std::{fs, os::unix::fs::FileExt, path::Path, process::Output};
+use std::{
+    fs,
+    os::unix::fs::FileExt,
+    path::{Path, PathBuf},
+    process::Output,
+};
 
 use common::{run_ok, Scratch, PASS};
 use tresor_format::{Header, Identity, Volume};
@@ -113,15 +118,23 @@ fn a_new_volume_lets_the_steward_read_what_members_create_so_no_lost_passphrase_
     assert_eq!(readers(&s2, "alice", &m.path.join("private")), [unseal(&s2, "alice").id().to_string()]);
 }
 
-#[test]
-fn a_replaced_member_reads_with_the_new_key_and_the_old_key_opens_nothing() {
-    let s = Scratch::new("members-replace");
+/// A new volume of `steward`'s with alice as a member: the scratch space
+/// and the backing path.
+fn volume_with_alice(test: &str) -> (Scratch, PathBuf) {
+    let s = Scratch::new(test);
     s.identity("steward");
     let alice = s.identity("alice");
     s.init("backing", "steward", &[]);
     let backing = s.path("backing");
     let b = backing.to_str().unwrap();
     run_ok(&mut s.tresor_as("steward", &["member", "add", b, &alice, "--name", "alice"]));
+    (s, backing)
+}
+
+#[test]
+fn a_replaced_member_reads_with_the_new_key_and_the_old_key_opens_nothing() {
+    let (s, backing) = volume_with_alice("members-replace");
+    let b = backing.to_str().unwrap();
     let (file, shared) = {
         let m = s.mount("backing", "mnt", "alice", &[]);
         let shared = tamper::backing_of(&backing, || fs::create_dir(m.path.join("shared")).unwrap());
@@ -181,14 +194,9 @@ fn a_replaced_member_reads_with_the_new_key_and_the_old_key_opens_nothing() {
 
 #[test]
 fn a_member_running_a_steward_command_gets_one_refusal_and_it_is_audited_as_denied() {
-    let s = Scratch::new("members-denied");
-    s.identity("steward");
-    let alice = s.identity("alice");
+    let (s, backing) = volume_with_alice("members-denied");
     let bob = s.identity("bob");
-    s.init("backing", "steward", &[]);
-    let backing = s.path("backing");
     let b = backing.to_str().unwrap();
-    run_ok(&mut s.tresor_as("steward", &["member", "add", b, &alice, "--name", "alice"]));
     run_ok(&mut s.tresor_as("steward", &["member", "add", b, &bob, "--name", "bob"]));
     {
         let m = s.mount("backing", "mnt", "alice", &[]);
@@ -221,13 +229,8 @@ fn a_member_running_a_steward_command_gets_one_refusal_and_it_is_audited_as_deni
 
 #[test]
 fn a_file_only_the_old_key_reads_keeps_the_old_identity_until_the_steward_gives_it_up() {
-    let s = Scratch::new("members-replace-unreadable");
-    s.identity("steward");
-    let alice = s.identity("alice");
-    s.init("backing", "steward", &[]);
-    let backing = s.path("backing");
+    let (s, backing) = volume_with_alice("members-replace-unreadable");
     let b = backing.to_str().unwrap();
-    run_ok(&mut s.tresor_as("steward", &["member", "add", b, &alice, "--name", "alice"]));
     let private = {
         let m = s.mount("backing", "mnt", "alice", &[]);
         let dir = tamper::backing_of(&backing, || fs::create_dir(m.path.join("private")).unwrap());

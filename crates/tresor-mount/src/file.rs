@@ -655,17 +655,16 @@ impl OpenFile {
 
     fn pread_checked(&self, fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64, auth: Auth) -> FsResult<()> {
         sys::pread_exact(fd, buf, offset).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::UnexpectedEof && matches!(auth, Auth::Quiet) {
-                Errno::EIO
-            } else if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            if e.kind() != std::io::ErrorKind::UnexpectedEof {
+                return e.into();
+            }
+            if matches!(auth, Auth::Report) {
                 tracing::error!(
                     "{}: the backing file is shorter than its length said (changed without the lock?)",
                     show(&self.path)
                 );
-                Errno::EIO
-            } else {
-                e.into()
             }
+            Errno::EIO
         })
     }
 
@@ -756,8 +755,7 @@ impl OpenFile {
                 } else {
                     self.bo((end - 1) / self.bs() + 1).min(self.layout.ciphertext_size(size))
                 };
-                let keep = rustix::fs::FallocateFlags::KEEP_SIZE;
-                rustix::fs::fallocate(st.fd.as_fd(), keep, from, to - from).map_err(|e| Errno(e.raw_os_error()))?;
+                sys::reserve(st.fd.as_fd(), from, to - from)?;
                 if !keep_size && end > size {
                     self.apply(st, size, end, None)?;
                     st.size_hint = Some(end);

@@ -269,6 +269,15 @@ fn offset_arg(offset: u64) -> io::Result<libc::off_t> {
     libc::off_t::try_from(offset).map_err(|_| errno(libc::EFBIG))
 }
 
+/// Reserves the backing space of `len` bytes at `offset` without changing
+/// the length (`fallocate(FALLOC_FL_KEEP_SIZE)`): ENOSPC now rather than
+/// at a later write; the space reads as zeros.
+pub fn reserve(fd: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<()> {
+    let (offset, len) = (offset_arg(offset)?, offset_arg(len)?);
+    // SAFETY: fallocate on a descriptor; no memory is passed.
+    retry(|| cvt(unsafe { libc::fallocate(fd.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, offset, len) })).map(drop)
+}
+
 pub fn ftruncate(fd: BorrowedFd<'_>, len: u64) -> io::Result<()> {
     let len = offset_arg(len)?;
     retry(|| cvt(unsafe { libc::ftruncate(fd.as_raw_fd(), len) })).map(drop)
