@@ -373,6 +373,7 @@ pub fn open_unnamed(dir: BorrowedFd<'_>, flags: i32, mode: u32) -> io::Result<Op
 /// the magic link leads only to `fd`'s own file.
 pub fn link_unnamed(fd: BorrowedFd<'_>, to_dir: BorrowedFd<'_>, to: &CStr) -> io::Result<()> {
     let path = cstring(format!("/proc/self/fd/{}", fd.as_raw_fd()).as_bytes())?;
+    // SAFETY: both paths are NUL-terminated and outlive the call.
     cvt(unsafe {
         libc::linkat(libc::AT_FDCWD, path.as_ptr(), to_dir.as_raw_fd(), to.as_ptr(), libc::AT_SYMLINK_FOLLOW)
     })
